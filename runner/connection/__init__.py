@@ -1,0 +1,90 @@
+"""The ``Connection`` interface and how a host's connection is chosen.
+
+Services layer. A connection runs POSIX ``sh`` command strings on one host and
+moves files; the executor is its only caller. Implementations: ``ssh``
+(paramiko, one transport per host) and ``local`` (subprocess).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from runner.results import CommandResult
+
+#: Stored output is capped per stream; the rest is dropped with a note.
+OUTPUT_CAP = 1024 * 1024
+#: Default per-command deadline, seconds.
+DEFAULT_COMMAND_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class Become:
+    """Privilege escalation for one command (sudo)."""
+
+    user: str = "root"
+    password: str | None = field(default=None, repr=False)
+    flags: str = "-H"
+
+
+class Connection(Protocol):
+    """One open session to one host, reused for every command of a run.
+
+    ``run`` never raises for a non-zero exit: the ``CommandResult`` says so.
+    It raises ``CommandTimeout`` when the deadline passes (after killing the
+    command's process group), and ``ConnectionLost`` when the session dies
+    mid-command (the outcome is then indeterminate).
+    """
+
+    host: str
+
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        become: Become | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult: ...
+
+    def put(self, data: bytes, path: str) -> None:
+        """Write ``data`` to ``path`` on the host (not atomic; callers use a temp path)."""
+        ...
+
+    def get(self, path: str, *, limit: int = 64 * 1024 * 1024) -> bytes:
+        """Read a file from the host."""
+        ...
+
+    def close(self) -> None: ...
+
+
+__all__ = ["DEFAULT_COMMAND_TIMEOUT", "OUTPUT_CAP", "Become", "CommandResult", "Connection"]
+
+
+@dataclass(frozen=True)
+class ConnectionParams:
+    """How to reach one host, resolved from inventory variables and CLI flags.
+
+    Inventory variables (Ansible names): ``ansible_host`` -> address,
+    ``ansible_port`` -> port, ``ansible_user`` -> user,
+    ``ansible_ssh_private_key_file`` -> key_file, ``ansible_connection`` ->
+    kind (``ssh`` | ``local``), ``ansible_password`` -> password,
+    ``ansible_become_password`` -> become_password.
+    """
+
+    name: str
+    address: str
+    kind: str = "ssh"
+    port: int | None = None
+    user: str | None = None
+    key_file: str | None = None
+    password: str | None = field(default=None, repr=False)
+    become_password: str | None = field(default=None, repr=False)
+    ssh_config: str | None = None  # path of an ssh_config file; None = ~/.ssh/config if present
+    known_hosts: str | None = None  # None = ~/.ssh/known_hosts
+    accept_new_host_keys: bool = False
+    connect_timeout: float = 10.0
+    keepalive: float = 15.0
+    proxy_jump: str | None = None  # "user@host:port,host2" as in ssh -J

@@ -1,0 +1,199 @@
+"""What a module is: declared arguments, read-only facts, a pure plan, an outcome.
+
+Services layer. A module never talks to a host. It declares
+
+* ``args``: its arguments (type, required, default, choices, docs), used by
+  the validator, by ``remedy playbooks`` and by the executor;
+* ``facts(args)``: read-only probes (a command plus a parser) that the
+  executor runs on the host;
+* ``plan(args, facts) -> Change``: a pure function that predicts whether the
+  task changes the host and returns the steps that would do it;
+* ``outcome(args, facts, change, results)``: turns the executed steps'
+  results into the task's registered data and changed/failed verdict.
+
+Only the executor sends ``Change.steps``, so check mode (stop after ``plan``)
+is safe by construction, and modules are tested as golden files
+(args + probe output -> steps + diff).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, ClassVar
+
+from runner.results import CommandResult, Diff
+
+#: Argument types the validator understands.
+#:   str, int, float, bool, list, dict, any  - plain YAML values (bool accepts yes/no/on/off)
+#:   path   - an absolute or relative POSIX path (no NUL, no newline)
+#:   mode   - a file mode as a quoted string: "0644", "u+rwx,g-w" (never a YAML number)
+#:   expr   - a Jinja2 expression evaluated by the executor (assert `that`, debug `var`)
+#:   local_file    - a controller file read by the executor, confined to the project
+#:   template_file - like local_file, rendered with the task's variables first
+ARG_TYPES = frozenset(
+    {"str", "int", "float", "bool", "list", "dict", "any", "path", "mode", "expr",
+     "local_file", "template_file"}
+)
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One documented module argument."""
+
+    type: str = "str"
+    required: bool = False
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+    aliases: tuple[str, ...] = ()
+    elements: str = ""  # element type for lists
+    secret: bool = False  # value is redacted from every output
+
+    def __post_init__(self) -> None:
+        if self.type not in ARG_TYPES:
+            raise ValueError(f"unknown argument type {self.type!r}")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A read-only probe: a POSIX sh command and a parser of its result."""
+
+    command: str
+    parse: Callable[[CommandResult], Any]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A mutating command step; fails the task unless its rc is in ``ok_rc``."""
+
+    command: str
+    stdin: bytes | None = field(default=None, repr=False)
+    ok_rc: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Write ``content`` to ``dest`` atomically (temp file in dest's directory + rename)."""
+
+    dest: str
+    content: bytes = field(repr=False)
+    mode: str | None = None
+    owner: str | None = None
+    group: str | None = None
+    backup: bool = False
+    validate: str | None = None  # command with %s for the temp path
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Copy a file from the host to the controller path ``dest``."""
+
+    src: str
+    dest: str
+
+
+Step = Command | Upload | Fetch
+
+
+@dataclass(frozen=True)
+class Change:
+    """A module's prediction for one task on one host.
+
+    ``changed``: whether the host would change. ``predictable`` is False when
+    the effect cannot be known before running ("will run, effect unknown").
+    ``failed`` is a failure the module detected from facts alone (no step is sent).
+    """
+
+    changed: bool
+    steps: tuple[Step, ...] = ()
+    predictable: bool = True
+    diffs: tuple[Diff, ...] = ()
+    summary: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    failed: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What actually happened after the steps ran."""
+
+    changed: bool
+    failed: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Module:
+    """Base class of every module; subclasses are listed in ``runner.modules.MODULES``."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    doc: ClassVar[str] = ""
+    args: ClassVar[Mapping[str, Arg]] = {}
+    #: The argument a bare string value fills (``command: echo hi``).
+    free_form: ClassVar[str | None] = None
+    #: Accept arbitrary keys (``set_fact``); ``args`` then documents the known ones.
+    open_args: ClassVar[bool] = False
+    #: Groups of arguments of which at most one may be given.
+    mutually_exclusive: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    #: Groups of arguments of which at least one must be given.
+    required_one_of: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    #: True for modules that only read (stat, assert, debug): safe in diagnose/verify.
+    read_only: ClassVar[bool] = False
+
+    def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
+        """The read-only probes this task needs; none by default."""
+        return {}
+
+    def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
+        """Predict the change from arguments and probed facts. Must be pure."""
+        raise NotImplementedError
+
+    def outcome(
+        self,
+        args: Mapping[str, Any],
+        facts: Mapping[str, Any],
+        change: Change,
+        results: Sequence[CommandResult],
+    ) -> Outcome:
+        """Interpret the executed steps. Default: fail on a bad exit code."""
+        data: dict[str, Any] = dict(change.data)
+        if results:
+            last = results[-1]
+            data.update(command_data(last))
+        for step, result in zip(change.steps, results, strict=False):
+            ok_rc = step.ok_rc if isinstance(step, Command) else (0,)
+            if result.rc not in ok_rc:
+                return Outcome(changed=change.changed, failed=failure_message(result), data=data)
+        return Outcome(changed=change.changed, data=data)
+
+
+def command_data(result: CommandResult) -> dict[str, Any]:
+    """The Ansible-shaped registered fields of a command result."""
+    return {
+        "cmd": result.command,
+        "rc": result.rc,
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "stdout_lines": result.stdout.splitlines(),
+        "stderr_lines": result.stderr.splitlines(),
+    }
+
+
+def failure_message(result: CommandResult) -> str:
+    """A one-paragraph explanation of a failed command, with the tail of stderr."""
+    tail = result.tail("stderr", 5) or result.tail("stdout", 5)
+    rc = "unknown" if result.rc is None else str(result.rc)
+    message = f"command exited {rc}"
+    return f"{message}: {tail}" if tail else message
+
+
+def quote(value: object) -> str:
+    """Quote one word for POSIX sh."""
+    return shlex.quote(str(value))
+
+
+def parent_dir(path: str) -> str:
+    return str(PurePosixPath(path).parent)

@@ -1,0 +1,132 @@
+"""Result states and records: one terminal ``TaskResult`` per host x task.
+
+Data layer. The executor produces these; ``report`` renders them; the recap
+counters are derived from them, so they always add up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    """The terminal states of DESIGN.md, in recap column order."""
+
+    OK = "ok"
+    CHANGED = "changed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNREACHABLE = "unreachable"
+    TIMED_OUT = "timed_out"
+    INDETERMINATE = "indeterminate"
+    HEALTHY = "healthy"
+    ROLLED_BACK = "rolled_back"
+    NOT_RUN = "not_run"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_failure(self) -> bool:
+        """Whether this state makes the run exit non-zero."""
+        return self in _FAILURES
+
+
+_FAILURES = frozenset(
+    {Status.FAILED, Status.UNREACHABLE, Status.TIMED_OUT, Status.INDETERMINATE, Status.ROLLED_BACK}
+)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one command did: exit code (None if unknown), decoded output, timing."""
+
+    command: str
+    rc: int | None
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0
+    truncated: bool = False
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def tail(self, stream: str = "stderr", lines: int = 10) -> str:
+        text = self.stderr if stream == "stderr" else self.stdout
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class Diff:
+    """A before/after pair for one path or object; rendered as a unified diff."""
+
+    path: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """The terminal record of one task on one host."""
+
+    host: str
+    task: str  # graph node id, "playbook:id"
+    name: str
+    status: Status
+    message: str = ""
+    changed: bool = False
+    predicted: str = ""  # "change" | "no_change" | "unknown" | "" (not planned)
+    diffs: tuple[Diff, ...] = ()
+    commands: tuple[CommandResult, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict)  # what `register` stores
+    duration: float = 0.0
+    phase: str = "tasks"  # diagnose | tasks | handlers | verify | rollback
+    no_log: bool = False
+
+
+@dataclass(frozen=True)
+class HostResult:
+    """Everything that happened on one host, in execution order."""
+
+    host: str
+    results: tuple[TaskResult, ...]
+    status: Status  # the host's overall verdict, used for the recap's host column
+
+    def counts(self) -> Counter[Status]:
+        return Counter(r.status for r in self.results)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run: per-host results plus how it ended."""
+
+    run_id: str
+    hosts: tuple[HostResult, ...]
+    check: bool = False
+    interrupted: bool = False
+    aborted: str = ""  # why the remaining hosts were not run (threshold, ...)
+
+    def all_results(self) -> Iterable[TaskResult]:
+        for host in self.hosts:
+            yield from host.results
+
+    def recap(self) -> dict[str, Counter[Status]]:
+        return {h.host: h.counts() for h in self.hosts}
+
+    @property
+    def exit_code(self) -> int:
+        """0 success, 2 a task or verification failed, 3 a host unreachable, 99 interrupted."""
+        if self.interrupted:
+            return 99
+        statuses = {r.status for r in self.all_results()} | {h.status for h in self.hosts}
+        if Status.UNREACHABLE in statuses:
+            return 3
+        if any(s.is_failure for s in statuses) or self.aborted:
+            return 2
+        return 0
