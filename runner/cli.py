@@ -1,0 +1,298 @@
+"""The ``remedy`` command line: parse, call one library stage, render, exit.
+
+Top layer. ``main(argv) -> int`` is the whole interface; exit codes:
+
+    0   success (a plan that changes nothing also exits 0)
+    2   a task or a verification failed on some host (or the run was stopped by a threshold)
+    3   some host was unreachable (connect, auth or host key)
+    4   invalid input, detected before any host was contacted
+    99  interrupted (SIGINT / SIGTERM)
+    1   internal error (a bug: the traceback is written to a file and named)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from runner.errors import InputError, RemedyError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 99
+
+EPILOGS = {
+    "run": """examples:
+  remedy run playbooks/port_conflict.yml -i inventory/hosts.ini
+  remedy run port_conflict -i hosts.yml -l 'web:!web03' -e fallback_port=8081 --diff
+  remedy run cache_flush -i hosts.yml --check --format json > plan.json
+""",
+    "plan": """examples:
+  remedy plan port_conflict -i hosts.yml --diff
+  remedy plan restore_from_backup -i hosts.yml -o plan.json   # review, then: remedy apply plan.json
+""",
+    "apply": "examples:\n  remedy apply plan.json\n",
+    "diagnose": """examples:
+  remedy diagnose -i hosts.yml                   # every bundled playbook's diagnosis
+  remedy diagnose port_conflict cache_flush -i hosts.yml --format json
+""",
+    "graph": """examples:
+  remedy graph playbooks/port_conflict.yml
+  remedy graph a.yml b.yml --format mermaid > graph.md
+  remedy graph site.yml --format dot | dot -Tsvg > graph.svg
+""",
+    "validate": """examples:
+  remedy validate playbooks/*.yml
+  remedy validate site.yml -i inventory/hosts.ini    # also checks every variable is defined
+""",
+    "inventory": """examples:
+  remedy inventory -i hosts.ini --list          # same JSON shape as ansible-inventory --list
+  remedy inventory -i hosts.ini --host web01
+  remedy inventory -i hosts.ini --graph -l 'web:&prod'
+""",
+    "playbooks": """examples:
+  remedy playbooks                    # the bundled catalogue
+  remedy playbooks port_conflict      # its documentation and variables
+  remedy playbooks --modules          # every module and its arguments
+""",
+}
+
+
+def _add_execution_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("playbooks", nargs="+", metavar="PLAYBOOK",
+                        help="playbook files, or names of bundled playbooks")
+    parser.add_argument("-i", "--inventory", action="append", required=True, metavar="INVENTORY",
+                        help="inventory file, directory or 'host1,host2,' (repeatable)")
+    parser.add_argument("-l", "--limit", metavar="PATTERN", help="restrict hosts (Ansible patterns)")
+    parser.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
+                        help="k=v, @file.yml or JSON; highest precedence (repeatable)")
+    parser.add_argument("-t", "--tags", default="", help="run only tasks with these tags (comma list)")
+    parser.add_argument("--skip-tags", default="", help="skip tasks with these tags (comma list)")
+    parser.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (default 20)")
+    parser.add_argument("--diff", action="store_true", help="show file diffs")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="json: one document on stdout, human output on stderr")
+    parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    parser.add_argument("--audit-log", metavar="FILE",
+                        help="append-only JSONL audit log (default ./remedy-audit.jsonl)")
+    parser.add_argument("--known-hosts", metavar="FILE", help="known_hosts file (default ~/.ssh/known_hosts)")
+    parser.add_argument("--accept-new-host-keys", action="store_true",
+                        help="trust and record unknown host keys (never changed ones)")
+    parser.add_argument("-F", "--ssh-config", metavar="FILE", help="ssh_config file")
+    parser.add_argument("-u", "--user", help="remote user (overrides ansible_user)")
+    parser.add_argument("--private-key", metavar="FILE", help="SSH private key file")
+    parser.add_argument("-k", "--ask-pass", action="store_true",
+                        help="prompt for the SSH password (or set REMEDY_SSH_PASSWORD)")
+    parser.add_argument("-K", "--ask-become-pass", action="store_true",
+                        help="prompt for the sudo password (or set REMEDY_BECOME_PASSWORD)")
+    parser.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default 10)")
+    parser.add_argument("--lock-timeout", type=float, default=0.0,
+                        help="wait this long for another run's host lock (default: don't wait)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="show commands and output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print the recap only")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="remedy",
+        description="Diagnose, plan, fix, verify and roll back faults on hosts over SSH.",
+        epilog="exit codes: 0 ok, 2 task/verification failed, 3 host unreachable, "
+               "4 invalid input, 99 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"remedy {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOGS.get(name),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    run = command("run", "Diagnose, fix, verify (and roll back) on every host.")
+    _add_execution_args(run)
+    run.add_argument("-C", "--check", action="store_true", help="predict only; change nothing")
+    plan = command("plan", "Dry run: what would change on each host, with diffs.")
+    _add_execution_args(plan)
+    plan.add_argument("-o", "--output", metavar="FILE", help="save the plan for 'remedy apply'")
+    apply = command("apply", "Run exactly a saved plan; refuses a plan whose facts drifted.")
+    apply.add_argument("plan_file", metavar="PLAN")
+    apply.add_argument("--format", choices=("text", "json"), default="text")
+    apply.add_argument("-v", "--verbose", action="count", default=0)
+    apply.add_argument("-q", "--quiet", action="store_true")
+    diagnose = command("diagnose", "Which faults are present on which hosts, with the evidence.")
+    _add_execution_args_optional(diagnose)
+    graph = command("graph", "Show the task dependency graph.")
+    graph.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
+    graph.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")
+    validate = command("validate", "Check playbooks (and an inventory) without contacting hosts.")
+    validate.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
+    validate.add_argument("-i", "--inventory", action="append", default=[])
+    validate.add_argument("-e", "--extra-vars", action="append", default=[])
+    inventory = command("inventory", "Show the resolved inventory.")
+    inventory.add_argument("-i", "--inventory", action="append", required=True)
+    mode = inventory.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--list", action="store_true", help="all hosts and groups as JSON")
+    mode.add_argument("--host", metavar="HOST", help="one host's merged variables as JSON")
+    mode.add_argument("--graph", action="store_true", help="the group tree")
+    inventory.add_argument("-l", "--limit", metavar="PATTERN")
+    playbooks = command("playbooks", "List the bundled playbooks, or document one.")
+    playbooks.add_argument("name", nargs="?")
+    playbooks.add_argument("--modules", action="store_true", help="document every module")
+    playbooks.add_argument("--module", metavar="NAME", help="document one module")
+    return parser
+
+
+def _add_execution_args_optional(parser: argparse.ArgumentParser) -> None:
+    _add_execution_args(parser)
+    for action in parser._actions:
+        if action.dest == "playbooks":
+            action.nargs = "*"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("remedy")
+    except Exception:  # noqa: BLE001 - running from a source tree
+        return "0+unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one remedy command; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else EXIT_INPUT
+        return EXIT_INPUT if code == 2 else code
+    try:
+        return _dispatch(args)
+    except InputError as error:
+        _print_input_error(error)
+        return EXIT_INPUT
+    except RemedyError as error:
+        print(f"remedy: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("remedy: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception:  # noqa: BLE001 - the one place a bug becomes a message
+        return _internal_error()
+
+
+def _print_input_error(error: InputError) -> None:
+    count = len(error.problems)
+    print(error.render(), file=sys.stderr)
+    noun = "problem" if count == 1 else "problems"
+    print(f"remedy: {count} input {noun}; nothing was run (exit 4)", file=sys.stderr)
+
+
+def _internal_error() -> int:
+    handle, path = tempfile.mkstemp(prefix="remedy-crash-", suffix=".txt")
+    with os.fdopen(handle, "w") as out:
+        out.write(traceback.format_exc())
+    kind = sys.exc_info()[0]
+    print(f"remedy: internal error ({kind.__name__ if kind else 'unknown'}); "
+          f"this is a bug. Details: {path}", file=sys.stderr)
+    return EXIT_INTERNAL
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    handlers = {
+        "validate": _cmd_validate, "graph": _cmd_graph, "inventory": _cmd_inventory,
+        "playbooks": _cmd_playbooks, "run": _cmd_run, "plan": _cmd_run,
+        "diagnose": _cmd_run, "apply": _cmd_apply,
+    }
+    return handlers[args.command](args)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from runner.inputs import load_inputs
+
+    inputs = load_inputs(args.playbooks, args.inventory, args.extra_vars)
+    tasks = len(inputs.graph.nodes)
+    extra = "" if args.inventory else " (pass -i INVENTORY to also check variables)"
+    print(f"ok: {len(inputs.playbooks)} playbook(s), {tasks} task(s){extra}")
+    return EXIT_OK
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from runner.inputs import load_inputs
+    from runner.report import render_graph
+
+    inputs = load_inputs(args.playbooks)
+    print(render_graph(inputs.graph, args.format))
+    return EXIT_OK
+
+
+def _cmd_inventory(args: argparse.Namespace) -> int:
+    from runner.inventory import load_inventory
+    from runner.patterns import select_hosts
+
+    inventory = load_inventory(args.inventory)
+    if args.host:
+        if args.host not in inventory.hosts:
+            raise InputError.at(_cli_location("--host"), f"no host named '{args.host}'")
+        print(json.dumps(inventory.host_json(args.host), indent=4, sort_keys=True))
+        return EXIT_OK
+    data: dict[str, Any] = inventory.to_ansible_json()
+    if args.limit:
+        keep = set(select_hosts(inventory, args.limit))
+        data = inventory.restricted(keep).to_ansible_json()
+    if args.graph:
+        from runner.report import render_inventory_graph
+
+        print(render_inventory_graph(data))
+    else:
+        print(json.dumps(data, indent=4, sort_keys=True))
+    return EXIT_OK
+
+
+def _cli_location(what: str) -> Any:
+    from runner.errors import Location
+
+    return Location(f"<command line {what}>")
+
+
+def _cmd_playbooks(args: argparse.Namespace) -> int:
+    from runner import report
+    from runner.inputs import bundled_playbooks
+    from runner.playbook import load_playbook
+
+    if args.modules or args.module:
+        print(report.render_modules(args.module))
+        return EXIT_OK
+    books = bundled_playbooks()
+    if args.name:
+        path = books.get(args.name)
+        if path is None:
+            from runner.errors import suggest
+
+            raise InputError.at(_cli_location("playbooks NAME"),
+                                f"no bundled playbook named '{args.name}'" + suggest(args.name, books),
+                                "run 'remedy playbooks' for the list")
+        print(report.render_playbook_doc(load_playbook(path)))
+        return EXIT_OK
+    print(report.render_catalogue([load_playbook(p) for p in books.values()]))
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from runner.session import run_command
+
+    return run_command(args)
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from runner.session import apply_command
+
+    return apply_command(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

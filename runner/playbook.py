@@ -1,0 +1,354 @@
+"""Playbook loading: strict YAML -> validated ``Playbook`` model.
+
+Stages layer. The schema is closed: an unknown key gets a did-you-mean, a
+module's arguments are checked against the module's declared ``Arg``s, and
+every problem of a file is reported at once (``PlaybookError``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from runner import argcheck, templating
+from runner.errors import Location, PlaybookError, ProblemCollector, suggest
+from runner.loader import MarkedDict, MarkedList, load_file, location_of
+from runner.model import SECTIONS, Play, Playbook, Task
+from runner.modules import MODULES
+
+PLAY_KEYS = frozenset({
+    "name", "hosts", "vars", "vars_files", "tasks", "handlers", "diagnose", "verify", "rollback",
+    "serial", "max_fail_percentage", "become", "become_user", "tags", "environment",
+    "gather_facts",
+})
+TASK_KEYS = frozenset({
+    "name", "id", "requires", "when", "register", "notify", "listen", "loop", "with_items",
+    "loop_control", "retries", "until", "delay", "timeout", "become", "become_user",
+    "ignore_errors", "changed_when", "failed_when", "tags", "no_log", "vars", "environment",
+    "block", "rescue", "always", "args",
+})
+UNSUPPORTED = {
+    "delegate_to": "remedy runs every task on its own host; use a separate play for another host",
+    "local_action": "use a play with `hosts: localhost` instead",
+    "import_tasks": "list the tasks in the playbook, or pass several playbooks to remedy",
+    "include_tasks": "list the tasks in the playbook, or pass several playbooks to remedy",
+    "roles": "remedy playbooks are self-contained; list the tasks instead",
+    "async": "use `timeout:`; remedy runs every task to completion or its deadline",
+}
+_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def load_playbook(path: str | Path) -> Playbook:
+    """Load and validate one playbook file.
+
+    Raises:
+        LoadError: the YAML cannot be accepted.
+        PlaybookError: the playbook does not match the schema (all problems at once).
+    """
+    name = str(path)
+    data = load_file(path)
+    problems = ProblemCollector()
+    plays: list[Play] = []
+    if not isinstance(data, MarkedList):
+        problems.add(location_of(data, Location(name, 1, 1)),
+                     "a playbook must be a list of plays", "start the file with '- hosts: ...'")
+        problems.raise_if_any(PlaybookError)
+    if not data:
+        problems.add(data.loc, "the playbook has no plays")
+    for index, item in enumerate(data):
+        play = _PlayReader(name, problems).read(item, data.item_loc(index), index)
+        if play is not None:
+            plays.append(play)
+    _check_notify(plays, problems)
+    _check_ids(plays, problems)
+    problems.raise_if_any(PlaybookError)
+    return Playbook(path=name, name=Path(name).stem, plays=tuple(plays), header=_header(name))
+
+
+def _header(path: str) -> str:
+    """The leading ``#`` comment block of the file, without the ``#`` marks."""
+    lines: list[str] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                stripped = line.strip()
+                if not stripped.startswith("#"):
+                    if stripped in ("", "---"):
+                        if lines or stripped == "---":
+                            continue
+                    break
+                lines.append(stripped[2:] if stripped.startswith("# ") else stripped[1:])
+    except OSError:
+        return ""
+    return "\n".join(lines).strip("\n")
+
+
+class _PlayReader:
+    """Reads one play mapping into a ``Play``, reporting problems to a collector."""
+
+    def __init__(self, file: str, problems: ProblemCollector) -> None:
+        self.file = file
+        self.problems = problems
+        self.check = argcheck.Checker(problems)
+
+    def read(self, raw: Any, loc: Location, index: int) -> Play | None:
+        if not isinstance(raw, MarkedDict):
+            self.problems.add(loc, "a play must be a mapping", "e.g. '- hosts: all\\n  tasks: [...]'")
+            return None
+        self._unknown_keys(raw, PLAY_KEYS, "play")
+        if "hosts" not in raw:
+            self.problems.add(raw.loc, "play has no 'hosts'", "add e.g. 'hosts: all'")
+        hosts = raw.get("hosts", "all")
+        if isinstance(hosts, list):
+            hosts = ":".join(str(h) for h in hosts)
+        elif not isinstance(hosts, str):
+            self.problems.add(raw.value_loc("hosts"), "'hosts' must be a pattern string or a list",
+                              "e.g. hosts: web:&prod")
+            hosts = "all"
+        sections = {s: self.tasks(raw, s, s) for s in SECTIONS}
+        play_vars = self.check.mapping(raw, "vars")
+        if "vars_files" in raw:
+            play_vars = {**self._vars_files(raw), **play_vars}
+        self.check.variable_names(raw, "vars")
+        return Play(
+            name=self.check.string(raw, "name") or "",
+            hosts=hosts,
+            location=raw.loc,
+            index=index,
+            vars=play_vars,
+            serial=self._serial(raw),
+            max_fail_percentage=self.check.number(raw, "max_fail_percentage", 0, 100),
+            become=bool(self.check.boolean(raw, "become")),
+            become_user=self.check.string(raw, "become_user"),
+            tags=self.check.string_list(raw, "tags"),
+            environment=self.check.mapping(raw, "environment"),
+            **sections,
+        )
+
+    def _vars_files(self, raw: MarkedDict) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for index, entry in enumerate(self.check.string_list(raw, "vars_files")):
+            path = Path(self.file).parent / entry
+            loc = raw["vars_files"].item_loc(index) if isinstance(raw["vars_files"], MarkedList) \
+                else raw.value_loc("vars_files")
+            try:
+                data = load_file(path)
+            except PlaybookError as error:
+                self.problems.extend(error)
+                continue
+            except Exception as error:  # noqa: BLE001 - reported as a problem at the reference
+                self.problems.add(loc, f"cannot load vars file {entry}: {error}")
+                continue
+            if not isinstance(data, MarkedDict):
+                self.problems.add(loc, f"vars file {entry} must hold a mapping")
+                continue
+            merged.update(data)
+        return merged
+
+    def _serial(self, raw: MarkedDict) -> tuple[int | str, ...]:
+        if "serial" not in raw:
+            return ()
+        value = raw["serial"]
+        items = value if isinstance(value, list) else [value]
+        result: list[int | str] = []
+        for item in items:
+            if isinstance(item, int) and not isinstance(item, bool) and item > 0:
+                result.append(item)
+            elif isinstance(item, str) and re.fullmatch(r"\d+(\.\d+)?%", item.strip()):
+                result.append(item.strip())
+            else:
+                self.problems.add(raw.value_loc("serial"),
+                                  f"serial entry {item!r} must be a positive count or a percentage",
+                                  'e.g. serial: [1, "10%", "100%"]')
+        return tuple(result)
+
+    def tasks(self, raw: MarkedDict, key: str, prefix: str) -> tuple[Task, ...]:
+        if key not in raw or raw[key] is None:
+            return ()
+        value = raw[key]
+        if not isinstance(value, MarkedList):
+            self.problems.add(raw.value_loc(key), f"'{key}' must be a list of tasks")
+            return ()
+        tasks = []
+        for index, item in enumerate(value):
+            task = self.task(item, value.item_loc(index), f"{prefix}[{index + 1}]",
+                             is_handler=(key == "handlers"))
+            if task is not None:
+                tasks.append(task)
+        return tuple(tasks)
+
+    def task(self, raw: Any, loc: Location, auto_id: str, *, is_handler: bool) -> Task | None:
+        if not isinstance(raw, MarkedDict):
+            self.problems.add(loc, "a task must be a mapping", "e.g. '- name: ...\\n  command: ...'")
+            return None
+        module_keys = [k for k in raw if k not in TASK_KEYS]
+        for key in module_keys:
+            if key in UNSUPPORTED:
+                self.problems.add(raw.key_loc(key), f"'{key}' is not supported", UNSUPPORTED[key])
+        module_keys = [k for k in module_keys if k not in UNSUPPORTED]
+        is_block = "block" in raw
+        module, args = self._module(raw, module_keys, is_block=is_block)
+        task_id = self._task_id(raw, auto_id)
+        return Task(
+            id=task_id,
+            explicit_id="id" in raw,
+            name=self.check.string(raw, "name") or "",
+            location=raw.loc,
+            module=module,
+            args=args,
+            requires=self._requires(raw),
+            when=self.check.conditions(raw, "when") or (),
+            register=self._register(raw),
+            notify=self.check.string_list(raw, "notify"),
+            listen=self.check.string_list(raw, "listen") if is_handler else self._no(raw, "listen"),
+            loop=self._loop(raw),
+            **self._loop_control(raw),
+            retries=self.check.integer(raw, "retries", 0, 10_000),
+            until=self.check.conditions(raw, "until"),
+            delay=self.check.number(raw, "delay", 0, 86_400) or 5.0,
+            timeout=self.check.number(raw, "timeout", 0.001, 86_400 * 7),
+            become=self.check.boolean(raw, "become"),
+            become_user=self.check.string(raw, "become_user"),
+            ignore_errors=bool(self.check.boolean(raw, "ignore_errors")),
+            changed_when=self.check.conditions(raw, "changed_when"),
+            failed_when=self.check.conditions(raw, "failed_when"),
+            tags=self.check.string_list(raw, "tags"),
+            no_log=bool(self.check.boolean(raw, "no_log")),
+            vars=self.check.mapping(raw, "vars"),
+            environment=self.check.mapping(raw, "environment"),
+            block=self.tasks(raw, "block", f"{task_id}.block") if is_block else self._no(raw, "block"),
+            rescue=self.tasks(raw, "rescue", f"{task_id}.rescue") if is_block else self._no(raw, "rescue"),
+            always=self.tasks(raw, "always", f"{task_id}.always") if is_block else self._no(raw, "always"),
+        )
+
+    def _no(self, raw: MarkedDict, key: str) -> tuple[Any, ...]:
+        if key in raw:
+            where = "handlers" if key == "listen" else "a block"
+            self.problems.add(raw.key_loc(key), f"'{key}' is only valid in {where}")
+        return ()
+
+    def _module(self, raw: MarkedDict, keys: list[str], *, is_block: bool) -> tuple[str, Mapping[str, Any]]:
+        if is_block:
+            for key in keys:
+                self.problems.add(raw.key_loc(key), f"unknown key '{key}' in a block"
+                                  + suggest(key, TASK_KEYS))
+            if "args" in raw:
+                self.problems.add(raw.key_loc("args"), "'args' is not valid on a block")
+            return "", {}
+        known = [k for k in keys if k in MODULES]
+        unknown = [k for k in keys if k not in MODULES]
+        for key in unknown:
+            hint = suggest(str(key), [*MODULES, *TASK_KEYS])
+            kind = "module or task key" if not known else "task key"
+            self.problems.add(raw.key_loc(key), f"unknown {kind} '{key}'{hint}",
+                              "" if hint else "run 'remedy playbooks --modules' to list modules")
+        if not known:
+            if not unknown:
+                self.problems.add(raw.loc, "task has no module",
+                                  "add one module key, e.g. 'command: ...'")
+            return "", {}
+        if len(known) > 1:
+            self.problems.add(raw.key_loc(known[1]),
+                              f"task has more than one module: {', '.join(known)}",
+                              "split it into one task per module")
+        name = known[0]
+        return name, self.check.module_args(MODULES[name], raw, name)
+
+    def _task_id(self, raw: MarkedDict, auto_id: str) -> str:
+        if "id" not in raw:
+            return auto_id
+        value = raw["id"]
+        if not isinstance(value, str) or not _ID.match(value):
+            self.problems.add(raw.value_loc("id"), f"invalid task id {value!r}",
+                              "use letters, digits, '_', '-' and '.', starting with a letter")
+            return auto_id
+        return value
+
+    def _requires(self, raw: MarkedDict) -> tuple[str, ...] | None:
+        if "requires" not in raw:
+            return None
+        return self.check.string_list(raw, "requires")
+
+    def _register(self, raw: MarkedDict) -> str:
+        value = self.check.string(raw, "register") or ""
+        if value and not _NAME.match(value):
+            self.problems.add(raw.value_loc("register"), f"invalid variable name {value!r}",
+                              "use letters, digits and '_'")
+        return value
+
+    def _loop(self, raw: MarkedDict) -> Any:
+        if "loop" in raw and "with_items" in raw:
+            self.problems.add(raw.key_loc("with_items"), "use either 'loop' or 'with_items'")
+        value = raw.get("loop", raw.get("with_items"))
+        key = "loop" if "loop" in raw else "with_items"
+        if value is not None and not isinstance(value, (list, str)):
+            self.problems.add(raw.value_loc(key), f"'{key}' must be a list or a template string",
+                              "e.g. loop: \"{{ paths }}\"")
+            return None
+        if isinstance(value, str):
+            templating.check_syntax(value, raw.value_loc(key), self.problems)
+        return value
+
+    def _loop_control(self, raw: MarkedDict) -> dict[str, str]:
+        control = self.check.mapping(raw, "loop_control")
+        result = {"loop_var": "item", "loop_label": ""}
+        if not isinstance(control, MarkedDict):
+            return result
+        for key in control:
+            if key not in ("loop_var", "label"):
+                self.problems.add(control.key_loc(key), f"unknown loop_control key '{key}'"
+                                  + suggest(key, ["loop_var", "label"]))
+        loop_var = control.get("loop_var", "item")
+        if not isinstance(loop_var, str) or not _NAME.match(loop_var):
+            self.problems.add(control.value_loc("loop_var"), f"invalid loop_var {loop_var!r}")
+        else:
+            result["loop_var"] = loop_var
+        result["loop_label"] = str(control.get("label", ""))
+        return result
+
+    def _unknown_keys(self, raw: MarkedDict, allowed: frozenset[str], what: str) -> None:
+        for key in raw:
+            if key in UNSUPPORTED:
+                self.problems.add(raw.key_loc(key), f"'{key}' is not supported", UNSUPPORTED[key])
+            elif key not in allowed:
+                self.problems.add(raw.key_loc(key), f"unknown {what} key '{key}'"
+                                  + suggest(str(key), allowed))
+
+
+def walk_tasks(tasks: tuple[Task, ...]) -> list[Task]:
+    """Every task, depth first, including those inside blocks."""
+    result: list[Task] = []
+    for task in tasks:
+        result.append(task)
+        result.extend(walk_tasks(task.block + task.rescue + task.always))
+    return result
+
+
+def _check_notify(plays: list[Play], problems: ProblemCollector) -> None:
+    for play in plays:
+        topics = {h.name for h in play.handlers} | {t for h in play.handlers for t in h.listen}
+        for section in SECTIONS:
+            for task in walk_tasks(play.section(section)):
+                for topic in task.notify:
+                    if topic not in topics and not templating.is_template(topic):
+                        problems.add(task.location, f"notify '{topic}' matches no handler"
+                                     + suggest(topic, topics),
+                                     "name a handler of this play (its name or listen topic)")
+
+
+def _check_ids(plays: list[Play], problems: ProblemCollector) -> None:
+    seen: dict[str, Location] = {}
+    for play in plays:
+        for section in SECTIONS:
+            for task in walk_tasks(play.section(section)):
+                if not task.explicit_id:
+                    continue
+                if task.id in seen:
+                    problems.add(task.location, f"duplicate task id '{task.id}' "
+                                 f"(first defined at line {seen[task.id].line})",
+                                 "task ids must be unique within a playbook")
+                else:
+                    seen[task.id] = task.location
