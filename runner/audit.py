@@ -1,0 +1,76 @@
+"""The append-only JSONL audit log of every run: a ``Listener``.
+
+Stages layer. One JSON object per line, written with a single ``write`` on
+an ``O_APPEND`` descriptor and fsynced, so concurrent runs never interleave
+records and a crash can tear at most the last line. Every record passes
+through the run's ``Redactor`` first. Events: ``run_start``, ``task_end``
+(one per host x task: the terminal record), ``host_end``, ``run_end``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runner.redaction import Redactor
+from runner.results import HostResult, Run, TaskResult
+
+
+class AuditLog:
+    """Appends redacted JSONL records; open it before any host is contacted."""
+
+    def __init__(self, path: str | Path, redactor: Redactor) -> None:
+        self.path = Path(path)
+        self.redactor = redactor
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._run_id = ""
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def _write(self, event: str, **fields: Any) -> None:
+        with self._lock:
+            self._seq += 1
+            record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                      "run_id": self._run_id, "seq": self._seq, "event": event, **fields}
+            line = json.dumps(self.redactor.value(record), sort_keys=True, default=str) + "\n"
+            os.write(self._fd, line.encode("utf-8", "backslashreplace"))
+            os.fsync(self._fd)
+
+    def run_started(self, run_id: str, hosts: Sequence[str], *, check: bool) -> None:
+        self._run_id = run_id
+        self._write("run_start", hosts=list(hosts), check=check, pid=os.getpid())
+
+    def host_started(self, host: str) -> None:
+        self._write("host_start", host=host)
+
+    def task_finished(self, result: TaskResult) -> None:
+        fields: dict[str, Any] = {
+            "host": result.host, "task": result.task, "name": result.name, "phase": result.phase,
+            "status": str(result.status), "changed": result.changed, "predicted": result.predicted,
+            "duration_ms": int(result.duration * 1000),
+        }
+        if result.no_log:
+            fields["message"] = "(hidden by no_log)"
+        else:
+            fields["message"] = result.message
+            fields["commands"] = [{"command": c.command, "rc": c.rc, "truncated": c.truncated}
+                                  for c in result.commands]
+        self._write("task_end", **fields)
+
+    def host_finished(self, result: HostResult) -> None:
+        self._write("host_end", host=result.host, status=str(result.status))
+
+    def run_finished(self, run: Run) -> None:
+        self._write("run_end", exit_code=run.exit_code, interrupted=run.interrupted,
+                    aborted=run.aborted or None)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1

@@ -1,0 +1,78 @@
+"""``block`` / ``rescue`` / ``always``: one graph node, run as a unit.
+
+Stages layer, called by ``hostwalk``. The block's tasks run in order and stop
+at the first failure; then ``rescue`` runs (a successful rescue clears the
+failure), and ``always`` runs in every case. The block's single
+``TaskResult`` carries its children's results in ``data["results"]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from runner import templating
+from runner.model import Task
+from runner.results import Status, TaskResult
+from runner.taskrun import HostContext, ignore_failure, remember, run_task
+
+
+def run_block(ctx: HostContext, node_id: str, block: Task, scope: templating.Scope,
+              phase: str, registered: dict[str, Any]) -> TaskResult:
+    """Run a block node; never raises."""
+    children: list[TaskResult] = []
+    scope = scope.child(block.vars, templated=True)
+    for condition in block.when:
+        if not _truthy(condition, scope, block):
+            return TaskResult(ctx.host, node_id, block.label, Status.SKIPPED,
+                              message="condition false", phase=phase)
+    failed = _run_list(ctx, node_id, block.block, scope, phase, registered, children)
+    rescued = False
+    if failed is not None and block.rescue:
+        rescue_failed = _run_list(ctx, node_id, block.rescue, scope, phase, registered, children)
+        rescued = rescue_failed is None
+        failed = rescue_failed or (None if rescued else failed)
+    always_failed = _run_list(ctx, node_id, block.always, scope, phase, registered, children)
+    failed = failed or always_failed
+    changed = any(c.changed for c in children)
+    if failed is not None:
+        status, message = failed.status, f"{failed.name}: {failed.message}"
+    else:
+        status = Status.CHANGED if changed else Status.OK
+        message = "rescued" if rescued else ""
+    data = {"results": [dict(c.data) for c in children], "changed": changed,
+            "failed": failed is not None, "rescued": rescued}
+    predicted = "unknown" if any(c.predicted == "unknown" for c in children) else \
+        "change" if any(c.predicted == "change" for c in children) else "no_change"
+    return TaskResult(ctx.host, node_id, block.label, status, message=message, changed=changed,
+                      predicted=predicted, data=data, phase=phase,
+                      diffs=tuple(d for c in children for d in c.diffs),
+                      commands=tuple(cmd for c in children for cmd in c.commands))
+
+
+def _truthy(condition: Any, scope: templating.Scope, block: Task) -> bool:
+    from runner.argcheck import to_bool
+
+    if isinstance(condition, bool):
+        return condition
+    value = templating.evaluate(str(condition), scope, block.location)
+    result = to_bool(value)
+    return bool(value) if result is None else result
+
+
+def _run_list(ctx: HostContext, node_id: str, tasks: tuple[Task, ...], scope: templating.Scope,
+              phase: str, registered: dict[str, Any], children: list[TaskResult]) -> TaskResult | None:
+    """Run tasks in order; the first failing result, or None."""
+    for task in tasks:
+        current = scope.child(dict(registered))
+        if task.is_block:
+            result = run_block(ctx, f"{node_id}/{task.id}", task, current, phase, registered)
+        else:
+            result = run_task(ctx, f"{node_id}/{task.id}", task, current, phase=phase)
+            if task.ignore_errors:
+                result = ignore_failure(result)
+            remember(task, result, registered)
+        children.append(replace(result, task=f"{node_id}/{task.id}"))
+        if result.status.is_failure:
+            return result
+    return None

@@ -1,0 +1,106 @@
+"""Atomic uploads and fetches, built on ``Connection.run`` and ``Connection.get``.
+
+Services layer, used by the executor to perform ``Upload`` and ``Fetch``
+steps. An upload is one remote ``sh`` script fed the content on stdin: it
+refuses a symlink destination, writes a temp file in the destination's
+directory (same filesystem, private mode), checks its sha256, applies
+owner/group/mode, runs the optional ``validate`` command on the temp file,
+keeps an optional backup, and renames over the destination. Any failure
+removes the temp file and leaves the destination untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from runner.connection import Become, Connection
+from runner.modules.base import Fetch, Upload, parent_dir, quote
+from runner.results import CommandResult
+
+_SCRIPT = r"""
+set -u
+dest=%(dest)s
+dir=%(dir)s
+if [ -L "$dest" ]; then echo "refusing to write through the symlink $dest" >&2; exit 70; fi
+if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 71; fi
+if [ -e "$dest" ] && [ ! -f "$dest" ]; then echo "$dest exists and is not a regular file" >&2; exit 72; fi
+tmp=$(umask 077; mktemp "$dir/.remedy.XXXXXXXX") || exit 73
+trap 'rm -f -- "$tmp"' EXIT HUP INT TERM
+cat > "$tmp" || exit 74
+sum=$( (sha256sum -- "$tmp" 2>/dev/null || openssl dgst -sha256 -r "$tmp") | cut -c1-64)
+if [ "$sum" != %(sha)s ]; then echo "checksum mismatch after transfer" >&2; exit 75; fi
+if [ -e "$dest" ]; then
+  chown --reference="$dest" -- "$tmp" 2>/dev/null || true
+  chmod --reference="$dest" -- "$tmp" 2>/dev/null || true
+else
+  chmod 0644 -- "$tmp"
+fi
+%(attributes)s
+%(validate)s
+%(backup)s
+sync -f "$tmp" 2>/dev/null || true
+mv -f -- "$tmp" "$dest" || exit 78
+trap - EXIT HUP INT TERM
+echo "written $dest"
+"""
+
+
+def upload_script(step: Upload) -> str:
+    """The remote script that performs ``step`` (content goes on stdin)."""
+    attributes = []
+    if step.owner and step.group:
+        attributes.append(f'chown -- {quote(step.owner + ":" + step.group)} "$tmp" || exit 76')
+    elif step.owner:
+        attributes.append(f'chown -- {quote(step.owner)} "$tmp" || exit 76')
+    elif step.group:
+        attributes.append(f'chgrp -- {quote(step.group)} "$tmp" || exit 76')
+    if step.mode:
+        attributes.append(f'chmod -- {quote(step.mode)} "$tmp" || exit 76')
+    validate = ""
+    if step.validate:
+        command = step.validate.replace("%s", '"$tmp"')
+        validate = (f'( {command} ) >&2 || {{ echo "validate command failed: "{quote(step.validate)} >&2; '
+                    "exit 77; }")
+    backup = ""
+    if step.backup:
+        backup = ('if [ -f "$dest" ]; then cp -p -- "$dest" "$dest.$(date +%Y%m%d%H%M%S).$$.bak" '
+                  "|| exit 79; fi")
+    return _SCRIPT % {
+        "dest": quote(step.dest),
+        "dir": quote(parent_dir(step.dest)),
+        "sha": quote(hashlib.sha256(step.content).hexdigest()),
+        "attributes": "\n".join(attributes),
+        "validate": validate,
+        "backup": backup,
+    }
+
+
+def upload(conn: Connection, step: Upload, *, become: Become | None,
+           timeout: float | None) -> CommandResult:
+    """Perform an ``Upload`` step; a non-zero rc means the destination is untouched."""
+    return conn.run(upload_script(step), stdin=step.content, become=become, timeout=timeout)
+
+
+def fetch(conn: Connection, step: Fetch) -> CommandResult:
+    """Copy a host file to the controller atomically (temp file + rename)."""
+    command = f"fetch {step.src} -> {step.dest}"
+    try:
+        data = conn.get(step.src)
+    except (OSError, EOFError) as error:
+        return CommandResult(command=command, rc=1, stderr=f"cannot read {step.src}: {error}")
+    target = Path(step.dest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except OSError as error:
+        Path(temp).unlink(missing_ok=True)
+        return CommandResult(command=command, rc=1, stderr=f"cannot write {target}: {error}")
+    return CommandResult(command=command, rc=0, stdout=f"fetched {len(data)} bytes")
