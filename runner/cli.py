@@ -54,6 +54,7 @@ EPILOGS = {
   remedy inventory -i hosts.ini --host web01
   remedy inventory -i hosts.ini --graph -l 'web:&prod'
 """,
+    "demo": "examples:\n  remedy demo            # needs no SSH: uses the local connection\n",
     "playbooks": """examples:
   remedy playbooks                    # the bundled catalogue
   remedy playbooks port_conflict      # its documentation and variables
@@ -137,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--host", metavar="HOST", help="one host's merged variables as JSON")
     mode.add_argument("--graph", action="store_true", help="the group tree")
     inventory.add_argument("-l", "--limit", metavar="PATTERN")
+    demo = command("demo", "Fix a throw-away sandbox on localhost: plan, run, recap.")
+    demo.add_argument("--keep", action="store_true", help="keep the sandbox afterwards")
+    demo.add_argument("--dir", metavar="DIR", help="build the sandbox here instead of a temp dir")
     playbooks = command("playbooks", "List the bundled playbooks, or document one.")
     playbooks.add_argument("name", nargs="?")
     playbooks.add_argument("--modules", action="store_true", help="document every module")
@@ -206,7 +210,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     handlers = {
         "validate": _cmd_validate, "graph": _cmd_graph, "inventory": _cmd_inventory,
         "playbooks": _cmd_playbooks, "run": _cmd_run, "plan": _cmd_run,
-        "diagnose": _cmd_run, "apply": _cmd_apply,
+        "diagnose": _cmd_run, "apply": _cmd_apply, "demo": _cmd_demo,
     }
     return handlers[args.command](args)
 
@@ -286,6 +290,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from runner.session import run_command
 
     return run_command(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from runner.demo import run_demo
+
+    return run_demo(keep=args.keep, root=args.dir)
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
