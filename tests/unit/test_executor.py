@@ -1,0 +1,239 @@
+"""The executor's semantics, on real local hosts with a scripted test module."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.connection import ConnectionParams, open_connection
+from runner.events import NullListener
+from runner.executor import RunOptions, batches, execute
+from runner.inputs import load_inputs
+from runner.modules import MODULES
+from runner.modules.base import Arg, Change, Command, Module, quote
+from runner.results import Status, TaskResult
+
+
+class Mark(Module):
+    """Appends its name to a log file on the host; can be told to fail or be unpredictable."""
+
+    name = "mark"
+    summary = "test module"
+    free_form = "name"
+    args = {
+        "name": Arg("str", required=True, doc="what to log"),
+        "log": Arg("path", required=True, doc="log file"),
+        "changed": Arg("bool", default=True, doc="whether it changes"),
+        "fail": Arg("bool", default=False, doc="fail when run"),
+        "unknown": Arg("bool", default=False, doc="effect unpredictable"),
+    }
+
+    def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
+        if not args.get("changed", True):
+            return Change(changed=False)
+        command = f"echo {quote(args['name'])} >> {quote(args['log'])}"
+        if args.get("fail"):
+            command += " && exit 3"
+        return Change(changed=True, steps=(Command(command),),
+                      predictable=not args.get("unknown", False))
+
+
+class Recording:
+    """A local connection that records every command it is asked to run."""
+
+    def __init__(self, params: ConnectionParams, log: list[str]) -> None:
+        self.inner = open_connection(params)
+        self.host = params.name
+        self.log = log
+
+    def run(self, command: str, **kwargs: Any) -> Any:
+        self.log.append(command)
+        return self.inner.run(command, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class Collect(NullListener):
+    def __init__(self) -> None:
+        self.results: list[TaskResult] = []
+        self.lock = threading.Lock()
+
+    def task_finished(self, result: TaskResult) -> None:
+        with self.lock:
+            self.results.append(result)
+
+
+@pytest.fixture(autouse=True)
+def mark_module() -> Iterator[None]:
+    MODULES["mark"] = Mark
+    yield
+    MODULES.pop("mark", None)
+
+
+@pytest.fixture
+def hosts(tmp_path: Path) -> Path:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[web]\n" + "".join(f"h{i} ansible_connection=local\n" for i in range(3)))
+    return inventory
+
+
+def run(tmp_path: Path, inventory: Path, body: str, **options: Any) -> tuple[Any, list[str], Collect]:
+    playbook = tmp_path / "book.yml"
+    playbook.write_text(body.replace("LOG", str(tmp_path / "log")))
+    inputs = load_inputs([str(playbook)], [str(inventory)])
+    sent: list[str] = []
+    listener = Collect()
+    options.setdefault("lock_path", str(tmp_path / "remedy.lock"))
+    result = execute(inputs, RunOptions(**options), listener,
+                     connect=lambda params: Recording(params, sent))
+    return result, sent, listener
+
+
+def logged(tmp_path: Path) -> list[str]:
+    log = tmp_path / "log"
+    return log.read_text().split() if log.exists() else []
+
+
+def statuses(run_: Any, host: str = "h0") -> dict[str, str]:
+    return {r.task.split(":", 1)[1]: str(r.status) for h in run_.hosts if h.host == host
+            for r in h.results}
+
+
+def test_a_failed_task_skips_the_tasks_after_it_but_not_independent_ones(tmp_path: Path, hosts: Path) -> None:
+    result, _, _ = run(tmp_path, hosts, """
+- hosts: h0
+  tasks:
+    - {id: a, mark: {name: a, log: LOG}}
+    - {id: b, mark: {name: b, log: LOG, fail: true}}
+    - {id: c, mark: {name: c, log: LOG}}
+    - {id: d, requires: [], mark: {name: d, log: LOG}}
+""")
+    assert statuses(result) == {"a": "changed", "b": "failed", "c": "skipped", "d": "changed"}
+    assert logged(tmp_path) == ["a", "b", "d"]
+    assert result.exit_code == 2
+
+
+def test_check_mode_sends_no_mutating_command(tmp_path: Path, hosts: Path) -> None:
+    result, sent, _ = run(tmp_path, hosts, """
+- hosts: web
+  tasks:
+    - {mark: {name: one, log: LOG}}
+    - {mark: {name: two, log: LOG, unknown: true}}
+""", check=True)
+    assert sent == []
+    assert not (tmp_path / "log").exists()
+    predicted = [r.predicted for r in result.all_results()]
+    assert predicted == ["change", "unknown"] * 3
+    assert result.exit_code == 0
+
+
+def test_every_host_and_task_gets_exactly_one_terminal_record(tmp_path: Path, hosts: Path) -> None:
+    result, _, listener = run(tmp_path, hosts, """
+- hosts: web
+  diagnose:
+    - {assert: {that: "inventory_hostname != 'h1'"}}
+  tasks:
+    - {mark: {name: "{{ inventory_hostname }}", log: LOG}}
+    - {mark: {name: x, log: LOG, fail: "{{ inventory_hostname == 'h2' }}"}}
+    - {mark: {name: y, log: LOG}}
+  handlers:
+    - {name: never, mark: {name: z, log: LOG}}
+  verify:
+    - {assert: {that: true}}
+""")
+    keys = [(r.host, r.task) for r in listener.results]
+    assert len(keys) == len(set(keys)) == 3 * 6
+    by_host = {h.host: h.status for h in result.hosts}
+    assert by_host == {"h0": Status.HEALTHY, "h1": Status.CHANGED, "h2": Status.HEALTHY}
+    assert sum(h.counts().total() for h in result.hosts) == 18
+
+
+def test_a_healthy_host_is_left_untouched_without_a_lock(tmp_path: Path, hosts: Path) -> None:
+    result, sent, _ = run(tmp_path, hosts, """
+- hosts: h0
+  diagnose:
+    - {assert: {that: true}}
+  tasks:
+    - {mark: {name: fix, log: LOG}}
+""")
+    assert statuses(result) == {"diagnose[1]": "ok", "tasks[1]": "healthy"}
+    assert result.hosts[0].status is Status.HEALTHY
+    assert sent == []
+    assert not (tmp_path / "remedy.lock").exists()
+    assert result.exit_code == 0
+
+
+def test_a_failed_verification_rolls_back_and_exits_2(tmp_path: Path, hosts: Path) -> None:
+    result, _, _ = run(tmp_path, hosts, """
+- hosts: h0
+  tasks:
+    - {id: fix, mark: {name: fix, log: LOG}}
+  verify:
+    - {id: check, assert: {that: false, fail_msg: still broken}}
+  rollback:
+    - {id: undo, mark: {name: undo, log: LOG}}
+""")
+    assert statuses(result) == {"fix": "changed", "check": "failed", "undo": "changed"}
+    assert result.hosts[0].status is Status.ROLLED_BACK
+    assert logged(tmp_path) == ["fix", "undo"]
+    assert result.exit_code == 2
+
+
+def test_handlers_of_a_change_run_even_when_a_later_task_fails(tmp_path: Path, hosts: Path) -> None:
+    result, _, _ = run(tmp_path, hosts, """
+- hosts: h0
+  tasks:
+    - {mark: {name: a, log: LOG}, notify: restart}
+    - {mark: {name: b, log: LOG, fail: true}}
+  handlers:
+    - {name: restart, mark: {name: restarted, log: LOG}}
+    - {name: unused, mark: {name: unused, log: LOG}}
+""")
+    assert logged(tmp_path) == ["a", "b", "restarted"]
+    assert statuses(result)["handlers[2]"] == "skipped"
+
+
+def test_max_fail_percentage_stops_the_run_after_the_canary_batch(tmp_path: Path, hosts: Path) -> None:
+    result, _, _ = run(tmp_path, hosts, """
+- hosts: web
+  serial: [1, "100%"]
+  max_fail_percentage: 0
+  tasks:
+    - {mark: {name: "{{ inventory_hostname }}", log: LOG, fail: true}}
+""")
+    assert logged(tmp_path) == ["h0"]
+    assert [h.status for h in result.hosts] == [Status.FAILED, Status.NOT_RUN, Status.NOT_RUN]
+    assert "max_fail_percentage" in result.aborted
+    assert result.exit_code == 2
+
+
+def test_serial_batches_split_counts_and_percentages() -> None:
+    hosts = [f"h{i}" for i in range(10)]
+    assert batches(hosts, [1, "50%"]) == [["h0"], hosts[1:6], hosts[6:10]]
+    assert batches(hosts, []) == [hosts]
+    assert batches(hosts, [4]) == [hosts[0:4], hosts[4:8], hosts[8:10]]
+
+
+def test_a_second_run_holding_the_lock_reports_not_run(tmp_path: Path, hosts: Path) -> None:
+    params = ConnectionParams(name="h0", address="h0", kind="local")
+    holder = open_connection(params)
+    lock = tmp_path / "remedy.lock"
+    held = holder.hold(f"exec 9>>{lock}; flock -n 9 && echo LOCKED && cat")
+    try:
+        assert held.readline(timeout=10) == "LOCKED"
+        result, _, _ = run(tmp_path, hosts, """
+- hosts: h0
+  tasks:
+    - {mark: {name: a, log: LOG}}
+""")
+    finally:
+        held.close()
+        holder.close()
+    assert statuses(result) == {"tasks[1]": "not_run"}
+    assert "locked" in result.hosts[0].results[0].message
+    assert logged(tmp_path) == []
