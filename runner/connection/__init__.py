@@ -2,7 +2,9 @@
 
 Services layer. A connection runs POSIX ``sh`` command strings on one host and
 moves files; the executor is its only caller. Implementations: ``ssh``
-(paramiko, one transport per host) and ``local`` (subprocess).
+(paramiko, one transport per host) and ``local`` (subprocess); ``open_connection``
+picks one by ``ConnectionParams.kind`` and imports paramiko only for ``ssh``.
+``runner.testing`` has a scripted ``FakeConnection`` for tests.
 """
 
 from __future__ import annotations
@@ -28,6 +30,27 @@ class Become:
     flags: str = "-H"
 
 
+class HeldCommand(Protocol):
+    """A command kept running with its stdin open, e.g. the holder of the per-host lock.
+
+    It ends when ``close`` closes its stdin (and its channel), and also when
+    the session to the host dies, because then the host closes its stdin.
+    """
+
+    def readline(self, timeout: float) -> str | None:
+        """The next stdout line without its newline; None if none came in time or it ended."""
+        ...
+
+    @property
+    def running(self) -> bool:
+        """Whether the command may still be running (its output has not ended)."""
+        ...
+
+    def close(self) -> None:
+        """Close stdin and the channel; idempotent."""
+        ...
+
+
 class Connection(Protocol):
     """One open session to one host, reused for every command of a run.
 
@@ -38,6 +61,14 @@ class Connection(Protocol):
     """
 
     host: str
+
+    def connect(self) -> None:
+        """Open the session now instead of on first use (a no-op for ``local``).
+
+        Raises:
+            UnreachableError: connect, auth or host key failure.
+        """
+        ...
 
     def run(
         self,
@@ -57,10 +88,25 @@ class Connection(Protocol):
         """Read a file from the host."""
         ...
 
-    def close(self) -> None: ...
+    def hold(self, command: str) -> HeldCommand:
+        """Start ``command`` under ``sh -c`` with stdin kept open until the handle is closed."""
+        ...
+
+    def close(self) -> None:
+        """Close every channel and the session; idempotent."""
+        ...
 
 
-__all__ = ["DEFAULT_COMMAND_TIMEOUT", "OUTPUT_CAP", "Become", "CommandResult", "Connection"]
+__all__ = [
+    "DEFAULT_COMMAND_TIMEOUT",
+    "OUTPUT_CAP",
+    "Become",
+    "CommandResult",
+    "Connection",
+    "ConnectionParams",
+    "HeldCommand",
+    "open_connection",
+]
 
 
 @dataclass(frozen=True)
@@ -88,3 +134,22 @@ class ConnectionParams:
     connect_timeout: float = 10.0
     keepalive: float = 15.0
     proxy_jump: str | None = None  # "user@host:port,host2" as in ssh -J
+
+
+def open_connection(params: ConnectionParams) -> Connection:
+    """A connection of kind ``params.kind`` (``ssh`` or ``local``), not yet connected.
+
+    It connects on ``connect()`` or on its first command or file transfer.
+
+    Raises:
+        ValueError: unknown kind.
+    """
+    if params.kind == "local":
+        from runner.connection.local import LocalConnection
+
+        return LocalConnection(params)
+    if params.kind == "ssh":
+        from runner.connection.ssh import SSHConnection
+
+        return SSHConnection(params)
+    raise ValueError(f"{params.name}: unknown connection kind {params.kind!r} (ssh or local)")

@@ -1,0 +1,93 @@
+"""Host key verification against a known_hosts file, before any authentication.
+
+Services layer, used by ``ssh`` for the target and for every jump host. One
+job: decide whether the key a server offered is the one recorded for it, and
+record it when the user asked to accept new keys. An unknown or changed key
+raises ``UnreachableError(host, "host_key", ...)`` naming the expected and
+the offered SHA256 fingerprints; nothing is ever accepted silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+import paramiko
+
+from runner.errors import UnreachableError
+
+#: Serialises appends to known_hosts files when many hosts connect at once.
+_RECORD_LOCK = threading.Lock()
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """The OpenSSH-style ``SHA256:...`` fingerprint of ``key``."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def entry_name(hostname: str, port: int) -> str:
+    """How known_hosts names a server: ``host`` on port 22, ``[host]:port`` otherwise."""
+    return hostname if port == 22 else f"[{hostname}]:{port}"
+
+
+def known_hosts_path(configured: str | None) -> Path:
+    """The known_hosts file to use: ``configured``, else ``~/.ssh/known_hosts``."""
+    return Path(configured or "~/.ssh/known_hosts").expanduser()
+
+
+def load(path: Path) -> paramiko.HostKeys:
+    """The keys recorded in ``path``; a missing file records none."""
+    keys = paramiko.HostKeys()
+    if path.exists():
+        keys.load(str(path))
+    return keys
+
+
+def known_key_types(path: Path, name: str) -> list[str]:
+    """Key types recorded for ``name``, to ask the server for those first."""
+    recorded = load(path).lookup(name)
+    return list(recorded.keys()) if recorded else []
+
+
+def verify(host: str, name: str, offered: paramiko.PKey, path: Path, *, accept_new: bool) -> None:
+    """Check ``offered`` against the key recorded for ``name`` in ``path``.
+
+    Raises:
+        UnreachableError: reason ``host_key``, when the key is unknown (and
+            ``accept_new`` is off) or differs from the recorded one.
+    """
+    actual = fingerprint(offered)
+    recorded = load(path).lookup(name)
+    if not recorded:
+        if accept_new:
+            record(path, name, offered)
+            return
+        raise UnreachableError(
+            host,
+            "host_key",
+            f"unknown host key for {name}: expected none (not in {path}), "
+            f"actual {offered.get_name()} {actual}",
+        )
+    same_type = recorded.get(offered.get_name())
+    if same_type is not None and same_type.asbytes() == offered.asbytes():
+        return
+    expected = ", ".join(f"{kind} {fingerprint(key)}" for kind, key in recorded.items())
+    raise UnreachableError(
+        host,
+        "host_key",
+        f"host key for {name} changed (possible man-in-the-middle): expected {expected} "
+        f"(from {path}), actual {offered.get_name()} {actual}",
+    )
+
+
+def record(path: Path, name: str, key: paramiko.PKey) -> None:
+    """Append ``name``'s key to ``path``, creating it (mode 0600) if needed."""
+    with _RECORD_LOCK:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="ascii") as handle:
+            handle.write(f"{name} {key.get_name()} {key.get_base64()}\n")

@@ -1,0 +1,105 @@
+"""The POSIX ``sh`` text that wraps every command a connection runs.
+
+Services layer, used by ``ssh`` and ``local``. One job: turn a command, its
+environment and its privilege escalation into the single command line that
+runs on the host, and give the matching kill script.
+
+The wrapped command runs in a process group of its own (``setsid -w`` when the
+host has it) whose id it reports on stdout as a marker line before anything
+else, so that a deadline can end the whole group, not only its shell::
+
+    [sudo -H -S -p PROMPT -u USER --] sh -c '
+        if command -v setsid ...; then exec setsid -w sh -c "$S"; else exec sh -c "$S"; fi'
+    S = trap 'exit 143' TERM; printf '%s %s\\n' REMEDY-<nonce> "$$"; export K='v'; sh -c 'COMMAND'
+
+``COMMAND`` is not exec'd, so a command killed by signal N exits 128+N, and
+the trap lets the group's TERM end ``S`` with a status instead of a signal.
+
+Passwords never appear here: sudo reads them from stdin after its prompt.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+#: Environment names accepted for ``env``: what ``export`` takes without surprises.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Seconds between ``kill -TERM`` and ``kill -KILL`` of a timed-out process group.
+KILL_GRACE = 2.0
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One wrapped command: the line to execute and what to look for in its output."""
+
+    line: str
+    marker: bytes  # stdout starts with b"<marker> <pgid>\n" once the command runs
+    prompt: bytes = b""  # sudo's password prompt on stderr; empty when no password is sent
+    password: str | None = field(default=None, repr=False)
+
+
+def wrap(
+    command: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    sudo_user: str | None = None,
+    sudo_flags: str = "-H",
+    password: str | None = None,
+) -> Launch:
+    """Build the command line for ``command``; ``sudo_user`` None means no sudo.
+
+    Raises:
+        ValueError: an environment name is not a shell identifier, or a value
+            or the password contains a NUL byte (or the password a newline).
+    """
+    nonce = secrets.token_hex(8)
+    marker = f"REMEDY-{nonce}"
+    script = (
+        f"trap 'exit 143' TERM; printf '%s %s\\n' {marker} \"$$\"; "
+        f"{exports(env)}sh -c {shlex.quote(command)}"
+    )
+    quoted = shlex.quote(script)
+    launch = (
+        "if command -v setsid >/dev/null 2>&1; "
+        f"then exec setsid -w sh -c {quoted}; else exec sh -c {quoted}; fi"
+    )
+    if sudo_user is None:
+        return Launch(line=launch, marker=marker.encode())
+    if password is not None and ("\n" in password or "\0" in password):
+        raise ValueError("a become password cannot contain a newline or NUL byte")
+    flags = " ".join(shlex.quote(f) for f in shlex.split(sudo_flags))
+    prompt = f"[sudo via remedy, key={nonce}] password: " if password is not None else ""
+    auth = f"-S -p {shlex.quote(prompt)}" if prompt else "-n"
+    line = f"exec sudo {flags} {auth} -u {shlex.quote(sudo_user)} -- sh -c {shlex.quote(launch)}"
+    return Launch(line=line, marker=marker.encode(), prompt=prompt.encode(), password=password)
+
+
+def exports(env: Mapping[str, str] | None) -> str:
+    """``export K='v'; `` for each variable; values are single-quoted, so they arrive literally."""
+    if not env:
+        return ""
+    parts = []
+    for name, value in env.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"invalid environment variable name {name!r}")
+        if "\0" in value:
+            raise ValueError(f"environment variable {name} contains a NUL byte")
+        parts.append(f"export {name}={shlex.quote(value)}; ")
+    return "".join(parts)
+
+
+def kill_script(pgid: int, *, grace: float = KILL_GRACE) -> str:
+    """A script that sends TERM to process group ``pgid``, then KILL if it outlives ``grace``."""
+    if pgid <= 1:
+        raise ValueError(f"refusing to signal process group {pgid}")
+    ticks = max(1, int(grace * 10))
+    return (
+        f"kill -TERM -{pgid} 2>/dev/null || {{ kill -TERM {pgid} 2>/dev/null; exit 0; }}; i=0; "
+        f'while [ "$i" -lt {ticks} ] && kill -0 -{pgid} 2>/dev/null; '
+        "do sleep 0.1; i=$((i+1)); done; "
+        f"kill -KILL -{pgid} 2>/dev/null; exit 0"
+    )

@@ -1,0 +1,369 @@
+"""``SSHConnection``: the ``Connection`` interface over one paramiko transport per host.
+
+Services layer. The transport is opened once (``connect()`` or the first use)
+through any ProxyJump hosts, each hop's host key verified before it is
+authenticated to; every command gets a channel of its own and file transfers
+share one SFTP session on the same transport. Commands are wrapped by
+``shell.wrap`` and driven by ``conversation.converse``, which gives the deadline,
+the process-group kill, sudo's password dialogue and the output caps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import select
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Mapping
+
+import paramiko
+
+from runner.connection import (
+    DEFAULT_COMMAND_TIMEOUT,
+    OUTPUT_CAP,
+    Become,
+    ConnectionParams,
+    HeldCommand,
+    hostkeys,
+)
+from runner.connection.conversation import POLL, Talk, converse
+from runner.connection.shell import KILL_GRACE, kill_script, wrap
+from runner.connection.sshauth import authenticate
+from runner.connection.sshconfig import Endpoint, load_config, resolve_route
+from runner.errors import CommandError, ConnectionLost, RemedyError, UnreachableError
+from runner.results import CommandResult
+
+#: Seconds allowed for the SSH banner and for authentication.
+BANNER_TIMEOUT = 30.0
+AUTH_TIMEOUT = 30.0
+_CHUNK = 256 * 1024
+_SWALLOWED = (OSError, EOFError, paramiko.SSHException)
+
+
+class SSHConnection:
+    """One SSH session to one host, shared by all of its commands and file transfers."""
+
+    def __init__(self, params: ConnectionParams, *, cap: int = OUTPUT_CAP) -> None:
+        self.host = params.name
+        self._params = params
+        self._cap = cap
+        self._lock = threading.Lock()
+        self._transports: list[paramiko.Transport] = []  # jump hosts first, target last
+        self._user = ""
+        self._sftp: paramiko.SFTPClient | None = None
+        self._held: list[SSHHeld] = []
+
+    def __repr__(self) -> str:
+        state = "open" if self._active() else "closed"
+        return f"SSHConnection(host={self.host!r}, address={self._params.address!r}, {state})"
+
+    def _active(self) -> bool:
+        return bool(self._transports) and self._transports[-1].is_active()
+
+    def connect(self) -> None:
+        """Open the transport now if it is not open; see ``Connection.connect``."""
+        with self._lock:
+            if self._active():
+                return
+            self._close_transports()
+            route = resolve_route(self._params, load_config(self._params))
+            opened: list[paramiko.Transport] = []
+            try:
+                sock: socket.socket | paramiko.Channel | None = None
+                for hop, after in zip(route.jumps, (*route.jumps[1:], route.target), strict=False):
+                    opened.append(self._open_hop(hop, sock, None))
+                    sock = self._tunnel(opened[-1], hop, after)
+                opened.append(self._open_hop(route.target, sock, self._params.password))
+            except BaseException:
+                for transport in reversed(opened):
+                    transport.close()
+                raise
+            self._transports = opened
+            self._user = route.target.user
+
+    def _open_hop(
+        self,
+        hop: Endpoint,
+        sock: socket.socket | paramiko.Channel | None,
+        password: str | None,
+    ) -> paramiko.Transport:
+        """A transport to ``hop``: handshake, host key check, then authentication."""
+        transport = paramiko.Transport(sock if sock is not None else self._dial(hop))
+        transport.banner_timeout = BANNER_TIMEOUT
+        transport.auth_timeout = AUTH_TIMEOUT
+        known = hostkeys.known_hosts_path(self._params.known_hosts)
+        name = hostkeys.entry_name(hop.hostname, hop.port)
+        try:
+            _prefer_key_types(transport, hostkeys.known_key_types(known, name))
+            transport.start_client(timeout=self._params.connect_timeout)
+            offered = transport.get_remote_server_key()
+            hostkeys.verify(
+                self.host, name, offered, known, accept_new=self._params.accept_new_host_keys
+            )
+            authenticate(transport, self.host, hop, password)
+        except UnreachableError:
+            transport.close()
+            raise
+        except (*_SWALLOWED, ValueError) as exc:
+            transport.close()
+            detail = f"{hop}: {exc or type(exc).__name__}"
+            raise UnreachableError(self.host, "connect", detail) from None
+        transport.set_keepalive(max(1, round(self._params.keepalive)))
+        return transport
+
+    def _dial(self, hop: Endpoint) -> socket.socket:
+        timeout = self._params.connect_timeout
+        try:
+            sock = socket.create_connection((hop.hostname, hop.port), timeout=timeout)
+        except OSError as exc:
+            raise UnreachableError(self.host, "connect", f"{hop}: {exc}") from None
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):  # a silent peer ends the session
+            limit = int(self._params.keepalive * 3 * 1000)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, limit)
+        return sock
+
+    def _tunnel(
+        self, transport: paramiko.Transport, hop: Endpoint, after: Endpoint
+    ) -> paramiko.Channel:
+        """A ``direct-tcpip`` channel from jump host ``hop`` to the next hop ``after``."""
+        try:
+            return transport.open_channel(
+                "direct-tcpip",
+                (after.hostname, after.port),
+                ("127.0.0.1", 0),
+                timeout=self._params.connect_timeout,
+            )
+        except _SWALLOWED as exc:
+            detail = f"{after} via jump host {hop}: {exc or type(exc).__name__}"
+            raise UnreachableError(self.host, "connect", detail) from None
+
+    def _transport(self) -> paramiko.Transport:
+        self.connect()
+        return self._transports[-1]
+
+    def _channel(self) -> paramiko.Channel:
+        transport = self._transport()
+        try:
+            return transport.open_session(timeout=self._params.connect_timeout)
+        except _SWALLOWED as exc:
+            raise CommandError(f"{self.host}: cannot open a channel: {exc}") from None
+
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        become: Become | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run ``command`` under ``sh -c`` on a new channel; see ``Connection.run``."""
+        self.connect()
+        sudo = become if become is not None and become.user != self._user else None
+        launch = wrap(
+            command,
+            env=env,
+            sudo_user=sudo.user if sudo else None,
+            sudo_flags=sudo.flags if sudo else "",
+            password=(sudo.password or self._params.become_password) if sudo else None,
+        )
+        channel = self._channel()
+        try:
+            channel.exec_command(launch.line)
+        except _SWALLOWED as exc:
+            channel.close()
+            raise CommandError(f"{self.host}: cannot start a command: {exc}") from None
+        talk = Talk(
+            stdin=stdin,
+            timeout=DEFAULT_COMMAND_TIMEOUT if timeout is None else timeout,
+            cap=self._cap,
+            kill=lambda pgid: self._kill(pgid, sudo),
+        )
+        return converse(self.host, command, launch, SSHPipes(channel), talk)
+
+    def _kill(self, pgid: int, become: Become | None) -> None:
+        """End process group ``pgid`` over a second channel: TERM, then KILL after a grace."""
+        with contextlib.suppress(RemedyError):
+            self.run(kill_script(pgid), become=become, timeout=KILL_GRACE + 10)
+
+    def _sftp_client(self) -> paramiko.SFTPClient:
+        transport = self._transport()
+        if self._sftp is None or self._sftp.sock.closed:
+            try:
+                self._sftp = paramiko.SFTPClient.from_transport(transport)
+            except _SWALLOWED as exc:
+                raise CommandError(f"{self.host}: cannot start SFTP: {exc}") from None
+            if self._sftp is None:
+                raise CommandError(f"{self.host}: cannot start SFTP")
+        return self._sftp
+
+    def put(self, data: bytes, path: str) -> None:
+        """Write ``data`` to ``path`` over SFTP (not atomic; callers use a temp path).
+
+        Raises:
+            OSError: the server refused (permission, missing directory, ...).
+            ConnectionLost: the session died during the transfer.
+        """
+        sftp = self._sftp_client()
+        try:
+            sftp.putfo(io.BytesIO(data), path, file_size=len(data), confirm=True)
+        except (EOFError, paramiko.SSHException, OSError) as exc:
+            self._raise_if_lost(exc, "writing", path)
+            raise
+
+    def get(self, path: str, *, limit: int = 64 * 1024 * 1024) -> bytes:
+        """Read ``path`` over SFTP.
+
+        Raises:
+            OSError: it cannot be read, or it is larger than ``limit`` bytes (EFBIG).
+            ConnectionLost: the session died during the transfer.
+        """
+        sftp = self._sftp_client()
+        try:
+            with sftp.open(path, "rb") as handle:
+                size = handle.stat().st_size or 0
+                if size > limit:
+                    raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
+                handle.prefetch(size)
+                data = handle.read(limit + 1)
+        except (EOFError, paramiko.SSHException, OSError) as exc:
+            self._raise_if_lost(exc, "reading", path)
+            raise
+        if len(data) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
+        return bytes(data)
+
+    def _raise_if_lost(self, exc: BaseException, doing: str, path: str) -> None:
+        if not self._active() or not isinstance(exc, OSError):
+            raise ConnectionLost(f"{self.host}: connection lost while {doing} {path}: {exc}")
+
+    def hold(self, command: str) -> HeldCommand:
+        """Start ``command`` with its stdin kept open; see ``HeldCommand``."""
+        channel = self._channel()
+        try:
+            channel.exec_command(f"exec sh -c {shlex.quote(command)}")
+        except _SWALLOWED as exc:
+            channel.close()
+            raise CommandError(f"{self.host}: cannot start a command: {exc}") from None
+        held = SSHHeld(channel)
+        self._held.append(held)
+        return held
+
+    def close(self) -> None:
+        """Close held commands, SFTP, channels, the transport and jump transports; idempotent."""
+        with self._lock:
+            self._close_transports()
+
+    def _close_transports(self) -> None:
+        while self._held:
+            self._held.pop().close()
+        if self._sftp is not None:
+            with contextlib.suppress(*_SWALLOWED):
+                self._sftp.close()
+            self._sftp = None
+        for transport in reversed(self._transports):
+            transport.close()
+        self._transports = []
+
+
+def _prefer_key_types(transport: paramiko.Transport, known: list[str]) -> None:
+    """Ask the server for the host key types already recorded, as OpenSSH does."""
+    if not known:
+        return
+    options = transport.get_security_options()
+    available = list(options.key_types)
+    rsa = "ssh-rsa" in known
+    wanted = [k for k in available if k in known or (rsa and k.startswith("rsa-sha2"))]
+    options.key_types = tuple(wanted + [k for k in available if k not in wanted])
+
+
+class SSHPipes:
+    """``conversation.Pipes`` over one exec channel."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+        self._transport = channel.get_transport()
+
+    def read(self) -> tuple[bytes, bytes]:
+        chan = self._channel
+        out = chan.recv(_CHUNK) if chan.recv_ready() else b""
+        err = chan.recv_stderr(_CHUNK) if chan.recv_stderr_ready() else b""
+        return out, err
+
+    def wait(self, timeout: float) -> None:
+        chan = self._channel
+        if chan.eof_received or chan.closed:
+            chan.status_event.wait(timeout)
+        else:
+            select.select([chan], [], [], timeout)
+
+    def finished(self) -> bool:
+        return self._channel.status_event.is_set()
+
+    def exit_code(self) -> int | None:
+        status = self._channel.exit_status
+        return status if status >= 0 else None
+
+    def drained(self) -> bool:
+        chan = self._channel
+        return bool(chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready())
+
+    def lost(self) -> bool:
+        alive = self._transport is not None and self._transport.is_active()
+        return not alive and self._channel.exit_status < 0
+
+    def send(self, data: bytes) -> None:
+        with contextlib.suppress(*_SWALLOWED):
+            self._channel.sendall(data)
+
+    def feed(self, data: bytes | None) -> None:
+        threading.Thread(target=self._write_all, args=(data,), daemon=True).start()
+
+    def _write_all(self, data: bytes | None) -> None:
+        with contextlib.suppress(*_SWALLOWED):
+            if data:
+                self._channel.sendall(data)
+            self._channel.shutdown_write()
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class SSHHeld:
+    """A ``HeldCommand`` on one exec channel; stderr is read and dropped."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+        self._buffer = bytearray()
+
+    @property
+    def running(self) -> bool:
+        chan = self._channel
+        return not (chan.closed or chan.eof_received) or chan.recv_ready()
+
+    def readline(self, timeout: float) -> str | None:
+        deadline = time.monotonic() + timeout
+        chan = self._channel
+        while b"\n" not in self._buffer:
+            if chan.recv_stderr_ready():
+                chan.recv_stderr(_CHUNK)
+            if chan.recv_ready():
+                self._buffer += chan.recv(_CHUNK)
+                continue
+            remaining = deadline - time.monotonic()
+            if chan.closed or chan.eof_received or remaining <= 0:
+                return None
+            select.select([chan], [], [], min(remaining, POLL))
+        line, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer = bytearray(rest)
+        return line.decode("utf-8", "backslashreplace")
+
+    def close(self) -> None:
+        with contextlib.suppress(*_SWALLOWED):
+            self._channel.shutdown_write()
+        self._channel.close()
