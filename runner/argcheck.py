@@ -46,6 +46,12 @@ class Checker:
     def __init__(self, problems: ProblemCollector) -> None:
         self.problems = problems
 
+    def _type(self, raw: MarkedDict, key: str, expected: str, example: str) -> None:
+        """Report that ``raw[key]`` is not of the ``expected`` kind, with an example fix."""
+        self.problems.add(raw.value_loc(key),
+                          f"'{key}' must be {expected}, not {_describe(raw[key])}",
+                          f"e.g. {example}")
+
     def string(self, raw: MarkedDict, key: str) -> str | None:
         if key not in raw or raw[key] is None:
             return None
