@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True, order=True)
@@ -116,7 +116,7 @@ class InputError(RemedyError):
         super().__init__(self.render())
 
     @classmethod
-    def at(cls, location: Location, message: str, hint: str = "") -> InputError:
+    def at(cls, location: Location, message: str, hint: str = "") -> Self:
         return cls([Problem(location, message, hint)])
 
     def render(self) -> str:

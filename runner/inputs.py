@@ -226,7 +226,7 @@ def _unguarded_names(text: str, *, expression: bool) -> set[str]:
         if node.name in ("default", "d", "defined", "undefined") and isinstance(node.node, jnodes.Name):
             names.discard(node.node.name)
         if node.name in ("default", "d", "defined", "undefined") and isinstance(node.node, jnodes.Getattr):
-            inner = node.node
+            inner: jnodes.Expr = node.node
             while isinstance(inner, (jnodes.Getattr, jnodes.Getitem)):
                 inner = inner.node
             if isinstance(inner, jnodes.Name):

@@ -51,7 +51,8 @@ def _mermaid(graph: TaskGraph) -> str:
         label = _escape_label(f"{node.task.label}")
         shape = f'{{"{label}"}}' if node.section in ("diagnose", "verify") else f'["{label}"]'
         lines.append(f"    {ids[node_id]}{shape}")
-    for source, target, kind in graph.graph.edges(data="kind"):
+    edges: list[tuple[str, str, str]] = list(graph.graph.edges(data="kind"))
+    for source, target, kind in edges:
         if kind == NOTIFY:
             lines.append(f"    {ids[source]} -.->|notify| {ids[target]}")
         else:
@@ -64,7 +65,8 @@ def _dot(graph: TaskGraph) -> str:
     for node_id in graph.order:
         node = graph.nodes[node_id]
         lines.append(f'    "{node_id}" [label="{_escape_label(node.task.label)}\\n({node.section})"];')
-    for source, target, kind in graph.graph.edges(data="kind"):
+    edges: list[tuple[str, str, str]] = list(graph.graph.edges(data="kind"))
+    for source, target, kind in edges:
         style = ' [style=dashed, label="notify"]' if kind == NOTIFY else ""
         lines.append(f'    "{source}" -> "{target}"{style};')
     lines.append("}")

@@ -83,7 +83,9 @@ def _options(args: argparse.Namespace, *, check: bool, diagnose_only: bool) -> R
     ssh_password, become_password = _passwords(args)
     if args.forks < 1 or args.forks > 500:
         raise InputError.at(Location("<command line --forks>"), "--forks must be between 1 and 500")
-    split = lambda text: frozenset(t.strip() for t in text.split(",") if t.strip())  # noqa: E731
+    def split(text: str) -> frozenset[str]:
+        return frozenset(t.strip() for t in text.split(",") if t.strip())
+
     return RunOptions(
         check=check, diagnose_only=diagnose_only, forks=args.forks, limit=args.limit,
         tags=split(args.tags), skip_tags=split(args.skip_tags), lock_timeout=args.lock_timeout,
