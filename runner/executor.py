@@ -56,7 +56,7 @@ class RunOptions:
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()
     lock_timeout: float = 0.0
-    lock_path: str = "/tmp/remedy.lock"
+    lock_path: str = ""  # "" = per host: remedy_lock_path or /tmp/remedy-<host>.lock
     connect: ConnectOptions = ConnectOptions()
 
 

@@ -5,7 +5,10 @@ Services layer. The lock is held by a long-lived command on its own channel
 channel, or losing the SSH session, releases it on the host, so a crashed
 run leaves no stale lock. Without ``flock`` the host falls back to an atomic
 ``mkdir`` lock removed when the holding command ends. The owner (run id) is
-written into the lock file so a blocked run can say who holds it.
+written into the lock file so a blocked run can say who holds it. A symlink
+at the lock path is refused. The path is the host variable
+``remedy_lock_path`` (default ``/tmp/remedy-<inventory_hostname>.lock``, so
+that several inventory hosts on one machine, as in a lab, lock separately).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 from runner.modules.base import quote
 
 _HOLD = """lock={path}
+umask 077
+if [ -L "$lock" ] || [ -L "$lock.d" ]; then echo "ERROR refusing the symlink $lock"; exit 1; fi
 if command -v flock >/dev/null 2>&1; then
   exec 9>>"$lock" || {{ echo "ERROR cannot open $lock"; exit 1; }}
   if flock -n 9; then
@@ -32,6 +37,12 @@ else
   fi
 fi
 """
+
+
+def default_lock_path(host: str) -> str:
+    """The lock file of an inventory host when ``remedy_lock_path`` is not set."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in host)
+    return f"/tmp/remedy-{safe}.lock"
 
 
 class LockBusy(Exception):  # noqa: N818 - reads as a state

@@ -27,7 +27,7 @@ from typing import Any
 
 from runner import templating
 from runner.graph import Node, TaskGraph
-from runner.hostlock import HostLock, LockBusy
+from runner.hostlock import HostLock, LockBusy, default_lock_path
 from runner.model import SECTIONS, Play, Playbook
 from runner.results import HostResult, Status, TaskResult
 from runner.taskrun import HostContext, ignore_failure, remember, run_task
@@ -43,7 +43,7 @@ class WalkOptions:
     diagnose_only: bool = False
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()
-    lock_path: str = "/tmp/remedy.lock"
+    lock_path: str = ""  # "" = the host's remedy_lock_path, or default_lock_path(host)
     lock_timeout: float = 0.0
     run_id: str = ""
     become_password: str | None = None
@@ -68,11 +68,14 @@ class HostWalk:
         self.failed_books: set[str] = set()
         self.blocking: set[str] = set()  # tasks whose dependents must be skipped
         self.verdict = Status.OK
+        self.lock_path = options.lock_path or default_lock_path(host)
 
     def run(self, plays: list[tuple[Playbook, Play, Mapping[str, Any]]]) -> HostResult:
         """``plays``: each applicable play with the host's variables for it."""
         try:
             for book, play, host_vars in plays:
+                if not self.options.lock_path and host_vars.get("remedy_lock_path"):
+                    self.lock_path = str(host_vars["remedy_lock_path"])
                 self._play(book, play, host_vars)
         finally:
             if self.lock is not None:
@@ -130,7 +133,7 @@ class HostWalk:
         """
         if self.options.check or self.lock is not None:
             return
-        lock = HostLock(self.conn, self.options.lock_path, self.options.run_id)
+        lock = HostLock(self.conn, self.lock_path, self.options.run_id)
         lock.acquire(timeout=self.options.lock_timeout, stop=self.options.stop)
         self.lock = lock
 

@@ -1,0 +1,89 @@
+"""What `remedy run` writes: JSON document, JUnit, audit log, recap, secrets masked."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from runner.cli import main
+from runner.modules import MODULES
+from tests.unit.test_executor import Mark
+
+CANARY = "Canary-7f3a9-secret"
+
+
+@pytest.fixture(autouse=True)
+def mark_module() -> Iterator[None]:
+    MODULES["mark"] = Mark
+    yield
+    MODULES.pop("mark", None)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, Path]:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("a ansible_connection=local\nb ansible_connection=local\n")
+    book = tmp_path / "book.yml"
+    log = tmp_path / "log"
+    book.write_text(f"""
+- hosts: all
+  vars:
+    token: {CANARY}
+  tasks:
+    - name: uses a secret
+      no_log: true
+      mark: {{name: "{{{{ token }}}}", log: {log}}}
+    - name: fails on b
+      mark: {{name: x, log: {log}, fail: "{{{{ inventory_hostname == 'b' }}}}"}}
+""")
+    return inventory, book
+
+
+def test_json_junit_and_audit_agree_and_never_show_a_no_log_secret(
+        tmp_path: Path, setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    inventory, book = setup
+    junit, audit = tmp_path / "junit.xml", tmp_path / "audit.jsonl"
+    code = main(["run", str(book), "-i", str(inventory), "--format", "json", "--junit", str(junit),
+                 "--audit-log", str(audit), "-vv", "--diff"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    document = json.loads(out)
+    assert document["exit_code"] == 2
+    assert {h["host"]: h["status"] for h in document["hosts"]} == {"a": "changed", "b": "failed"}
+    for host in document["hosts"]:
+        assert sum(host["counts"].values()) == len(host["tasks"]) == 2
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    ends = [(r["host"], r["task"]) for r in records if r["event"] == "task_end"]
+    assert len(ends) == len(set(ends)) == 4
+    assert records[0]["event"] == "run_start" and records[-1]["event"] == "run_end"
+    suites = ElementTree.parse(junit).getroot()
+    assert [s.get("failures") for s in suites] == ["0", "1"]
+    for text in (out, err, audit.read_text(), junit.read_text()):
+        assert CANARY not in text
+    assert "RECAP" in err
+
+
+def test_a_check_run_that_changes_nothing_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("a ansible_connection=local\n")
+    book = tmp_path / "book.yml"
+    book.write_text(f"- hosts: all\n  tasks:\n    - mark: {{name: n, log: {tmp_path}/log, changed: false}}\n")
+    code = main(["plan", str(book), "-i", str(inventory), "--audit-log", str(tmp_path / "a.jsonl")])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert "would change nothing" in out
+
+
+def test_an_unwritable_audit_log_refuses_to_run(tmp_path: Path, setup: tuple[Path, Path],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    inventory, book = setup
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = main(["run", str(book), "-i", str(inventory), "--audit-log", str(blocker / "audit.jsonl")])
+    assert code == 4
+    assert "audit log" in capsys.readouterr().err
+    assert not (tmp_path / "log").exists()
