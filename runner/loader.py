@@ -103,17 +103,21 @@ _NULL = {"", "~", "null", "Null", "NULL"}
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
     "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null", "tag:yaml.org,2002:map",
-    "tag:yaml.org,2002:seq", "!unsafe",
+    "tag:yaml.org,2002:seq", "!unsafe", "tag:remedy:implicit",
 }
 _PLAIN = "tag:yaml.org,2002:str"
+#: The resolver's tag for a scalar without an explicit tag (``!!str`` keeps ``_PLAIN``).
+_IMPLICIT = "tag:remedy:implicit"
+_SPECIAL_FLOATS = {".inf": float("inf"), ".Inf": float("inf"), ".INF": float("inf"),
+                   ".nan": float("nan"), ".NaN": float("nan"), ".NAN": float("nan")}
 
 
 class _Resolver(yaml.resolver.BaseResolver):
-    """Tags every plain scalar as a string; ``_Builder`` types them itself."""
+    """Tags every untagged scalar as ``_IMPLICIT``; ``_Builder`` types them itself."""
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
         if kind is yaml.ScalarNode:
-            return _PLAIN
+            return _IMPLICIT
         if kind is yaml.SequenceNode:
             return "tag:yaml.org,2002:seq"
         return "tag:yaml.org,2002:map"
@@ -161,7 +165,7 @@ class _Builder:
             raise _Abort(Problem(
                 self.loc(node), "alias expansion exceeds the budget (possible alias bomb)",
                 "avoid deeply nested anchors and aliases; write the values out"))
-        if depth > MAX_DEPTH:
+        if depth >= MAX_DEPTH:  # the root is level 1
             raise _Abort(Problem(self.loc(node), f"nesting deeper than {MAX_DEPTH} levels",
                                  "flatten the structure"))
         tag = node.tag
@@ -187,24 +191,30 @@ class _Builder:
         value: str = node.value
         if node.tag == "!unsafe":
             return UnsafeText(value)
-        if node.tag != _PLAIN or getattr(node, "style", None):
-            return self.tagged_scalar(node)
-        return self.plain_scalar(node, value)
+        if node.tag == _IMPLICIT:
+            return value if getattr(node, "style", None) else self.plain_scalar(node, value)
+        return self.tagged_scalar(node)
 
     def tagged_scalar(self, node: yaml.Node) -> Any:
         value: str = node.value
         tag = node.tag
+        if tag == _PLAIN:
+            return value
         if tag == "tag:yaml.org,2002:int" and _INT.match(value):
-            return int(value.replace("_", ""), 0)
+            number = _number(value)
+            if isinstance(number, int):
+                return number
         if tag == "tag:yaml.org,2002:float" and (_FLOAT.match(value) or _INT.match(value)):
-            return float(value.replace("_", ""))
+            number = _number(value, as_float=True)
+            if number is not None:
+                return number
         if tag == "tag:yaml.org,2002:bool" and value in _BOOL:
             return _BOOL[value]
         if tag == "tag:yaml.org,2002:null" and value in _NULL:
             return None
-        if tag == _PLAIN:
-            return value
-        self.problems.append(Problem(self.loc(node), f"{value!r} is not a valid {tag}"))
+        kind = tag.rsplit(":", 1)[-1]
+        self.problems.append(Problem(self.loc(node), f"{value!r} is not a valid {kind} (tag !!{kind})",
+                                     "remove the tag, or quote the value to keep it a string"))
         return value
 
     def plain_scalar(self, node: yaml.Node, value: str) -> Any:
@@ -213,22 +223,23 @@ class _Builder:
         if value in _BOOL:
             return _BOOL[value]
         if _LEADING_ZERO.match(value):
+            octal = set(value) <= set("+-01234567_")
+            reading = f" (YAML 1.1 reads it as octal, the number {int(value.replace('_', ''), 8)})" \
+                if octal else ""
             self.problems.append(Problem(
                 self.loc(node),
-                f"unquoted number {value} with a leading zero is ambiguous "
-                f"(YAML 1.1 reads it as octal {int(value.replace('_', ''), 8) if set(value) <= set('+-01234567') else '?'})",
+                f"unquoted number {value} with a leading zero is ambiguous{reading}",
                 f'quote it: "{value}"'))
             return value
-        if _INT.match(value):
-            return int(value.replace("_", ""), 0)
-        if _FLOAT.match(value):
-            return float(value.replace("_", ""))
+        if _INT.match(value) or _FLOAT.match(value):
+            number = _number(value)
+            return value if number is None else number
         return value
 
     def mapping(self, node: yaml.MappingNode, depth: int) -> MarkedDict:
         result = MarkedDict(self.loc(node))
         for key_node, value_node in self.flatten_merges(node):
-            key = self.build(key_node, depth + 1)
+            key = self.build(key_node, depth)
             if isinstance(key, (MarkedDict, MarkedList)):
                 self.problems.append(Problem(self.loc(key_node), "a mapping key must be a scalar"))
                 continue
@@ -267,6 +278,21 @@ class _Builder:
                 seen.add(name)
             result.append((key_node, value_node))
         return result
+
+
+def _number(text: str, *, as_float: bool = False) -> int | float | None:
+    """The number a core-schema scalar denotes, or None when Python cannot read it (``0x_``)."""
+    if text.lstrip("+-") in _SPECIAL_FLOATS:
+        special = _SPECIAL_FLOATS[text.lstrip("+-")]
+        return -special if text.startswith("-") else special
+    digits = text.replace("_", "")
+    try:
+        if _INT.match(text):
+            number = int(digits, 0)
+            return float(number) if as_float else number
+        return float(digits)
+    except ValueError:
+        return None
 
 
 class _Abort(Exception):  # noqa: N818 - internal control flow
@@ -327,6 +353,8 @@ def load_text(text: str, name: str) -> Any:
         node = composer.get_single_node()
     except yaml.MarkedYAMLError as error:
         raise _syntax_error(error, name, text) from None
+    except yaml.reader.ReaderError as error:
+        raise _reader_error(error, name, text) from None
     except yaml.YAMLError as error:
         raise LoadError.at(Location(name), f"YAML error: {error}") from None
     except RecursionError:
@@ -366,6 +394,17 @@ def _count_nodes(root: yaml.Node) -> int:
     return len(seen)
 
 
+def _reader_error(error: yaml.reader.ReaderError, name: str, text: str) -> LoadError:
+    """A character YAML does not accept (control characters such as ESC or BEL)."""
+    position = error.position if 0 <= error.position <= len(text) else 0
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    code = error.character if isinstance(error.character, int) else ord(str(error.character)[:1] or " ")
+    return LoadError.at(Location(name, line, column),
+                        f"control character U+{code:04X} is not allowed in YAML",
+                        'remove it, or write it as an escape in a double-quoted string ("\\x1b")')
+
+
 def _syntax_error(error: yaml.MarkedYAMLError, name: str, text: str) -> LoadError:
     mark = error.problem_mark or error.context_mark
     location = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name)
@@ -374,6 +413,12 @@ def _syntax_error(error: yaml.MarkedYAMLError, name: str, text: str) -> LoadErro
     if "expected a single document" in str(error.context or "") or "but found another document" in problem:
         return LoadError.at(location, "more than one YAML document in the file",
                             "keep one document per file (remove the extra '---')")
+    context_mark = error.context_mark
+    if "while scanning a quoted scalar" in str(error.context or "") and context_mark is not None:
+        start = Location(name, context_mark.line + 1, context_mark.column + 1)
+        return LoadError.at(start, f"unclosed quote: the string starting here never ends ({problem})",
+                            f"add the closing {text[context_mark.index:context_mark.index + 1] or 'quote'}"
+                            " at the end of the value")
     if mark and mark.index < len(text) and text[mark.index] == "\t" or "tab" in problem:
         hint = "indent with spaces, not tabs"
     elif "mapping values are not allowed" in problem:
