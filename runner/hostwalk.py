@@ -201,11 +201,12 @@ class _PlayWalk:
         diagnosis already has each task's terminal record.
         """
         evidence: list[str] = []
+        probe_ctx = replace(self.ctx, check=False)  # diagnose tasks are read-only probes
         for node in nodes:
-            result = run_task(self.ctx, node.id, node.task, self.current_scope(), phase="diagnose")
+            result = run_task(probe_ctx, node.id, node.task, self.current_scope(), phase="diagnose")
             if node.task.register:
                 self.registered[node.task.register] = dict(result.data)
-            found = result.status is Status.FAILED and (
+            found = result.status is Status.FAILED and not result.data.get("error") and (
                 node.task.module in EVIDENCE_MODULES or node.task.failed_when is not None)
             if found:
                 evidence.append(f"{node.task.label}: {result.message}")

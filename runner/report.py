@@ -231,7 +231,7 @@ def render_plan(run: Any) -> str:
 
     rows = []
     for result in run.all_results():
-        if result.phase not in ("tasks", "handlers", "diagnose"):
+        if result.phase not in ("tasks", "handlers"):
             continue
         if result.predicted in ("change", "unknown") or str(result.status) in ("failed", "unreachable"):
             what = {"change": "will change", "unknown": "will run, effect unknown"}.get(

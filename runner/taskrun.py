@@ -76,7 +76,8 @@ def run_task(ctx: HostContext, node_id: str, task: Task, scope: templating.Scope
         result = _result(base, abort.attempt, abort.status, abort.message)
     except InputError as error:
         message = "; ".join(p.message for p in error.problems)
-        result = replace(base, status=Status.FAILED, message=message)
+        result = replace(base, status=Status.FAILED, message=message,
+                         data={"failed": True, "msg": message, "error": "input"})
     except RemedyError as error:
         result = replace(base, status=Status.FAILED, message=str(error))
     except Exception as error:  # noqa: BLE001 - no exception crosses the executor
