@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", "Diagnose, fix, verify (and roll back) on every host.")
     _add_execution_args(run)
     run.add_argument("-C", "--check", action="store_true", help="predict only; change nothing")
+    run.add_argument("--compare-plan", metavar="PLAN",
+                     help="after the run, check it changed exactly what this saved plan predicted")
     plan = command("plan", "Dry run: what would change on each host, with diffs.")
     _add_execution_args(plan)
     plan.add_argument("-o", "--output", metavar="FILE", help="save the plan for 'remedy apply'")

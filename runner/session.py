@@ -133,6 +133,15 @@ class _Signals:
 
 def run_command(args: argparse.Namespace) -> int:
     """``remedy run`` / ``plan`` / ``diagnose``."""
+    saved = _load_plan(args.compare_plan) if getattr(args, "compare_plan", None) else None
+    run, redactor = _execute(args)
+    code = _finish(args, run, redactor, args.command)
+    if saved is not None:
+        code = max(code, _report_plan_comparison(saved, run, args))
+    return code
+
+
+def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     command = args.command
     check = command in ("plan", "diagnose") or getattr(args, "check", False)
     playbooks = args.playbooks or list(bundled_playbooks())
@@ -151,7 +160,47 @@ def run_command(args: argparse.Namespace) -> int:
             run = execute(inputs, options, Listeners([audit, console]), stop=stop)
     finally:
         audit.close()
-    return _finish(args, run, redactor, command)
+    return run, redactor
+
+
+def _load_plan(path: str) -> dict[str, Any]:
+    try:
+        saved: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+        saved["hosts"], saved["inputs"]  # noqa: B018 - shape check
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError.at(Location(path), f"not a saved remedy plan: {error}",
+                            "create one with 'remedy plan ... -o plan.json'") from None
+    return saved
+
+
+def compare_with_plan(saved: dict[str, Any], run: Run) -> list[str]:
+    """Per host x task: did the real run change exactly what the saved plan predicted?"""
+    planned = {(h["host"], t["task"]): t.get("predicted") for h in saved["hosts"] for t in h["tasks"]
+               if t.get("phase") in ("tasks", "handlers")}
+    lines = []
+    for result in run.all_results():
+        key = (result.host, result.task)
+        if key not in planned or result.phase not in ("tasks", "handlers"):
+            continue
+        expected = planned[key]
+        if expected == "unknown":
+            continue
+        if (expected == "change") != result.changed:
+            lines.append(f"{result.host} {result.task}: planned {expected or 'nothing'}, "
+                         f"{'changed' if result.changed else 'changed nothing'} ({result.status})")
+    return lines
+
+
+def _report_plan_comparison(saved: dict[str, Any], run: Run, args: argparse.Namespace) -> int:
+    out = sys.stderr if args.format == "json" else sys.stdout
+    mismatches = compare_with_plan(saved, run)
+    if mismatches:
+        print("The run differs from the saved plan:", file=out)
+        for line in mismatches:
+            print("  " + line, file=out)
+        return 2
+    print("The run changed exactly what the saved plan predicted.", file=out)
+    return 0
 
 
 def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str) -> int:
@@ -241,12 +290,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def apply_command(args: argparse.Namespace) -> int:
     """``remedy apply plan.json``: re-plan, refuse on drift, then run for real."""
-    try:
-        saved = json.loads(Path(args.plan_file).read_text(encoding="utf-8"))
-        inputs_info = saved["inputs"]
-    except (OSError, ValueError, KeyError) as error:
-        raise InputError.at(Location(args.plan_file), f"not a saved remedy plan: {error}",
-                            "create one with 'remedy plan ... -o plan.json'") from None
+    saved = _load_plan(args.plan_file)
+    inputs_info = saved["inputs"]
     for path, sha in inputs_info["playbooks"].items():
         current = hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).exists() else ""
         if current != sha:
@@ -259,7 +304,9 @@ def apply_command(args: argparse.Namespace) -> int:
     if drift:
         raise InputError([Problem(Location(args.plan_file), line) for line in drift[:20]])
     namespace.command, namespace.check = "run", False
-    return run_command(namespace)
+    run, redactor = _execute(namespace)
+    code = _finish(namespace, run, redactor, "run")
+    return max(code, _report_plan_comparison(saved, run, namespace))
 
 
 def _replay_args(args: argparse.Namespace, info: dict[str, Any]) -> argparse.Namespace:
