@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta
+from jinja2 import nodes as jnodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from runner.errors import Location, ProblemCollector, TemplateError
@@ -98,7 +99,7 @@ def _compile(text: str) -> jinja2.Template:
 
 
 def check_syntax(text: str, location: Location, problems: ProblemCollector) -> None:
-    """Report a template syntax error at ``location``."""
+    """Report a template syntax error, or an operation the sandbox always refuses, at ``location``."""
     if not is_template(text):
         return
     try:
@@ -106,15 +107,51 @@ def check_syntax(text: str, location: Location, problems: ProblemCollector) -> N
     except jinja2.TemplateSyntaxError as error:
         problems.add(location, f"template syntax error: {error.message}",
                      "check the {{ }} and {% %} pairs")
+        return
+    if "_" in text:
+        _check_sandbox(ENV.parse(text), location, problems)
 
 
 def check_expression(text: str, location: Location, problems: ProblemCollector) -> None:
     """Report a syntax error in a bare expression (``when``, ``until``, ``that``)."""
     try:
-        ENV.parse("{{ (" + text + ") }}")
+        tree = ENV.parse("{{ (" + text + ") }}")
     except jinja2.TemplateSyntaxError as error:
         problems.add(location, f"expression syntax error: {error.message}",
                      "conditions are Jinja2 expressions, e.g. result.rc == 0")
+        return
+    if "_" in text:
+        _check_sandbox(tree, location, problems)
+
+
+_FORMAT_FIELD = re.compile(r"\{[^{}]*[.\[]_[^{}]*\}?")
+
+
+def _check_sandbox(tree: jnodes.Template, location: Location, problems: ProblemCollector) -> None:
+    """Report what the sandbox refuses whatever the variables hold: ``_`` attributes.
+
+    That is ``x.__class__``, ``x['__class__']``, ``x | attr('__class__')`` and a
+    format string reaching one (``'{0.__class__}'.format(x)``).
+    """
+    for node in tree.find_all((jnodes.Getattr, jnodes.Getitem, jnodes.Filter, jnodes.Call)):
+        name = ""
+        if isinstance(node, jnodes.Getattr):
+            name = node.attr
+        elif isinstance(node, jnodes.Getitem) and isinstance(node.arg, jnodes.Const):
+            name = str(node.arg.value)
+        elif isinstance(node, jnodes.Filter) and node.name == "attr" and node.args \
+                and isinstance(node.args[0], jnodes.Const):
+            name = str(node.args[0].value)
+        elif isinstance(node, jnodes.Call) and isinstance(node.node, jnodes.Getattr) \
+                and node.node.attr in ("format", "format_map") \
+                and isinstance(node.node.node, jnodes.Const):
+            field = _FORMAT_FIELD.search(str(node.node.node.value))
+            name = field.group(0) if field else ""
+        if name.startswith(("_", "{")):
+            what = f"the format field '{name}'" if name.startswith("{") else f"attribute '{name}'"
+            problems.add(location, f"unsafe template operation: {what} reaches Python internals",
+                         "templates may not use names starting with '_'; remove it")
+            return
 
 
 def undeclared(text: str, *, expression: bool = False) -> set[str]:
@@ -136,7 +173,7 @@ class Scope(Mapping[str, Any]):
     def __init__(self, layers: list[tuple[Mapping[str, Any], bool]]) -> None:
         self._layers = layers
         self._cache: dict[str, Any] = {}
-        self._resolving: set[str] = set()
+        self._resolving: list[str] = []
 
     def child(self, values: Mapping[str, Any], *, templated: bool = False) -> Scope:
         """A new scope with ``values`` on top (loop items, task vars)."""
@@ -158,13 +195,15 @@ class Scope(Mapping[str, Any]):
 
     def _render_var(self, name: str, value: Any) -> Any:
         if name in self._resolving:
-            raise TemplateError.at(Location("<vars>"), f"variable '{name}' refers to itself",
+            chain = " -> ".join([*self._resolving[self._resolving.index(name):], name])
+            what = "refers to itself" if chain == f"{name} -> {name}" else "is part of a cycle"
+            raise TemplateError.at(Location("<vars>"), f"variable '{name}' {what}: {chain}",
                                    "break the cycle between these variables")
-        self._resolving.add(name)
+        self._resolving.append(name)
         try:
             return render(value, self)
         finally:
-            self._resolving.discard(name)
+            self._resolving.pop()
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and (
@@ -184,11 +223,9 @@ class Scope(Mapping[str, Any]):
 
 def _run(template: jinja2.Template, scope: Mapping[str, Any]) -> str:
     context = template.new_context(vars=scope, shared=True)  # type: ignore[arg-type]
-    try:
-        return ENV.concat(template.root_render_func(context))  # type: ignore[attr-defined,no-any-return]
-    except Exception:  # noqa: BLE001 - jinja2 rewrites the traceback
-        ENV.handle_exception()
-        raise
+    # No ``ENV.handle_exception()``: its traceback rewrite copies the context's
+    # variables, which a lazy ``Scope`` must not do; callers wrap the error anyway.
+    return ENV.concat(template.root_render_func(context))  # type: ignore[attr-defined,no-any-return]
 
 
 def render(value: Any, scope: Mapping[str, Any], location: Location | None = None) -> Any:
