@@ -37,8 +37,8 @@ from runner.connection.sshconfig import Endpoint, load_config, resolve_route
 from runner.errors import CommandError, ConnectionLost, RemedyError, UnreachableError
 from runner.results import CommandResult
 
-#: Seconds allowed for the SSH banner and for authentication.
-BANNER_TIMEOUT = 30.0
+#: Seconds allowed for authentication; ``connect_timeout`` bounds the TCP
+#: connect and, separately, the SSH banner and key exchange.
 AUTH_TIMEOUT = 30.0
 _CHUNK = 256 * 1024
 _SWALLOWED = (OSError, EOFError, paramiko.SSHException)
@@ -93,13 +93,13 @@ class SSHConnection:
     ) -> paramiko.Transport:
         """A transport to ``hop``: handshake, host key check, then authentication."""
         transport = paramiko.Transport(sock if sock is not None else self._dial(hop))
-        transport.banner_timeout = BANNER_TIMEOUT
+        transport.banner_timeout = self._params.connect_timeout
         transport.auth_timeout = AUTH_TIMEOUT
         known = hostkeys.known_hosts_path(self._params.known_hosts)
         name = hostkeys.entry_name(hop.hostname, hop.port)
         try:
             _prefer_key_types(transport, hostkeys.known_key_types(known, name))
-            transport.start_client(timeout=self._params.connect_timeout)
+            self._handshake(transport, hop)
             offered = transport.get_remote_server_key()
             hostkeys.verify(
                 self.host, name, offered, known, accept_new=self._params.accept_new_host_keys
@@ -114,6 +114,16 @@ class SSHConnection:
             raise UnreachableError(self.host, "connect", detail) from None
         transport.set_keepalive(max(1, round(self._params.keepalive)))
         return transport
+
+    def _handshake(self, transport: paramiko.Transport, hop: Endpoint) -> None:
+        """Banner and key exchange, bounded by ``connect_timeout``."""
+        done = threading.Event()
+        transport.start_client(event=done)
+        if not done.wait(self._params.connect_timeout):
+            detail = f"{hop}: no SSH handshake within {self._params.connect_timeout:g}s"
+            raise UnreachableError(self.host, "connect", detail)
+        if not transport.is_active():
+            raise transport.get_exception() or paramiko.SSHException("SSH negotiation failed")
 
     def _dial(self, hop: Endpoint) -> socket.socket:
         timeout = self._params.connect_timeout

@@ -1,0 +1,1 @@
+"""Helpers for remedy's own tests: polling with a deadline, loopback servers, test accounts."""
