@@ -9,6 +9,7 @@ after rendering, on the host it is rendered for.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -78,9 +79,21 @@ class Checker:
             return {}
         value = raw[key]
         if isinstance(value, MarkedDict):
+            self.templates(value, raw.value_loc(key))
             return value
         self._type(raw, key, "a mapping", f"{key}:\\n  name: value")
         return {}
+
+    def templates(self, value: Any, loc: Location) -> None:
+        """Check the syntax (and sandbox) of every template string inside ``value``."""
+        if isinstance(value, str):
+            templating.check_syntax(value, loc, self.problems)
+        elif isinstance(value, MarkedDict):
+            for key, item in value.items():
+                self.templates(item, value.value_loc(key))
+        elif isinstance(value, MarkedList):
+            for index, item in enumerate(value):
+                self.templates(item, value.item_loc(index))
 
     def variable_names(self, raw: MarkedDict, key: str) -> None:
         value = raw.get(key)
@@ -170,6 +183,7 @@ class Checker:
             spec = module.args.get(canonical)
             if spec is None:
                 if module.open_args:
+                    self.templates(value, locs[name])
                     result[name] = value
                     continue
                 self.problems.add(locs[name], f"unknown argument '{name}' for module '{key}'"
@@ -194,6 +208,8 @@ class Checker:
         if isinstance(value, str) and templating.is_template(value) and spec.type != "expr":
             templating.check_syntax(value, loc, self.problems)
             return value
+        if isinstance(value, (MarkedDict, MarkedList)):
+            self.templates(value, loc)
         checked, problem = check_value(spec, value)
         if problem:
             self.problems.add(loc, f"argument '{name}' of '{module}' {problem[0]}", problem[1])
@@ -211,19 +227,25 @@ def check_value(spec: Arg, value: Any) -> tuple[Any, tuple[str, str] | None]:
         return _check_mode(value)
     if kind == "bool":
         result = to_bool(value)
-        return (value, ("must be a boolean", "true or false")) if result is None else (result, None)
+        if result is None:
+            return value, (f"must be a boolean, not {_describe(value)}", "true or false")
+        return result, None
     if kind in ("int", "float"):
         if isinstance(value, str) and re.fullmatch(r"-?\d+(\.\d+)?", value.strip()):
             value = float(value) if kind == "float" or "." in value else int(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value, (f"must be a number, not {_describe(value)}", "")
-        return (int(value) if kind == "int" and value == int(value) else value), None
+        if not math.isfinite(value):
+            return value, (f"must be a finite number, not {value!r}", "")
+        if kind == "int" and value != int(value):
+            return value, (f"must be a whole number, not {value!r}", "")
+        return (int(value) if kind == "int" else value), None
     if kind in ("str", "path", "local_file", "template_file"):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             return value, (f"must be a string, not {_describe(value)}", "quote the value")
         if isinstance(value, float):
-            return value, (f"is the number {value!r}; YAML changed how it is written",
-                           "quote the value to keep it exactly as written")
+            return value, (f"is the number {value!r}, not a string (YAML reads an unquoted "
+                           "3.10 as the number 3.1)", "quote the value to keep it exactly as written")
         text = str(value)
         if kind != "str" and ("\x00" in text or "\n" in text):
             return text, ("must not contain NUL or newline characters", "")
@@ -241,7 +263,9 @@ def check_value(spec: Arg, value: Any) -> tuple[Any, tuple[str, str] | None]:
 
 
 def _check_mode(value: Any) -> tuple[Any, tuple[str, str] | None]:
-    if isinstance(value, bool) or isinstance(value, (int, float)):
+    if isinstance(value, bool):
+        return value, (f"is {_describe(value)}, not a mode string", 'e.g. mode: "0644"')
+    if isinstance(value, (int, float)):
         shown = f"0{value}" if isinstance(value, int) and len(str(value)) == 3 else str(value)
         return value, (f"is the number {value}, not a mode string",
                        f'modes must be quoted strings: mode: "{shown}"')
@@ -257,6 +281,12 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    if value is None:
+        return "empty (null)"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
     return f"{type(value).__name__} {value!r}"
 
 

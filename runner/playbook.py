@@ -288,8 +288,7 @@ class _PlayReader:
             self.problems.add(raw.value_loc(key), f"'{key}' must be a list or a template string",
                               "e.g. loop: \"{{ paths }}\"")
             return None
-        if isinstance(value, str):
-            templating.check_syntax(value, raw.value_loc(key), self.problems)
+        self.check.templates(value, raw.value_loc(key))
         return value
 
     def _loop_control(self, raw: MarkedDict) -> dict[str, str]:
