@@ -208,7 +208,7 @@ class _PlayReader:
             **self._loop_control(raw),
             retries=self.check.integer(raw, "retries", 0, 10_000),
             until=self.check.conditions(raw, "until"),
-            delay=self.check.number(raw, "delay", 0, 86_400) or 5.0,
+            delay=_default(self.check.number(raw, "delay", 0, 86_400), 5.0),
             timeout=self.check.number(raw, "timeout", 0.001, 86_400 * 7),
             become=self.check.boolean(raw, "become"),
             become_user=self.check.string(raw, "become_user"),
@@ -315,6 +315,10 @@ class _PlayReader:
             elif key not in allowed:
                 self.problems.add(raw.key_loc(key), f"unknown {what} key '{key}'"
                                   + suggest(str(key), allowed))
+
+
+def _default(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def walk_tasks(tasks: tuple[Task, ...]) -> list[Task]:
