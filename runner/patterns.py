@@ -112,8 +112,8 @@ def _range_items(body: str, name: str) -> list[str]:
             raise HostPatternError(f"range [{body}] in {name!r} runs backwards", f"write [{end}:{begin}]")
         return list(letters[letters.index(begin):letters.index(end) + 1:int(step)])
     if not (begin.isdigit() and end.isdigit()):
-        raise HostPatternError(f"invalid range [{body}] in {name!r}",
-                               "both ends must be numbers ([1:9]) or single letters ([a:f])")
+        raise HostPatternError(f"invalid range [{body}] in {name!r}: both ends must be numbers "
+                               "or single letters", "write [1:9] or [a:f]")
     if int(begin) > int(end):
         raise HostPatternError(f"range [{body}] in {name!r} is empty: {begin} > {end}",
                                f"write [{end}:{begin}]")
@@ -162,7 +162,7 @@ _PATTERN_SOURCE = Location("<host pattern>")
 
 
 def split_pattern(pattern: str) -> list[str]:
-    """Split ``a:b`` or ``a,b`` into parts; a lone address or range (``::1``, ``web[1:3]``) stays whole."""
+    """Split ``a:b`` or ``a,b`` into parts; an address or range (``::1``, ``web[1:3]``) stays whole."""
     if "," in pattern:
         parts = pattern.split(",")
     elif split_port(pattern)[0] != pattern or _is_address(pattern):
@@ -192,7 +192,8 @@ def select_hosts(inventory: Inventory, pattern: str | Sequence[str] = "all", *,
     problems.raise_if_any(InventoryError)
     if not selected:
         shown = pattern if isinstance(pattern, str) else ",".join(pattern)
-        extra = f" within --limit {limit if isinstance(limit, str) else ','.join(limit)!r}" if limit else ""
+        within = limit if isinstance(limit, str) else ",".join(limit or ())
+        extra = f" within --limit {within!r}" if limit else ""
         raise InventoryError.at(_PATTERN_SOURCE, f"host pattern {shown!r} selects no hosts{extra}",
                                 "every part matches something, but '&' and '!' leave nothing; "
                                 "check with 'remedy inventory --graph'")
@@ -200,14 +201,18 @@ def select_hosts(inventory: Inventory, pattern: str | Sequence[str] = "all", *,
 
 
 def _parts(pattern: str | Sequence[str], problems: ProblemCollector) -> list[tuple[str, Location]]:
-    texts = split_pattern(pattern) if isinstance(pattern, str) else [
-        part for item in pattern for part in split_pattern(item)]
     parts: list[tuple[str, Location]] = []
-    for text in texts:
-        if text.startswith("@"):
-            parts.extend(_read_pattern_file(text[1:], problems))
-        else:
-            parts.append((text, _PATTERN_SOURCE))
+    for item in [pattern] if isinstance(pattern, str) else pattern:
+        texts = split_pattern(item)
+        if "," not in item and ":".join(texts) != re.sub(r"\s+", "", item):
+            problems.add(_PATTERN_SOURCE, f"cannot split host pattern {item!r} into parts",
+                         "separate parts with ',' (or ':') and close every '['")
+            continue
+        for text in texts:
+            if text.startswith("@"):
+                parts.extend(_read_pattern_file(text[1:], problems))
+            else:
+                parts.append((text, _PATTERN_SOURCE))
     return parts
 
 
@@ -232,8 +237,7 @@ def _evaluate(inventory: Inventory, parts: list[tuple[str, Location]],
         if text in inventory.hosts:
             matched = [text]
         else:
-            matched = _match_one(inventory, text.lstrip("&!") if text[0] in "&!" else text,
-                                 location, problems)
+            matched = _match_one(inventory, text, location, problems)
         if text[0] == "!":
             drop = set(matched)
             selected = [name for name in selected if name not in drop]
@@ -247,7 +251,8 @@ def _evaluate(inventory: Inventory, parts: list[tuple[str, Location]],
 
 def _match_one(inventory: Inventory, text: str, location: Location,
                problems: ProblemCollector) -> list[str]:
-    expr, index, start, end = _split_subscript(text)
+    """The hosts of one part (``&``/``!`` ignored): matching groups' hosts, then matching hosts."""
+    expr, index, start, end = _split_subscript(text[1:] if text[0] in "&!" else text)
     try:
         matcher = re.compile(expr[1:] if expr.startswith("~") else fnmatch.translate(expr))
     except re.error as error:
@@ -267,7 +272,11 @@ def _match_one(inventory: Inventory, text: str, location: Location,
                      + suggest(expr.lstrip("~"), candidates),
                      "groups: " + ", ".join(list(inventory.groups)[:12]))
         return []
-    return _apply_subscript(hosts, text, (index, start, end), location, problems)
+    selected = _apply_subscript(hosts, index, start, end)
+    if not selected:
+        problems.add(location, f"host pattern {text!r} is out of range",
+                     f"it subscripts {len(hosts)} hosts, numbered 0 to {len(hosts) - 1}")
+    return selected
 
 
 def _split_subscript(text: str) -> tuple[str, int | None, int | None, int | None]:
@@ -281,15 +290,10 @@ def _split_subscript(text: str) -> tuple[str, int | None, int | None, int | None
     return expr, None, int(start), int(end) if end else -1
 
 
-def _apply_subscript(hosts: list[str], text: str, subscript: tuple[int | None, int | None, int | None],
-                     location: Location, problems: ProblemCollector) -> list[str]:
-    index, start, end = subscript
+def _apply_subscript(hosts: list[str], index: int | None, start: int | None,
+                     end: int | None) -> list[str]:
     if index is not None:
-        if -len(hosts) <= index < len(hosts):
-            return [hosts[index]]
-        problems.add(location, f"host pattern {text!r}: index {index} is out of range",
-                     f"it matches {len(hosts)} hosts, numbered 0 to {len(hosts) - 1}")
-        return []
+        return [hosts[index]] if -len(hosts) <= index < len(hosts) else []
     if start is None or end is None:
         return hosts
     return hosts[start:] if end == -1 else hosts[start:end + 1]
