@@ -89,10 +89,16 @@ class Upload:
 
 @dataclass(frozen=True)
 class Fetch:
-    """Copy a file from the host to the controller path ``dest``."""
+    """Copy a file from the host to the controller path ``dest``.
+
+    With ``flat`` False the executor stores it under
+    ``dest/<inventory hostname>/<src without its leading />`` (Ansible's layout),
+    so that one task run on many hosts keeps one file per host.
+    """
 
     src: str
     dest: str
+    flat: bool = True
 
 
 Step = Command | Upload | Fetch
@@ -105,6 +111,9 @@ class Change:
     ``changed``: whether the host would change. ``predictable`` is False when
     the effect cannot be known before running ("will run, effect unknown").
     ``failed`` is a failure the module detected from facts alone (no step is sent).
+    ``steps`` run whenever the task runs outside check mode, even when
+    ``changed`` is False: ``wait_for`` and ``uri`` send a step that only reads.
+    ``data`` is the registered data known before any step runs (``stat``, ``debug``).
     """
 
     changed: bool
@@ -143,6 +152,18 @@ class Module:
     #: True for modules that only read (stat, assert, debug): safe in diagnose/verify.
     read_only: ClassVar[bool] = False
 
+    def resolved(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """``args`` with every declared argument present; a missing or None one takes its default."""
+        values = dict(args)
+        for name, spec in self.args.items():
+            if values.get(name) is None:
+                values[name] = spec.default
+        return values
+
+    def reads_only(self, args: Mapping[str, Any]) -> bool:
+        """Whether this call only reads; ``read_only`` unless a module refines it (``uri``)."""
+        return self.read_only
+
     def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
         """The read-only probes this task needs; none by default."""
         return {}
@@ -171,12 +192,16 @@ class Module:
 
 
 def command_data(result: CommandResult) -> dict[str, Any]:
-    """The Ansible-shaped registered fields of a command result."""
+    """The Ansible-shaped registered fields of a command result.
+
+    As in Ansible, ``stdout`` and ``stderr`` lose their trailing newlines, so
+    ``result.stdout == "stale"`` holds for ``echo stale``.
+    """
     return {
         "cmd": result.command,
         "rc": result.rc,
-        "stdout": result.stdout,
-        "stderr": result.stderr,
+        "stdout": result.stdout.rstrip("\r\n"),
+        "stderr": result.stderr.rstrip("\r\n"),
         "stdout_lines": result.stdout.splitlines(),
         "stderr_lines": result.stderr.splitlines(),
     }
@@ -195,5 +220,18 @@ def quote(value: object) -> str:
     return shlex.quote(str(value))
 
 
+def operand(path: str) -> str:
+    """Quote a path for a command that has no ``--`` (find): ``-x`` becomes ``./-x``."""
+    return quote(f"./{path}" if path.startswith("-") else path)
+
+
 def parent_dir(path: str) -> str:
+    """The directory that holds ``path`` (``.`` for a bare name)."""
     return str(PurePosixPath(path).parent)
+
+
+def flag(value: Any) -> bool:
+    """A boolean argument's value; tolerates the strings the validator accepts."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("yes", "on", "true", "y", "1")
+    return bool(value)

@@ -1,0 +1,134 @@
+"""The ``service`` module's pidfile manager, for hosts without systemd.
+
+Services layer. A service is started when its pidfile names a live process
+whose command line matches ``match``; any other pidfile is stale. Every step
+is one sh script: start detaches ``start`` and waits for the pidfile to name
+a live process; stop re-checks that the pid is still the probed process
+before signalling it, waits ``stop_timeout`` seconds, then sends SIGKILL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from runner.modules.base import Change, Command, quote
+from runner.modules.servicefacts import ALIVE, ServiceFacts, service_diff
+
+_SIGNAL = re.compile(r"^(SIG)?([A-Z][A-Z0-9+-]*|[0-9]{1,2})$")
+
+
+def signal_option(signal: Any) -> str | None:
+    """``-s TERM`` or ``-9`` for kill; None when ``signal`` is not a signal name or number."""
+    match = _SIGNAL.match(str(signal).strip().upper())
+    if not match:
+        return None
+    name = match.group(2)
+    return f"-{name}" if name.isdigit() else f"-s {name}"
+
+
+def pidfile_plan(a: Mapping[str, Any], f: ServiceFacts) -> Change:
+    """Predict the start/stop/reload scripts from the pidfile's liveness."""
+    name, state = str(a["name"]), a["state"]
+    stop, reload = signal_option(a["stop_signal"]), signal_option(a["reload_signal"])
+    if stop is None or reload is None:
+        bad = a["stop_signal"] if stop is None else a["reload_signal"]
+        return Change(changed=False, failed=f"{bad!r} is not a signal name or number")
+    try:
+        pattern = re.compile(str(a["match"]) if a["match"] is not None else re.escape(name))
+    except re.error as exc:
+        return Change(changed=False, failed=f"invalid match pattern: {exc}")
+    present = f.pidfile == "present"
+    running = present and f.alive and (f.cmdline is None or bool(pattern.search(f.cmdline)))
+    now = _describe(f, running=running, present=present)
+    steps: list[Command] = []
+    if state == "stopped":
+        if running:
+            steps.append(Command(_stop_script(a, f, stop)))
+        elif present:
+            steps.append(Command(f"rm -f -- {quote(a['pidfile'])}"))
+        after = "stopped"
+    elif state == "reloaded" and running:
+        steps.append(Command(_signal_script(a, f, reload)))
+        after = f"started (pid {f.pid}, reloaded)"
+    else:
+        if state != "started" and running:
+            steps.append(Command(_stop_script(a, f, stop)))
+        if state != "started" or not running:
+            if not a["start"]:
+                return Change(changed=False, failed=f"the pidfile manager needs start to start "
+                                                    f"{name}")
+            steps.append(Command(_start_script(a, remove_stale=present and not running)))
+        after = "started" + (" (restarted)" if state == "restarted" else "")
+    if not steps:
+        return Change(changed=False, summary=f"{name} is {now}")
+    return Change(changed=True, steps=tuple(steps),
+                  diffs=(service_diff(name, [f"state: {now}"], [f"state: {after}"]),),
+                  summary=f"{name}: {now} -> {after}")
+
+
+def _describe(f: ServiceFacts, *, running: bool, present: bool) -> str:
+    if running:
+        return f"started (pid {f.pid})"
+    if not present:
+        return "stopped"
+    if f.alive:
+        return f"stopped (stale pidfile: pid {f.pid} is another program: {f.cmdline})"
+    return f"stopped (stale pidfile: pid {f.pid or '?'} is not running)"
+
+
+def _guard(f: ServiceFacts) -> list[str]:
+    """Lines that make sure $pid is still the probed process; exit 0 if it is gone."""
+    lines = [ALIVE, f"pid={int(f.pid)}", 'if ! alive "$pid"; then exit 0; fi']
+    if f.cmdline is not None:
+        lines.append(
+            f"""if [ "$(tr '\\000' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" != {quote(f.cmdline)} ]"""
+            '; then echo "pid $pid is no longer the probed process; not signalled" >&2; exit 1; fi'
+        )
+    return lines
+
+
+def _stop_script(a: Mapping[str, Any], f: ServiceFacts, option: str) -> str:
+    timeout = max(int(a["stop_timeout"]), 0)
+    return "\n".join([
+        f"f={quote(a['pidfile'])}",
+        *_guard(f),
+        f'kill {option} "$pid" || exit 1',
+        "i=0",
+        f'while alive "$pid" && [ $i -lt {timeout} ]; do sleep 1; i=$((i+1)); done',
+        'if alive "$pid"; then kill -s KILL "$pid"; sleep 1; fi',
+        'if alive "$pid"; then echo "process $pid did not exit, even after SIGKILL" >&2; '
+        "exit 1; fi",
+        'rm -f -- "$f"',
+    ])
+
+
+def _signal_script(a: Mapping[str, Any], f: ServiceFacts, option: str) -> str:
+    return "\n".join([*_guard(f), f'kill {option} "$pid"'])
+
+
+def _start_script(a: Mapping[str, Any], *, remove_stale: bool) -> str:
+    timeout = max(int(a["start_timeout"]), 1)
+    failure = f"{a['name']} did not start within {timeout}s: {a['pidfile']} names no live process"
+    return "\n".join([
+        ALIVE,
+        f"f={quote(a['pidfile'])}",
+        *(['rm -f -- "$f"'] if remove_stale else []),
+        "cd / || exit 1",
+        f"s={quote(a['start'])}",
+        f"log={quote(a['log'])}",
+        'if command -v setsid >/dev/null 2>&1; then setsid sh -c "$s" </dev/null >>"$log" 2>&1 &',
+        'else nohup sh -c "$s" </dev/null >>"$log" 2>&1 & fi',
+        "bg=$!",
+        "i=0",
+        f"while [ $i -lt {timeout} ]; do",
+        '  sleep 1; i=$((i+1)); pid=',
+        '  if [ -s "$f" ]; then read -r pid <"$f"; fi',
+        '  if alive "$pid"; then exit 0; fi',
+        "  # still running in the foreground without a pidfile: it is the service itself",
+        '  if [ $i -ge 2 ] && alive "$bg" && [ ! -s "$f" ]; then echo "$bg" >"$f" && exit 0; fi',
+        "done",
+        f"echo {quote(failure)} >&2",
+        "exit 1",
+    ])
