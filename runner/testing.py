@@ -226,7 +226,11 @@ class ClientKeys:
         _keygen(key)
         known_hosts = directory / "known_hosts"
         known_hosts.touch(mode=0o600)
-        (directory / "authorized_keys").write_text(Path(f"{key}.pub").read_text())
+        authorized = directory / "authorized_keys"
+        authorized.write_text(Path(f"{key}.pub").read_text())
+        # sshd reads authorized_keys as the user logging in, who may not be us
+        authorized.chmod(0o644)
+        directory.chmod(0o711)
         return cls(directory, key, known_hosts)
 
     @property

@@ -260,9 +260,7 @@ class Talk:
     kill: Callable[[int], None] = field(repr=False)
 
 
-def converse(
-    host: str, command: str, launch: Launch, opened: Pipes, options: Talk
-) -> CommandResult:
+def converse(host: str, command: str, launch: Launch, opened: Pipes, options: Talk) -> CommandResult:
     """Run one wrapped command to its end and turn the ending into a result or an error.
 
     Raises:

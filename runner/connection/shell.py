@@ -59,8 +59,7 @@ def wrap(
     nonce = secrets.token_hex(8)
     marker = f"REMEDY-{nonce}"
     script = (
-        f"trap 'exit 143' TERM; printf '%s %s\\n' {marker} \"$$\"; "
-        f"{exports(env)}sh -c {shlex.quote(command)}"
+        f"trap 'exit 143' TERM; printf '%s %s\\n' {marker} \"$$\"; {exports(env)}sh -c {shlex.quote(command)}"
     )
     quoted = shlex.quote(script)
     launch = (

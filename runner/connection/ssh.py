@@ -101,9 +101,7 @@ class SSHConnection:
             _prefer_key_types(transport, hostkeys.known_key_types(known, name))
             self._handshake(transport, hop)
             offered = transport.get_remote_server_key()
-            hostkeys.verify(
-                self.host, name, offered, known, accept_new=self._params.accept_new_host_keys
-            )
+            hostkeys.verify(self.host, name, offered, known, accept_new=self._params.accept_new_host_keys)
             authenticate(transport, self.host, hop, password)
         except UnreachableError:
             transport.close()
@@ -137,9 +135,7 @@ class SSHConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, limit)
         return sock
 
-    def _tunnel(
-        self, transport: paramiko.Transport, hop: Endpoint, after: Endpoint
-    ) -> paramiko.Channel:
+    def _tunnel(self, transport: paramiko.Transport, hop: Endpoint, after: Endpoint) -> paramiko.Channel:
         """A ``direct-tcpip`` channel from jump host ``hop`` to the next hop ``after``."""
         try:
             return transport.open_channel(
@@ -265,7 +261,10 @@ class SSHConnection:
         return held
 
     def close(self) -> None:
-        """Close held commands, SFTP, channels, the transport and jump transports; idempotent."""
+        """Close held commands, SFTP, channels, the transport and jump transports; idempotent.
+
+        Using the connection again afterwards opens a new transport.
+        """
         with self._lock:
             self._close_transports()
 

@@ -20,9 +20,7 @@ from runner.errors import UnreachableError
 _DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 
 
-def authenticate(
-    transport: paramiko.Transport, host: str, endpoint: Endpoint, password: str | None
-) -> None:
+def authenticate(transport: paramiko.Transport, host: str, endpoint: Endpoint, password: str | None) -> None:
     """Authenticate as ``endpoint.user``.
 
     Raises:
@@ -63,9 +61,7 @@ def _try_keys(transport: paramiko.Transport, endpoint: Endpoint, notes: list[str
     return False
 
 
-def _keys(
-    endpoint: Endpoint, agent: paramiko.Agent, notes: list[str]
-) -> Iterator[tuple[str, paramiko.PKey]]:
+def _keys(endpoint: Endpoint, agent: paramiko.Agent, notes: list[str]) -> Iterator[tuple[str, paramiko.PKey]]:
     explicit = bool(endpoint.identity_files)
     paths = endpoint.identity_files or tuple(str(Path(p).expanduser()) for p in _DEFAULT_KEYS)
     for path in paths:
@@ -83,9 +79,7 @@ def _keys(
         yield f"agent key {key.get_name()}", key
 
 
-def _try_password(
-    transport: paramiko.Transport, user: str, password: str, notes: list[str]
-) -> bool:
+def _try_password(transport: paramiko.Transport, user: str, password: str, notes: list[str]) -> bool:
     try:
         transport.auth_password(user, password, fallback=False)
     except paramiko.BadAuthenticationType as exc:

@@ -4,7 +4,9 @@ Services layer, used by ``ssh``. One job: resolve the target's HostName,
 Port, User and IdentityFile the way OpenSSH does (explicit parameters first,
 then the first matching ssh_config value, then defaults) and expand ProxyJump
 chains (``a,b`` means: connect to ``a``, through it to ``b``, through ``b`` to
-the target). Nothing here opens a socket.
+the target). A jump host without an IdentityFile of its own is offered the
+target's ``key_file``; passwords are only ever sent to the target. Nothing
+here opens a socket.
 """
 
 from __future__ import annotations
@@ -57,9 +59,7 @@ def load_config(params: ConnectionParams) -> paramiko.SSHConfig:
     try:
         return paramiko.SSHConfig.from_path(str(path))
     except (OSError, paramiko.SSHException, ValueError) as exc:
-        raise UnreachableError(
-            params.name, "connect", f"cannot read ssh_config {path}: {exc}"
-        ) from None
+        raise UnreachableError(params.name, "connect", f"cannot read ssh_config {path}: {exc}") from None
 
 
 def resolve_route(params: ConnectionParams, config: paramiko.SSHConfig) -> Route:
@@ -75,7 +75,7 @@ def resolve_route(params: ConnectionParams, config: paramiko.SSHConfig) -> Route
         hostname=options.get("hostname", params.address),
         port=params.port or _port(params, options.get("port", "22")),
         user=params.user or options.get("user") or getpass.getuser(),
-        identity_files=(params.key_file,) if params.key_file else _identities(options),
+        identity_files=_given_key(params) or _identities(options),
     )
     spec = params.proxy_jump or options.get("proxyjump")
     jumps = _jumps(params, config, spec, depth=0)
@@ -86,9 +86,7 @@ def _lookup(params: ConnectionParams, config: paramiko.SSHConfig, alias: str) ->
     try:
         options = config.lookup(alias)
     except (paramiko.SSHException, ValueError) as exc:
-        raise UnreachableError(
-            params.name, "connect", f"ssh_config lookup of {alias}: {exc}"
-        ) from None
+        raise UnreachableError(params.name, "connect", f"ssh_config lookup of {alias}: {exc}") from None
     if "proxycommand" in options and options["proxycommand"].lower() != "none":
         raise UnreachableError(
             params.name, "connect", f"ssh_config ProxyCommand for {alias} is not supported"
@@ -98,6 +96,11 @@ def _lookup(params: ConnectionParams, config: paramiko.SSHConfig, alias: str) ->
     if files:
         result["identityfile"] = "\n".join(files)
     return result
+
+
+def _given_key(params: ConnectionParams) -> tuple[str, ...]:
+    """A jump host without an IdentityFile of its own tries the target's key file."""
+    return (str(Path(params.key_file).expanduser()),) if params.key_file else ()
 
 
 def _identities(options: dict[str, str]) -> tuple[str, ...]:
@@ -135,7 +138,7 @@ def _jumps(
                 hostname=options.get("hostname", host),
                 port=port or _port(params, options.get("port", "22")),
                 user=user or options.get("user") or getpass.getuser(),
-                identity_files=_identities(options),
+                identity_files=_identities(options) or _given_key(params),
             )
         )
     if len(hops) > MAX_HOPS:
@@ -149,9 +152,7 @@ def _split_hop(params: ConnectionParams, item: str) -> tuple[str, str, int]:
         parts = urlsplit(item if item.startswith("ssh://") else f"ssh://{item}")
         host, port = parts.hostname, parts.port
     except ValueError as exc:
-        raise UnreachableError(
-            params.name, "connect", f"invalid ProxyJump hop {item!r}: {exc}"
-        ) from None
+        raise UnreachableError(params.name, "connect", f"invalid ProxyJump hop {item!r}: {exc}") from None
     if not host or host.startswith("-"):
         raise UnreachableError(params.name, "connect", f"invalid ProxyJump hop {item!r}")
     return parts.username or "", host, port or 0

@@ -8,29 +8,15 @@ them.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from runner.connection import Connection, ConnectionParams, open_connection
-from runner.testing import SSHD_PATH, Sshd
+from runner.testing import Sshd
 from tests.support.accounts import Account, create_account, remove_account
-
-
-def require(ok: bool, what: str) -> None:
-    """Fail (or skip, with REMEDY_ALLOW_SKIP=1) when a prerequisite is missing."""
-    if ok:
-        return
-    if os.environ.get("REMEDY_ALLOW_SKIP") == "1":
-        pytest.skip(f"{what} (skipped: REMEDY_ALLOW_SKIP=1)")
-    pytest.fail(f"{what}; install it (see scripts/test.sh) or set REMEDY_ALLOW_SKIP=1", False)
-
-
-def require_sshd() -> None:
-    require(os.access(SSHD_PATH, os.X_OK), f"OpenSSH server not found at {SSHD_PATH}")
-    require(shutil.which("ssh-keygen") is not None, "ssh-keygen not found")
+from tests.support.prerequisites import require_root_and_sudo, require_sshd
 
 
 @pytest.fixture(scope="session")
@@ -74,11 +60,7 @@ def ssh(shared_sshd: Sshd, connect: Callable[[ConnectionParams], Connection]) ->
 @pytest.fixture(scope="session")
 def account() -> Iterator[Account]:
     """A local account with a password and sudo rights (needs root and sudo)."""
-    require(os.geteuid() == 0, "creating a password account needs root")
-    require(
-        shutil.which("sudo") is not None and shutil.which("useradd") is not None,
-        "sudo and useradd are needed for password and sudo tests",
-    )
+    require_root_and_sudo()
     created = create_account()
     try:
         yield created
