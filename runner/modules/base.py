@@ -34,8 +34,20 @@ from runner.results import CommandResult, Diff
 #:   local_file    - a controller file read by the executor, confined to the project
 #:   template_file - like local_file, rendered with the task's variables first
 ARG_TYPES = frozenset(
-    {"str", "int", "float", "bool", "list", "dict", "any", "path", "mode", "expr",
-     "local_file", "template_file"}
+    {
+        "str",
+        "int",
+        "float",
+        "bool",
+        "list",
+        "dict",
+        "any",
+        "path",
+        "mode",
+        "expr",
+        "local_file",
+        "template_file",
+    }
 )
 
 

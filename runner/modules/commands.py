@@ -31,8 +31,11 @@ from runner.results import CommandResult
 
 _COMMON = {
     "chdir": Arg("path", doc="Change into this directory before running."),
-    "creates": Arg("path", doc="Skip the command when this path exists (relative to chdir); "
-                               "makes the task idempotent and its prediction exact."),
+    "creates": Arg(
+        "path",
+        doc="Skip the command when this path exists (relative to chdir); "
+        "makes the task idempotent and its prediction exact.",
+    ),
     "removes": Arg("path", doc="Skip the command unless this path exists (relative to chdir)."),
     "stdin": Arg("str", doc="Text fed to the command's standard input."),
     "stdin_add_newline": Arg("bool", default=True, doc="Append a newline to stdin."),
@@ -56,8 +59,7 @@ def guards_fact(a: Mapping[str, Any]) -> Fact:
         lines.append(f"cd -- {quote(a['chdir'])} 2>/dev/null || {{ echo chdir=missing; exit 0; }}")
     for name in ("creates", "removes"):
         if a.get(name):
-            lines.append(f"if [ -e {quote(a[name])} ]; then echo {name}=yes; "
-                         f"else echo {name}=no; fi")
+            lines.append(f"if [ -e {quote(a[name])} ]; then echo {name}=yes; else echo {name}=no; fi")
     return Fact("\n".join(lines), _parse_guards)
 
 
@@ -68,8 +70,9 @@ def _parse_guards(result: CommandResult) -> Guards:
         return Guards(error=f"the creates/removes probe failed: {detail}")
     if found.get("chdir") == "missing":
         return Guards(chdir_ok=False)
-    answers = {k: found[k] == "yes" if found.get(k) in ("yes", "no") else None
-               for k in ("creates", "removes")}
+    answers = {
+        k: found[k] == "yes" if found.get(k) in ("yes", "no") else None for k in ("creates", "removes")
+    }
     return Guards(creates=answers["creates"], removes=answers["removes"])
 
 
@@ -110,8 +113,9 @@ class CommandModule(Module):
             words = shlex.split(str(a["cmd"])) if a["cmd"] is not None else []
         if not words:
             raise ValueError("the command is empty")
-        # exec: the first word is a program, never a shell keyword or a variable assignment
-        text = "exec " + " ".join(quote(w) for w in words)
+        # a quoted first word is a program, never a shell keyword or a variable assignment
+        program = "'" + words[0].replace("'", "'\\''") + "'"
+        text = " ".join([program, *(quote(w) for w in words[1:])])
         if a["chdir"]:
             text = f"cd -- {quote(a['chdir'])} && {text}"
         return text, words
@@ -129,8 +133,15 @@ class CommandModule(Module):
             return Change(changed=False, failed=f"chdir {a['chdir']} does not exist")
         skip = _skip_reason(a, guards)
         if skip:
-            data = {"cmd": cmd, "rc": 0, "stdout": skip, "stderr": "", "stdout_lines": [skip],
-                    "stderr_lines": [], "msg": skip}
+            data = {
+                "cmd": cmd,
+                "rc": 0,
+                "stdout": skip,
+                "stderr": "",
+                "stdout_lines": [skip],
+                "stderr_lines": [],
+                "msg": skip,
+            }
             return Change(changed=False, data=data, summary=skip)
         stdin = a["stdin"]
         if stdin is not None:
@@ -145,8 +156,13 @@ class CommandModule(Module):
             summary=f"run {shown}",
         )
 
-    def outcome(self, args: Mapping[str, Any], facts: Mapping[str, Any], change: Change,
-                results: Sequence[CommandResult]) -> Outcome:
+    def outcome(
+        self,
+        args: Mapping[str, Any],
+        facts: Mapping[str, Any],
+        change: Change,
+        results: Sequence[CommandResult],
+    ) -> Outcome:
         if not results:
             return Outcome(changed=False, data=dict(change.data))
         result = results[-1]
@@ -187,7 +203,7 @@ class ShellModule(CommandModule):
         cmd = str(a["cmd"])
         if not cmd.strip():
             raise ValueError("the command is empty")
-        text = f"exec {quote(a['executable'])} -c {quote(cmd)}" if a["executable"] else cmd
+        text = f"{quote(a['executable'])} -c {quote(cmd)}" if a["executable"] else cmd
         if a["chdir"]:
             text = f"cd -- {quote(a['chdir'])} || exit\n{text}"
         return text, cmd

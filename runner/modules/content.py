@@ -29,14 +29,19 @@ from runner.results import Diff
 
 #: Arguments shared by every module that writes a whole file.
 WRITE_ARGS = {
-    "mode": Arg("mode", doc='Permissions of the file, octal ("0640") or symbolic. '
-                            "Default: an existing file keeps its mode, a new one gets 0644."),
+    "mode": Arg(
+        "mode",
+        doc='Permissions of the file, octal ("0640") or symbolic. '
+        "Default: an existing file keeps its mode, a new one gets 0644.",
+    ),
     "owner": Arg("str", doc="Owner, by name or uid. Default: an existing file keeps its owner."),
     "group": Arg("str", doc="Group, by name or gid. Default: an existing file keeps its group."),
-    "backup": Arg("bool", default=False,
-                  doc="Keep the replaced file as a timestamped backup beside it."),
-    "validate": Arg("str", doc="A command run on the new file before it replaces the old one; "
-                               "%s stands for the new file's path, e.g. 'nginx -t -c %s'."),
+    "backup": Arg("bool", default=False, doc="Keep the replaced file as a timestamped backup beside it."),
+    "validate": Arg(
+        "str",
+        doc="A command run on the new file before it replaces the old one; "
+        "%s stands for the new file's path, e.g. 'nginx -t -c %s'.",
+    ),
 }
 
 
@@ -60,22 +65,32 @@ def write_plan(info: PathInfo, write: Write, *, force: bool = True) -> Change:
         target = write.wanted.target_mode(info.mode, is_dir=False)
     except ModeError as exc:
         return Change(changed=False, failed=str(exc))
-    data = {"dest": info.path, "checksum": checksum, "size": len(write.content),
-            "mode": show(target if target is not None else 0o644), "state": "file"}
+    data = {
+        "dest": info.path,
+        "checksum": checksum,
+        "size": len(write.content),
+        "mode": show(target if target is not None else 0o644),
+        "state": "file",
+    }
     if info.exists and (info.checksum == checksum or not force):
         attrs = attribute_plan(info, write.wanted)
         if not attrs.steps:
             return Change(changed=False, data=data, summary=f"{info.path} is as wanted")
-        return Change(changed=True, steps=attrs.steps, data=data,
-                      diffs=(_lines_diff(info.path, attrs.before, attrs.after),),
-                      summary=f"set {', '.join(x.split(':')[0] for x in attrs.after)} "
-                              f"of {info.path}")
+        return Change(
+            changed=True,
+            steps=attrs.steps,
+            data=data,
+            diffs=(_lines_diff(info.path, attrs.before, attrs.after),),
+            summary=f"set {', '.join(x.split(':')[0] for x in attrs.after)} of {info.path}",
+        )
     upload = Upload(
-        dest=info.path, content=write.content,
+        dest=info.path,
+        content=write.content,
         mode=show(target if target is not None else 0o644),
         owner=write.wanted.owner or (str(info.uid) if info.exists else None),
         group=write.wanted.group or (str(info.gid) if info.exists else None),
-        backup=write.backup, validate=write.validate,
+        backup=write.backup,
+        validate=write.validate,
     )
     diffs = [Diff(info.path, _before_text(info), _text(write.content))]
     if info.exists:
@@ -83,8 +98,13 @@ def write_plan(info: PathInfo, write: Write, *, force: bool = True) -> Change:
         if attrs.before:
             diffs.append(_lines_diff(info.path, attrs.before, attrs.after))
     verb = "replace" if info.exists else "create"
-    return Change(changed=True, steps=(upload,), diffs=tuple(diffs), data=data,
-                  summary=f"{verb} {info.path} ({len(write.content)} bytes)")
+    return Change(
+        changed=True,
+        steps=(upload,),
+        diffs=tuple(diffs),
+        data=data,
+        summary=f"{verb} {info.path} ({len(write.content)} bytes)",
+    )
 
 
 def _write_failure(info: PathInfo, write: Write) -> str:
@@ -97,8 +117,10 @@ def _write_failure(info: PathInfo, write: Write) -> str:
     if not info.exists and info.parent != "directory":
         return missing_parent(info)
     if info.exists and info.checksum is None:
-        return (f"cannot compare {info.path}: neither sha256sum nor openssl worked on the host"
-                " (or the file is not readable)")
+        return (
+            f"cannot compare {info.path}: neither sha256sum nor openssl worked on the host"
+            " (or the file is not readable)"
+        )
     if write.validate is not None and "%s" not in write.validate:
         return f"validate must contain %s (the new file's path): {write.validate!r}"
     return ""
@@ -109,8 +131,10 @@ def _before_text(info: PathInfo) -> str:
         return ""
     if info.content is not None:
         return info.content
-    return (f"(not shown: binary, unreadable or larger than {CONTENT_LIMIT} bytes; "
-            f"{info.size} bytes, sha256 {info.checksum})\n")
+    return (
+        f"(not shown: binary, unreadable or larger than {CONTENT_LIMIT} bytes; "
+        f"{info.size} bytes, sha256 {info.checksum})\n"
+    )
 
 
 def _text(content: bytes) -> str:
@@ -143,9 +167,11 @@ class CopyModule(Module):
         "dest": Arg("path", required=True, doc="Where the file goes on the host."),
         "content": Arg("str", doc="The file's content, given inline."),
         "src": Arg("local_file", doc="A file of the project to copy (read on the controller)."),
-        "force": Arg("bool", default=True,
-                     doc="Replace a file whose content differs; false only creates a missing "
-                         "file."),
+        "force": Arg(
+            "bool",
+            default=True,
+            doc="Replace a file whose content differs; false only creates a missing file.",
+        ),
         **WRITE_ARGS,
     }
     mutually_exclusive = (("content", "src"),)
@@ -168,12 +194,17 @@ class TemplateModule(Module):
     name = "template"
     summary = "Render a project template with the task's variables and write it atomically"
     args = {
-        "src": Arg("template_file", required=True,
-                   doc="The template file of the project, rendered with the task's variables."),
+        "src": Arg(
+            "template_file",
+            required=True,
+            doc="The template file of the project, rendered with the task's variables.",
+        ),
         "dest": Arg("path", required=True, doc="Where the rendered file goes on the host."),
-        "force": Arg("bool", default=True,
-                     doc="Replace a file whose content differs; false only creates a missing "
-                         "file."),
+        "force": Arg(
+            "bool",
+            default=True,
+            doc="Replace a file whose content differs; false only creates a missing file.",
+        ),
         **WRITE_ARGS,
     }
 

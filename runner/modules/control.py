@@ -43,11 +43,14 @@ class AssertModule(Module):
     summary = "Fail unless every given condition holds"
     read_only = True
     args = {
-        "that": Arg("expr", required=True,
-                    doc="A condition or a list of conditions (expressions without {{ }}); "
-                        "all must be true."),
-        "fail_msg": Arg("any", aliases=("msg",),
-                        doc="The failure message; default names the first false condition."),
+        "that": Arg(
+            "expr",
+            required=True,
+            doc="A condition or a list of conditions (expressions without {{ }}); all must be true.",
+        ),
+        "fail_msg": Arg(
+            "any", aliases=("msg",), doc="The failure message; default names the first false condition."
+        ),
         "success_msg": Arg("any", doc="The message when every condition holds."),
         "quiet": Arg("bool", default=False, doc="Say nothing when every condition holds."),
     }
@@ -56,14 +59,11 @@ class AssertModule(Module):
         a = self.resolved(args)
         for text, value in _conditions(a["that"]):
             if not value:
-                message = _show(a["fail_msg"]) if a["fail_msg"] is not None \
-                    else f"Assertion failed: {text}"
+                message = _show(a["fail_msg"]) if a["fail_msg"] is not None else f"Assertion failed: {text}"
                 data = {"assertion": text, "evaluated_to": False, "msg": message}
                 return Change(changed=False, failed=message, data=data)
-        message = _show(a["success_msg"]) if a["success_msg"] is not None \
-            else "All assertions passed"
-        return Change(changed=False, data={"msg": message},
-                      summary="" if flag(a["quiet"]) else message)
+        message = _show(a["success_msg"]) if a["success_msg"] is not None else "All assertions passed"
+        return Change(changed=False, data={"msg": message}, summary="" if flag(a["quiet"]) else message)
 
 
 class DebugModule(Module):
@@ -103,8 +103,9 @@ class SetFactModule(Module):
     read_only = True
     open_args = True
     args = {
-        "cacheable": Arg("bool", default=False,
-                         doc="Accepted for Ansible compatibility; remedy keeps no fact cache."),
+        "cacheable": Arg(
+            "bool", default=False, doc="Accepted for Ansible compatibility; remedy keeps no fact cache."
+        ),
     }
 
     def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
@@ -113,10 +114,11 @@ class SetFactModule(Module):
             return Change(changed=False, failed="set_fact needs at least one name: value")
         bad = [str(k) for k in values if not isinstance(k, str) or not _VAR.match(k)]
         if bad:
-            return Change(changed=False, failed=f"invalid variable name(s): {', '.join(bad)}; "
-                                                "use letters, digits and '_'")
-        return Change(changed=False, data={"ansible_facts": values},
-                      summary=f"set {', '.join(values)}")
+            return Change(
+                changed=False,
+                failed=f"invalid variable name(s): {', '.join(bad)}; use letters, digits and '_'",
+            )
+        return Change(changed=False, data={"ansible_facts": values}, summary=f"set {', '.join(values)}")
 
 
 class FailModule(Module):
@@ -126,8 +128,7 @@ class FailModule(Module):
     summary = "Fail the task with a message"
     read_only = True
     args = {
-        "msg": Arg("any", default="Failed as requested from task",
-                   doc="The failure message."),
+        "msg": Arg("any", default="Failed as requested from task", doc="The failure message."),
     }
 
     def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:

@@ -27,11 +27,10 @@ class FetchModule(Module):
     args = {
         "src": Arg("path", required=True, doc="The file on the host (not a directory)."),
         "dest": Arg("path", required=True, doc="Where it goes on the controller."),
-        "flat": Arg("bool", default=False,
-                    doc="Store at dest itself instead of dest/<host>/<src>."),
-        "fail_on_missing": Arg("bool", default=True,
-                               doc="Fail when src does not exist; otherwise report it and "
-                                   "go on."),
+        "flat": Arg("bool", default=False, doc="Store at dest itself instead of dest/<host>/<src>."),
+        "fail_on_missing": Arg(
+            "bool", default=True, doc="Fail when src does not exist; otherwise report it and go on."
+        ),
     }
 
     def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
@@ -49,14 +48,13 @@ class FetchModule(Module):
                 return Change(changed=False, failed=message)
             return Change(changed=False, data={"file": src, "msg": message}, summary=message)
         if info.kind != "file":
-            return Change(changed=False,
-                          failed=f"{src} is {describe(info)}; fetch copies regular files only")
+            return Change(changed=False, failed=f"{src} is {describe(info)}; fetch copies regular files only")
         if not info.readable:
             return Change(changed=False, failed=f"{src} is not readable by the remote user")
         flat = flag(a["flat"])
         if flat and dest.endswith("/"):
             dest += src.rstrip("/").rsplit("/", 1)[-1]
-        data = {"file": src, "dest": dest, "remote_checksum": info.checksum,
-                "size": info.size}
-        return Change(changed=False, steps=(Fetch(src, dest, flat=flat),), data=data,
-                      summary=f"fetch {src} to {dest}")
+        data = {"file": src, "dest": dest, "remote_checksum": info.checksum, "size": info.size}
+        return Change(
+            changed=False, steps=(Fetch(src, dest, flat=flat),), data=data, summary=f"fetch {src} to {dest}"
+        )

@@ -47,20 +47,26 @@ class FileModule(Module):
     name = "file"
     summary = "Make a path a file, directory, symbolic link or nothing, with mode and owner"
     args = {
-        "path": Arg("path", required=True, aliases=("dest", "name"),
-                    doc="The path to manage on the host."),
-        "state": Arg("str", choices=STATES,
-                     doc="file: must exist; directory: created with parents; absent: removed "
-                         "(recursively); touch: created empty if missing; link: a symbolic "
-                         "link to src. Default: what the path is now, or file."),
+        "path": Arg("path", required=True, aliases=("dest", "name"), doc="The path to manage on the host."),
+        "state": Arg(
+            "str",
+            choices=STATES,
+            doc="file: must exist; directory: created with parents; absent: removed "
+            "(recursively); touch: created empty if missing; link: a symbolic "
+            "link to src. Default: what the path is now, or file.",
+        ),
         "mode": Arg("mode", doc='Permissions, octal ("0640") or symbolic ("u=rwX,g=rX,o=").'),
         "owner": Arg("str", doc="Owner, by name or uid."),
         "group": Arg("str", doc="Group, by name or gid."),
-        "recurse": Arg("bool", default=False,
-                       doc="With state directory, apply mode, owner and group to the whole tree."),
+        "recurse": Arg(
+            "bool", default=False, doc="With state directory, apply mode, owner and group to the whole tree."
+        ),
         "src": Arg("path", doc="With state link, the path the link points to (kept verbatim)."),
-        "force": Arg("bool", default=False,
-                     doc="With state link, replace an existing file or special file by the link."),
+        "force": Arg(
+            "bool",
+            default=False,
+            doc="With state link, replace an existing file or special file by the link.",
+        ),
     }
 
     def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
@@ -107,8 +113,7 @@ def _directory(info: PathInfo, wanted: Wanted, *, recurse: bool) -> Change:
         attrs = tree_plan(info, wanted) if recurse else attribute_plan(info, wanted)
         return _attributes(info, attrs)
     if info.exists:
-        return Change(changed=False,
-                      failed=f"{info.path} is {describe(info)}, not a directory")
+        return Change(changed=False, failed=f"{info.path} is {describe(info)}, not a directory")
     steps: list[Command] = [Command(f"mkdir -p -- {quote(info.path)}")]
     after = ["state: directory"]
     target = wanted.target_mode(None, is_dir=True)
@@ -121,27 +126,30 @@ def _file(info: PathInfo, wanted: Wanted, *, touch: bool) -> Change:
     if info.exists:
         return Change(changed=False, failed=f"{info.path} is {describe(info)}, not a file")
     if not touch:
-        return Change(changed=False, failed=f"{info.path} does not exist; "
-                                            "use state: touch to create an empty file")
+        return Change(
+            changed=False, failed=f"{info.path} does not exist; use state: touch to create an empty file"
+        )
     if info.parent != "directory":
         return Change(changed=False, failed=missing_parent(info))
     target = wanted.target_mode(None, is_dir=False)
-    return _create(info, [Command(f"touch -- {quote(info.path)}")], ["state: file"], target,
-                   wanted, what="file")
+    return _create(
+        info, [Command(f"touch -- {quote(info.path)}")], ["state: file"], target, wanted, what="file"
+    )
 
 
-def _create(info: PathInfo, steps: list[Command], after: list[str], target: int | None,
-            wanted: Wanted, *, what: str) -> Change:
+def _create(
+    info: PathInfo, steps: list[Command], after: list[str], target: int | None, wanted: Wanted, *, what: str
+) -> Change:
     path = quote(info.path)
     if wanted.mode is not None and target is not None:
         steps.append(Command(f"chmod {target:05o} -- {path}"))
         after.append(f"mode: {show(target)}")
     if wanted.owner or wanted.group:
         steps.append(Command(chown_command(wanted.owner or "", wanted.group or "", path)))
-        after.extend(f"{k}: {v}" for k, v in (("owner", wanted.owner), ("group", wanted.group))
-                     if v)
+        after.extend(f"{k}: {v}" for k, v in (("owner", wanted.owner), ("group", wanted.group)) if v)
     return Change(
-        changed=True, steps=tuple(steps),
+        changed=True,
+        steps=tuple(steps),
         diffs=(Diff(info.path, "state: absent\n", "".join(f"{line}\n" for line in after)),),
         summary=f"create {what} {info.path}",
     )
@@ -151,7 +159,9 @@ def _attributes(info: PathInfo, attrs: AttributePlan) -> Change:
     if not attrs.steps:
         return Change(changed=False, summary=f"{info.path} is as wanted")
     return Change(
-        changed=True, steps=attrs.steps, predictable=attrs.predictable,
+        changed=True,
+        steps=attrs.steps,
+        predictable=attrs.predictable,
         diffs=(_diff(info.path, attrs.before, attrs.after),),
         summary=f"set {', '.join(line.split(':')[0] for line in attrs.after)} of {info.path}",
     )
@@ -160,19 +170,22 @@ def _attributes(info: PathInfo, attrs: AttributePlan) -> Change:
 def _link(info: PathInfo, a: Mapping[str, Any], wanted: Wanted) -> Change:
     path = quote(info.path)
     if a["mode"] is not None:
-        return Change(changed=False, failed="mode cannot be set on a symbolic link; "
-                                            "set it on the link's target")
+        return Change(
+            changed=False, failed="mode cannot be set on a symbolic link; set it on the link's target"
+        )
     src = a["src"] if a["src"] is not None else info.link_target
     if src is None:
         return Change(changed=False, failed="state: link needs src, the path to link to")
     if info.kind == "link" and info.link_target == src:
         return _attributes(info, attribute_plan(info, wanted, link=True))
     if info.kind == "directory":
-        return Change(changed=False, failed=f"{info.path} is a directory; "
-                                            "remedy does not replace a directory by a link")
+        return Change(
+            changed=False, failed=f"{info.path} is a directory; remedy does not replace a directory by a link"
+        )
     if info.kind in ("file", "other") and not flag(a["force"]):
-        return Change(changed=False, failed=f"{info.path} is {describe(info)}; "
-                                            "set force: true to replace it by a link")
+        return Change(
+            changed=False, failed=f"{info.path} is {describe(info)}; set force: true to replace it by a link"
+        )
     if not info.exists and info.parent != "directory":
         return Change(changed=False, failed=missing_parent(info))
     opts = "-sfn" if info.exists else "-s"
@@ -180,16 +193,15 @@ def _link(info: PathInfo, a: Mapping[str, Any], wanted: Wanted) -> Change:
     before = f"link: {info.link_target}\n" if info.kind == "link" else f"state: {info.kind}\n"
     after = [f"link: {src}"]
     if wanted.owner or wanted.group:
-        steps.append(Command(chown_command(wanted.owner or "", wanted.group or "", path,
-                                           link=True)))
-        after.extend(f"{k}: {v}" for k, v in (("owner", wanted.owner), ("group", wanted.group))
-                     if v)
-    return Change(changed=True, steps=tuple(steps),
-                  diffs=(Diff(info.path, before, "".join(f"{x}\n" for x in after)),),
-                  summary=f"link {info.path} -> {src}")
+        steps.append(Command(chown_command(wanted.owner or "", wanted.group or "", path, link=True)))
+        after.extend(f"{k}: {v}" for k, v in (("owner", wanted.owner), ("group", wanted.group)) if v)
+    return Change(
+        changed=True,
+        steps=tuple(steps),
+        diffs=(Diff(info.path, before, "".join(f"{x}\n" for x in after)),),
+        summary=f"link {info.path} -> {src}",
+    )
 
 
 def _diff(path: str, before: tuple[str, ...], after: tuple[str, ...]) -> Diff:
-    return Diff(path, "".join(f"{line}\n" for line in before),
-                "".join(f"{line}\n" for line in after))
-
+    return Diff(path, "".join(f"{line}\n" for line in before), "".join(f"{line}\n" for line in after))

@@ -13,11 +13,28 @@ from typing import Any
 from runner.modules.base import Arg, Change, Fact, Module, flag
 from runner.modules.pathfact import CHECKSUMS, PathInfo, Probe, path_fact
 
-_TYPES = {"isreg": 0o100000, "isdir": 0o040000, "islnk": 0o120000, "ischr": 0o020000,
-          "isblk": 0o060000, "isfifo": 0o010000, "issock": 0o140000}
-_BITS = {"isuid": 0o4000, "isgid": 0o2000, "rusr": 0o400, "wusr": 0o200, "xusr": 0o100,
-         "rgrp": 0o040, "wgrp": 0o020, "xgrp": 0o010, "roth": 0o004, "woth": 0o002,
-         "xoth": 0o001}
+_TYPES = {
+    "isreg": 0o100000,
+    "isdir": 0o040000,
+    "islnk": 0o120000,
+    "ischr": 0o020000,
+    "isblk": 0o060000,
+    "isfifo": 0o010000,
+    "issock": 0o140000,
+}
+_BITS = {
+    "isuid": 0o4000,
+    "isgid": 0o2000,
+    "rusr": 0o400,
+    "wusr": 0o200,
+    "xusr": 0o100,
+    "rgrp": 0o040,
+    "wgrp": 0o020,
+    "xgrp": 0o010,
+    "roth": 0o004,
+    "woth": 0o002,
+    "xoth": 0o001,
+}
 
 
 class StatModule(Module):
@@ -31,21 +48,22 @@ class StatModule(Module):
     summary = "Register what a path is (existence, kind, mode, owner, size, checksum)"
     read_only = True
     args = {
-        "path": Arg("path", required=True, aliases=("dest", "name"),
-                    doc="The path to describe."),
+        "path": Arg("path", required=True, aliases=("dest", "name"), doc="The path to describe."),
         "follow": Arg("bool", default=False, doc="Describe a symbolic link's target instead."),
-        "get_checksum": Arg("bool", default=True,
-                            doc="Include the checksum of a regular file."),
-        "checksum_algorithm": Arg("str", default="sha256", choices=CHECKSUMS,
-                                  aliases=("checksum", "checksum_algo"),
-                                  doc="The checksum's algorithm (<algorithm>sum on the host)."),
+        "get_checksum": Arg("bool", default=True, doc="Include the checksum of a regular file."),
+        "checksum_algorithm": Arg(
+            "str",
+            default="sha256",
+            choices=CHECKSUMS,
+            aliases=("checksum", "checksum_algo"),
+            doc="The checksum's algorithm (<algorithm>sum on the host).",
+        ),
     }
 
     def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
         a = self.resolved(args)
         algorithm = str(a["checksum_algorithm"]) if flag(a["get_checksum"]) else ""
-        return {"path": path_fact(str(a["path"]), Probe(checksum=algorithm,
-                                                        follow=flag(a["follow"])))}
+        return {"path": path_fact(str(a["path"]), Probe(checksum=algorithm, follow=flag(a["follow"])))}
 
     def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
         info: PathInfo = facts["path"]

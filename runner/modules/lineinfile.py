@@ -97,7 +97,7 @@ def _insertion_point(lines: list[str], request: Edit) -> int:
 
 
 def _ending(line: str) -> str:
-    return line[len(line.rstrip("\r\n")):] or "\n"
+    return line[len(line.rstrip("\r\n")) :] or "\n"
 
 
 class LineinfileModule(Module):
@@ -114,25 +114,41 @@ class LineinfileModule(Module):
     summary = "Ensure a line is present in or absent from a text file"
     args = {
         "path": Arg("path", required=True, aliases=("dest", "name"), doc="The file to edit."),
-        "line": Arg("str", aliases=("value",),
-                    doc="The line to put in the file (state present); with backrefs it may "
-                        "use \\1 groups of regexp."),
-        "regexp": Arg("str", aliases=("regex",),
-                      doc="A Python regular expression picking the line to replace or remove."),
+        "line": Arg(
+            "str",
+            aliases=("value",),
+            doc="The line to put in the file (state present); with backrefs it may use \\1 groups of regexp.",
+        ),
+        "regexp": Arg(
+            "str",
+            aliases=("regex",),
+            doc="A Python regular expression picking the line to replace or remove.",
+        ),
         "search_string": Arg("str", doc="A literal string picking the line to replace or remove."),
-        "state": Arg("str", default="present", choices=("present", "absent"),
-                     doc="present: ensure the line is there; absent: remove matching lines."),
-        "insertafter": Arg("str", doc="Where a new line goes: after the last line matching this "
-                                      "pattern, or EOF (default) or BOF."),
-        "insertbefore": Arg("str", doc="Where a new line goes: before the last line matching "
-                                       "this pattern, or BOF."),
+        "state": Arg(
+            "str",
+            default="present",
+            choices=("present", "absent"),
+            doc="present: ensure the line is there; absent: remove matching lines.",
+        ),
+        "insertafter": Arg(
+            "str",
+            doc="Where a new line goes: after the last line matching this pattern, or EOF (default) or BOF.",
+        ),
+        "insertbefore": Arg(
+            "str", doc="Where a new line goes: before the last line matching this pattern, or BOF."
+        ),
         "create": Arg("bool", default=False, doc="Create the file when it is missing."),
-        "backrefs": Arg("bool", default=False,
-                        doc="Expand regexp groups in line; when regexp matches nothing the file "
-                            "is left alone."),
-        "firstmatch": Arg("bool", default=False,
-                          doc="Use the first match of regexp or insertafter/insertbefore, not "
-                              "the last."),
+        "backrefs": Arg(
+            "bool",
+            default=False,
+            doc="Expand regexp groups in line; when regexp matches nothing the file is left alone.",
+        ),
+        "firstmatch": Arg(
+            "bool",
+            default=False,
+            doc="Use the first match of regexp or insertafter/insertbefore, not the last.",
+        ),
         **WRITE_ARGS,
     }
     mutually_exclusive = (("insertafter", "insertbefore"), ("regexp", "search_string"))
@@ -150,22 +166,35 @@ class LineinfileModule(Module):
             if not request.present:
                 return Change(changed=False, summary=f"{info.path} does not exist")
             if not flag(a["create"]):
-                return Change(changed=False, failed=f"{info.path} does not exist; "
-                                                    "set create: true to create it")
+                return Change(
+                    changed=False, failed=f"{info.path} does not exist; set create: true to create it"
+                )
         if info.kind == "file" and info.content is None and not info.error:
-            return Change(changed=False, failed=f"cannot edit {info.path}: it is not UTF-8 text "
-                                                f"of at most {CONTENT_LIMIT} bytes, or unreadable")
+            return Change(
+                changed=False,
+                failed=f"cannot edit {info.path}: it is not UTF-8 text "
+                f"of at most {CONTENT_LIMIT} bytes, or unreadable",
+            )
         try:
             after, message = edit(info.content or "", request)
         except (re.error, IndexError) as exc:
             return Change(changed=False, failed=f"cannot expand line with regexp groups: {exc}")
-        write = Write(after.encode("utf-8", errors="surrogateescape"),
-                      Wanted(a["mode"], a["owner"], a["group"]), flag(a["backup"]), a["validate"])
+        write = Write(
+            after.encode("utf-8", errors="surrogateescape"),
+            Wanted(a["mode"], a["owner"], a["group"]),
+            flag(a["backup"]),
+            a["validate"],
+        )
         change = write_plan(info, write)
         if change.failed or not message:
             return change
-        return Change(changed=change.changed, steps=change.steps, diffs=change.diffs,
-                      data={**change.data, "msg": message}, summary=f"{message} in {info.path}")
+        return Change(
+            changed=change.changed,
+            steps=change.steps,
+            diffs=change.diffs,
+            data={**change.data, "msg": message},
+            summary=f"{message} in {info.path}",
+        )
 
 
 def _request(a: Mapping[str, Any]) -> Edit | str:
@@ -186,5 +215,13 @@ def _request(a: Mapping[str, Any]) -> Edit | str:
     line = None if a["line"] is None else str(a["line"])
     if line is not None and ("\n" in line or "\r" in line):
         return "line must be a single line (no newline characters)"
-    return Edit(line, regexp, a["search_string"], present, a["insertafter"], a["insertbefore"],
-                flag(a["backrefs"]), flag(a["firstmatch"]))
+    return Edit(
+        line,
+        regexp,
+        a["search_string"],
+        present,
+        a["insertafter"],
+        a["insertbefore"],
+        flag(a["backrefs"]),
+        flag(a["firstmatch"]),
+    )

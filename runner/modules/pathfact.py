@@ -23,8 +23,15 @@ from runner.results import CommandResult
 CONTENT_LIMIT = 512 * 1024
 CHECKSUMS = ("sha1", "sha224", "sha256", "sha384", "sha512", "md5")
 _KINDS = {0o100000: "file", 0o040000: "directory", 0o120000: "link"}
-_LS_KINDS = {"-": 0o100000, "d": 0o040000, "l": 0o120000, "c": 0o020000, "b": 0o060000,
-             "p": 0o010000, "s": 0o140000}
+_LS_KINDS = {
+    "-": 0o100000,
+    "d": 0o040000,
+    "l": 0o120000,
+    "c": 0o020000,
+    "b": 0o060000,
+    "p": 0o010000,
+    "s": 0o140000,
+}
 _HEX = re.compile(r"\b([0-9a-f]{32,128})\b")
 
 
@@ -157,7 +164,7 @@ def _parse(path: str, probe: Probe, result: CommandResult) -> PathInfo:
     marker = text.find("::content\n")
     if marker >= 0:
         end = text.rfind("\n::end")
-        content = text[marker + len("::content\n"):end] if end >= marker else None
+        content = text[marker + len("::content\n") : end] if end >= marker else None
         text = text[:marker]
     tree_text = ""
     if "::tree\n" in text:
@@ -182,10 +189,21 @@ def _parse(path: str, probe: Probe, result: CommandResult) -> PathInfo:
     raw_mode, uid, gid, size, mtime, owner, group = stat
     checksum = _checksum(fields.get("sum", "")) if "sum" in fields else None
     return PathInfo(
-        path, kind=kind, raw_mode=raw_mode, uid=uid, gid=gid, owner=owner, group=group,
-        size=size, mtime=mtime, link_target=fields.get("link"), parent=info.parent,
-        checksum=checksum, content=_verified(content, checksum, probe),
-        readable="readable" in fields, writeable="writeable" in fields,
+        path,
+        kind=kind,
+        raw_mode=raw_mode,
+        uid=uid,
+        gid=gid,
+        owner=owner,
+        group=group,
+        size=size,
+        mtime=mtime,
+        link_target=fields.get("link"),
+        parent=info.parent,
+        checksum=checksum,
+        content=_verified(content, checksum, probe),
+        readable="readable" in fields,
+        writeable="writeable" in fields,
         executable="executable" in fields,
         tree=_tree(tree_text) if probe.tree and kind == "directory" else None,
     )
@@ -203,8 +221,15 @@ def _stat_fields(fields: dict[str, str]) -> _Stat | None:
     numeric = fields.get("lsn", "").split()
     named = fields.get("lsl", "").split()
     if len(numeric) >= 5 and len(named) >= 4:
-        return (ls_mode(numeric[0]), int(numeric[2]), int(numeric[3]),
-                int(numeric[4].rstrip(",")), None, named[2], named[3])
+        return (
+            ls_mode(numeric[0]),
+            int(numeric[2]),
+            int(numeric[3]),
+            int(numeric[4].rstrip(",")),
+            None,
+            named[2],
+            named[3],
+        )
     return None
 
 
@@ -250,27 +275,35 @@ def _tree(text: str) -> tuple[TreeEntry, ...] | None:
         count, _, rest = line.strip().partition(" ")
         rest = rest.strip()
         if rest.startswith("::rc="):
-            status = rest[len("::rc="):]
+            status = rest[len("::rc=") :]
             continue
         parts = rest.split(":")
         if len(parts) != 5:
             return None
-        entries.append(TreeEntry(int(count), int(parts[0], 16), int(parts[1]), int(parts[2]),
-                                 parts[3], parts[4]))
+        entries.append(
+            TreeEntry(int(count), int(parts[0], 16), int(parts[1]), int(parts[2]), parts[3], parts[4])
+        )
     return tuple(entries) if status == "0" and entries else None
 
 
 def describe(info: PathInfo) -> str:
     """A short noun phrase for what is at a path: "a directory", "nothing"."""
-    return {"file": "a regular file", "directory": "a directory", "link": "a symbolic link",
-            "other": "a special file", "absent": "nothing"}.get(info.kind, "unknown")
+    return {
+        "file": "a regular file",
+        "directory": "a directory",
+        "link": "a symbolic link",
+        "other": "a special file",
+        "absent": "nothing",
+    }.get(info.kind, "unknown")
 
 
 def refusal(info: PathInfo, what: str) -> str:
     """The failure message shared by modules that refuse to write through a link."""
     target = f" (-> {info.link_target})" if info.link_target else ""
-    return (f"{what} {info.path} is a symbolic link{target}; remedy does not write through "
-            "links: give the link's target path instead")
+    return (
+        f"{what} {info.path} is a symbolic link{target}; remedy does not write through "
+        "links: give the link's target path instead"
+    )
 
 
 def missing_parent(info: PathInfo) -> str:
@@ -278,5 +311,7 @@ def missing_parent(info: PathInfo) -> str:
     parent = parent_dir(info.path)
     if info.parent == "other":
         return f"cannot create {info.path}: {parent} is not a directory"
-    return (f"cannot create {info.path}: its directory {parent} does not exist "
-            "(create it first with a file task, state: directory)")
+    return (
+        f"cannot create {info.path}: its directory {parent} does not exist "
+        "(create it first with a file task, state: directory)"
+    )

@@ -57,15 +57,17 @@ def pidfile_plan(a: Mapping[str, Any], f: ServiceFacts) -> Change:
             steps.append(Command(_stop_script(a, f, stop)))
         if state != "started" or not running:
             if not a["start"]:
-                return Change(changed=False, failed=f"the pidfile manager needs start to start "
-                                                    f"{name}")
+                return Change(changed=False, failed=f"the pidfile manager needs start to start {name}")
             steps.append(Command(_start_script(a, remove_stale=present and not running)))
         after = "started" + (" (restarted)" if state == "restarted" else "")
     if not steps:
         return Change(changed=False, summary=f"{name} is {now}")
-    return Change(changed=True, steps=tuple(steps),
-                  diffs=(service_diff(name, [f"state: {now}"], [f"state: {after}"]),),
-                  summary=f"{name}: {now} -> {after}")
+    return Change(
+        changed=True,
+        steps=tuple(steps),
+        diffs=(service_diff(name, [f"state: {now}"], [f"state: {after}"]),),
+        summary=f"{name}: {now} -> {after}",
+    )
 
 
 def _describe(f: ServiceFacts, *, running: bool, present: bool) -> str:
@@ -91,17 +93,18 @@ def _guard(f: ServiceFacts) -> list[str]:
 
 def _stop_script(a: Mapping[str, Any], f: ServiceFacts, option: str) -> str:
     timeout = max(int(a["stop_timeout"]), 0)
-    return "\n".join([
-        f"f={quote(a['pidfile'])}",
-        *_guard(f),
-        f'kill {option} "$pid" || exit 1',
-        "i=0",
-        f'while alive "$pid" && [ $i -lt {timeout} ]; do sleep 1; i=$((i+1)); done',
-        'if alive "$pid"; then kill -s KILL "$pid"; sleep 1; fi',
-        'if alive "$pid"; then echo "process $pid did not exit, even after SIGKILL" >&2; '
-        "exit 1; fi",
-        'rm -f -- "$f"',
-    ])
+    return "\n".join(
+        [
+            f"f={quote(a['pidfile'])}",
+            *_guard(f),
+            f'kill {option} "$pid" || exit 1',
+            "i=0",
+            f'while alive "$pid" && [ $i -lt {timeout} ]; do sleep 1; i=$((i+1)); done',
+            'if alive "$pid"; then kill -s KILL "$pid"; sleep 1; fi',
+            'if alive "$pid"; then echo "process $pid did not exit, even after SIGKILL" >&2; exit 1; fi',
+            'rm -f -- "$f"',
+        ]
+    )
 
 
 def _signal_script(a: Mapping[str, Any], f: ServiceFacts, option: str) -> str:
@@ -111,24 +114,26 @@ def _signal_script(a: Mapping[str, Any], f: ServiceFacts, option: str) -> str:
 def _start_script(a: Mapping[str, Any], *, remove_stale: bool) -> str:
     timeout = max(int(a["start_timeout"]), 1)
     failure = f"{a['name']} did not start within {timeout}s: {a['pidfile']} names no live process"
-    return "\n".join([
-        ALIVE,
-        f"f={quote(a['pidfile'])}",
-        *(['rm -f -- "$f"'] if remove_stale else []),
-        "cd / || exit 1",
-        f"s={quote(a['start'])}",
-        f"log={quote(a['log'])}",
-        'if command -v setsid >/dev/null 2>&1; then setsid sh -c "$s" </dev/null >>"$log" 2>&1 &',
-        'else nohup sh -c "$s" </dev/null >>"$log" 2>&1 & fi',
-        "bg=$!",
-        "i=0",
-        f"while [ $i -lt {timeout} ]; do",
-        '  sleep 1; i=$((i+1)); pid=',
-        '  if [ -s "$f" ]; then read -r pid <"$f"; fi',
-        '  if alive "$pid"; then exit 0; fi',
-        "  # still running in the foreground without a pidfile: it is the service itself",
-        '  if [ $i -ge 2 ] && alive "$bg" && [ ! -s "$f" ]; then echo "$bg" >"$f" && exit 0; fi',
-        "done",
-        f"echo {quote(failure)} >&2",
-        "exit 1",
-    ])
+    return "\n".join(
+        [
+            ALIVE,
+            f"f={quote(a['pidfile'])}",
+            *(['rm -f -- "$f"'] if remove_stale else []),
+            "cd / || exit 1",
+            f"s={quote(a['start'])}",
+            f"log={quote(a['log'])}",
+            'if command -v setsid >/dev/null 2>&1; then setsid sh -c "$s" </dev/null >>"$log" 2>&1 &',
+            'else nohup sh -c "$s" </dev/null >>"$log" 2>&1 & fi',
+            "bg=$!",
+            "i=0",
+            f"while [ $i -lt {timeout} ]; do",
+            "  sleep 1; i=$((i+1)); pid=",
+            '  if [ -s "$f" ]; then read -r pid <"$f"; fi',
+            '  if alive "$pid"; then exit 0; fi',
+            "  # still running in the foreground without a pidfile: it is the service itself",
+            '  if [ $i -ge 2 ] && alive "$bg" && [ ! -s "$f" ]; then echo "$bg" >"$f" && exit 0; fi',
+            "done",
+            f"echo {quote(failure)} >&2",
+            "exit 1",
+        ]
+    )

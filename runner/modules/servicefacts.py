@@ -15,10 +15,12 @@ from runner.modules.base import Fact, quote
 from runner.results import CommandResult, Diff
 
 #: A sh function: whether $1 is the pid of a live (not zombie) process.
-ALIVE = ('alive() { case $1 in ""|*[!0-9]*) return 1;; esac; '
-          'if [ -d /proc/self ]; then [ -d "/proc/$1" ] || return 1; '
-          'case "$(cat "/proc/$1/stat" 2>/dev/null)" in *") Z "*) return 1;; esac; '
-          'else kill -0 "$1" 2>/dev/null; fi; }')
+ALIVE = (
+    'alive() { case $1 in ""|*[!0-9]*) return 1;; esac; '
+    'if [ -d /proc/self ]; then [ -d "/proc/$1" ] || return 1; '
+    'case "$(cat "/proc/$1/stat" 2>/dev/null)" in *") Z "*) return 1;; esac; '
+    'else kill -0 "$1" 2>/dev/null; fi; }'
+)
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,16 @@ def _parse(result: CommandResult) -> ServiceFacts:
     if result.rc != 0 or found.get("systemd") not in ("yes", "no"):
         detail = result.tail("stderr", 3) or f"exit code {result.rc}"
         return ServiceFacts(error=f"the service probe failed: {detail}")
-    unit = {k[len("unit."):]: v for k, v in found.items() if k.startswith("unit.")}
-    return ServiceFacts(systemd=found["systemd"] == "yes", unit=unit,
-                        pidfile=found.get("pidfile", ""), pid=found.get("pid", "").strip(),
-                        alive=found.get("alive") == "yes", cmdline=found.get("cmdline"))
+    unit = {k[len("unit.") :]: v for k, v in found.items() if k.startswith("unit.")}
+    return ServiceFacts(
+        systemd=found["systemd"] == "yes",
+        unit=unit,
+        pidfile=found.get("pidfile", ""),
+        pid=found.get("pid", "").strip(),
+        alive=found.get("alive") == "yes",
+        cmdline=found.get("cmdline"),
+    )
 
 
 def service_diff(name: str, before: list[str], after: list[str]) -> Diff:
-    return Diff(f"service {name}", "".join(f"{x}\n" for x in before),
-                "".join(f"{x}\n" for x in after))
+    return Diff(f"service {name}", "".join(f"{x}\n" for x in before), "".join(f"{x}\n" for x in after))

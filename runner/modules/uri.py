@@ -39,11 +39,16 @@ class UriModule(Module):
         "url": Arg("str", required=True, doc="The http:// or https:// URL."),
         "method": Arg("str", default="GET", choices=METHODS, doc="The HTTP method."),
         "body": Arg("any", doc="The request body: text, or a mapping/list with body_format."),
-        "body_format": Arg("str", default="raw", choices=("raw", "json", "form-urlencoded"),
-                           doc="How a mapping body is encoded; json also sets Content-Type."),
+        "body_format": Arg(
+            "str",
+            default="raw",
+            choices=("raw", "json", "form-urlencoded"),
+            doc="How a mapping body is encoded; json also sets Content-Type.",
+        ),
         "headers": Arg("dict", default={}, doc="Request headers, name: value."),
-        "status_code": Arg("list", elements="int", default=[200],
-                           doc="The status codes that count as success."),
+        "status_code": Arg(
+            "list", elements="int", default=[200], doc="The status codes that count as success."
+        ),
         "return_content": Arg("bool", default=False, doc="Register the body as content."),
         "timeout": Arg("int", default=30, doc="Seconds the whole request may take."),
         "validate_certs": Arg("bool", default=True, doc="Verify the server's TLS certificate."),
@@ -63,26 +68,33 @@ class UriModule(Module):
         except ValueError as exc:
             return Change(changed=False, failed=str(exc))
         if not _URL.match(str(a["url"])):
-            return Change(changed=False, failed=f"url must be an http:// or https:// URL, not "
-                                                f"{a['url']!r}")
-        script = "\n".join([
-            f"url={quote(a['url'])}",
-            "if command -v curl >/dev/null 2>&1; then",
-            "  " + _curl(a, method, headers, timeout, has_body=body is not None),
-            "elif command -v wget >/dev/null 2>&1; then",
-            *_wget(a, method, headers, timeout, has_body=body is not None),
-            "else echo 'neither curl nor wget is installed on the host' >&2; exit 127; fi",
-        ])
+            return Change(changed=False, failed=f"url must be an http:// or https:// URL, not {a['url']!r}")
+        script = "\n".join(
+            [
+                f"url={quote(a['url'])}",
+                "if command -v curl >/dev/null 2>&1; then",
+                "  " + _curl(a, method, headers, timeout, has_body=body is not None),
+                "elif command -v wget >/dev/null 2>&1; then",
+                *_wget(a, method, headers, timeout, has_body=body is not None),
+                "else echo 'neither curl nor wget is installed on the host' >&2; exit 127; fi",
+            ]
+        )
         safe = method in SAFE_METHODS
         return Change(
-            changed=not safe, predictable=safe,
+            changed=not safe,
+            predictable=safe,
             steps=(Command(script, stdin=body),),
             data={"url": a["url"], "method": method, "status_code": codes},
             summary=f"{method} {a['url']}",
         )
 
-    def outcome(self, args: Mapping[str, Any], facts: Mapping[str, Any], change: Change,
-                results: Sequence[CommandResult]) -> Outcome:
+    def outcome(
+        self,
+        args: Mapping[str, Any],
+        facts: Mapping[str, Any],
+        change: Change,
+        results: Sequence[CommandResult],
+    ) -> Outcome:
         data: dict[str, Any] = {k: v for k, v in change.data.items() if k != "status_code"}
         changed = not self.reads_only(args)
         if not results:
@@ -103,10 +115,13 @@ def parse_response(result: CommandResult, *, return_content: bool) -> dict[str, 
     text = result.stdout
     at = text.rfind(_MARK[1:])
     if at < 0 or (at > 0 and text[at - 1] != "\n"):
-        return {"status": -1, "elapsed": int(result.duration),
-                "msg": f"Request failed: {result.tail('stderr', 3) or f'exit {result.rc}'}"}
-    body = text[:max(at - 1, 0)]
-    fields = text[at + len(_MARK) - 1:].strip().split(" ", 2)
+        return {
+            "status": -1,
+            "elapsed": int(result.duration),
+            "msg": f"Request failed: {result.tail('stderr', 3) or f'exit {result.rc}'}",
+        }
+    body = text[: max(at - 1, 0)]
+    fields = text[at + len(_MARK) - 1 :].strip().split(" ", 2)
     code = int(fields[0]) if fields and fields[0].isdigit() else 0
     seconds = float(fields[1]) if len(fields) > 1 and re.fullmatch(r"[\d.]+", fields[1]) else 0.0
     data: dict[str, Any] = {
@@ -167,8 +182,9 @@ def _codes(value: Any) -> list[int]:
         raise ValueError(f"status_code must be a list of numbers, not {value!r}") from None
 
 
-def _curl(a: Mapping[str, Any], method: str, headers: list[tuple[str, str]], timeout: int,
-          *, has_body: bool) -> str:
+def _curl(
+    a: Mapping[str, Any], method: str, headers: list[tuple[str, str]], timeout: int, *, has_body: bool
+) -> str:
     words = ["curl", "-sS", "--max-time", str(timeout)]
     words += ["--head"] if method == "HEAD" else ["-X", method]
     if not flag(a["validate_certs"]):
@@ -183,8 +199,9 @@ def _curl(a: Mapping[str, Any], method: str, headers: list[tuple[str, str]], tim
     return " ".join(words) + ' --url "$url"'
 
 
-def _wget(a: Mapping[str, Any], method: str, headers: list[tuple[str, str]], timeout: int,
-          *, has_body: bool) -> list[str]:
+def _wget(
+    a: Mapping[str, Any], method: str, headers: list[tuple[str, str]], timeout: int, *, has_body: bool
+) -> list[str]:
     words = ["wget", "-q", "-S", "-O", "-", "-T", str(timeout)]
     if not flag(a["validate_certs"]):
         words.append("--no-check-certificate")
@@ -203,7 +220,7 @@ def _wget(a: Mapping[str, Any], method: str, headers: list[tuple[str, str]], tim
         f'  {" ".join(words)} -- "$url" 2>"$h"; rc=$?',
         "  code=$(sed -n 's/^ *HTTP\\/[0-9.]* \\([0-9][0-9][0-9]\\).*/\\1/p' \"$h\" | tail -n 1)",
         "  ctype=$(sed -n 's/^ *[Cc]ontent-[Tt]ype: *//p' \"$h\" | tail -n 1 | tr -d '\\r')",
-        "  printf '\\n::status %s 0 %s\\n' \"${code:-000}\" \"$ctype\"",
+        '  printf \'\\n::status %s 0 %s\\n\' "${code:-000}" "$ctype"',
         '  if [ -z "$code" ]; then cat "$h" >&2; rm -f "$h"; exit $rc; fi',
         '  rm -f "$h"',
     ]

@@ -45,16 +45,18 @@ class WaitForModule(Module):
     summary = "Wait until a TCP port or a file (or a string in it) reaches a state"
     read_only = True
     args = {
-        "host": Arg("str", default="127.0.0.1",
-                    doc="The host whose port to check, as seen from the managed host."),
+        "host": Arg(
+            "str", default="127.0.0.1", doc="The host whose port to check, as seen from the managed host."
+        ),
         "port": Arg("int", doc="The TCP port to wait for."),
         "path": Arg("path", doc="The file to wait for."),
-        "search_regex": Arg("str", doc="A POSIX extended regular expression (grep -E) to wait "
-                                       "for in path."),
-        "state": Arg("str", default="started",
-                     choices=("started", "stopped", "present", "absent"),
-                     doc="started/present: wait until open or there; stopped/absent: until "
-                         "closed or gone."),
+        "search_regex": Arg("str", doc="A POSIX extended regular expression (grep -E) to wait for in path."),
+        "state": Arg(
+            "str",
+            default="started",
+            choices=("started", "stopped", "present", "absent"),
+            doc="started/present: wait until open or there; stopped/absent: until closed or gone.",
+        ),
         "timeout": Arg("int", default=300, doc="Seconds to wait at most."),
         "delay": Arg("int", default=0, doc="Seconds to wait before the first check."),
         "sleep": Arg("int", default=1, doc="Seconds between checks."),
@@ -79,11 +81,15 @@ class WaitForModule(Module):
         else:
             script = "\n".join([*lines, *check, *_loop(timeout, pause)])
         data = {"state": a["state"], "port": a["port"], "path": a["path"]}
-        return Change(changed=False, steps=(Command(script),), data=data,
-                      summary=_what(a, waiting=True))
+        return Change(changed=False, steps=(Command(script),), data=data, summary=_what(a, waiting=True))
 
-    def outcome(self, args: Mapping[str, Any], facts: Mapping[str, Any], change: Change,
-                results: Sequence[CommandResult]) -> Outcome:
+    def outcome(
+        self,
+        args: Mapping[str, Any],
+        facts: Mapping[str, Any],
+        change: Change,
+        results: Sequence[CommandResult],
+    ) -> Outcome:
         data: dict[str, Any] = dict(change.data)
         if not results:
             return Outcome(changed=False, data=data)
@@ -96,8 +102,7 @@ class WaitForModule(Module):
             a = self.resolved(args)
             message = str(a["msg"]) if a["msg"] else f"Timeout when {_what(a, waiting=True)}"
             return Outcome(changed=False, failed=message, data={**data, "msg": message})
-        return Outcome(changed=False, failed=failure_message(result),
-                       data={**data, **command_data(result)})
+        return Outcome(changed=False, failed=failure_message(result), data={**data, **command_data(result)})
 
 
 def _problem(a: Mapping[str, Any]) -> str:
@@ -129,8 +134,10 @@ def _check(a: Mapping[str, Any]) -> list[str] | None:
     going = a["state"] in ("stopped", "absent")
     if a["port"] is not None:
         invert = "port_open; case $? in 0) return 1;; 1) return 0;; *) return 3;; esac"
-        return [*_port_open(str(a["host"]), int(a["port"])),
-                f"check() {{ {invert if going else 'port_open'}; }}"]
+        return [
+            *_port_open(str(a["host"]), int(a["port"])),
+            f"check() {{ {invert if going else 'port_open'}; }}",
+        ]
     if a["path"] is not None:
         path = quote(a["path"])
         if a["search_regex"] is not None:
@@ -159,14 +166,13 @@ def _port_open(host: str, port: int) -> list[str]:
     if host not in LOCAL_HOSTS:
         return ["port_open() {", *connect, "}"]
     listening = (
-        f"awk -v port={port:04X} 'FNR > 1 {{ n = split($2, a, \":\"); "
-        "if (toupper(a[n]) == port && $4 == \"0A\") found = 1 } END { exit found ? 0 : 1 }' $files"
+        f'awk -v port={port:04X} \'FNR > 1 {{ n = split($2, a, ":"); '
+        'if (toupper(a[n]) == port && $4 == "0A") found = 1 } END { exit found ? 0 : 1 }\' $files'
     )
     return [
         "port_open() {",
         "  files=",
-        '  for t in /proc/net/tcp /proc/net/tcp6; do if [ -r "$t" ]; then files="$files $t"; fi; '
-        "done",
+        '  for t in /proc/net/tcp /proc/net/tcp6; do if [ -r "$t" ]; then files="$files $t"; fi; done',
         f'  if [ -n "$files" ]; then {listening}; return; fi',
         *connect,
         "}",
