@@ -45,8 +45,19 @@ from runner.patterns import (
 )
 
 #: Variables remedy sets itself; an inventory may not define them.
-MAGIC_VARS = frozenset({"inventory_hostname", "inventory_hostname_short", "group_names", "groups",
-                        "hostvars", "inventory_dir", "inventory_file", "playbook_dir", "omit"})
+MAGIC_VARS = frozenset(
+    {
+        "inventory_hostname",
+        "inventory_hostname_short",
+        "group_names",
+        "groups",
+        "hostvars",
+        "inventory_dir",
+        "inventory_file",
+        "playbook_dir",
+        "omit",
+    }
+)
 _HOST_KEYS = ("ansible_host", "ansible_ssh_host")
 _USER_KEYS = ("ansible_user", "ansible_ssh_user", "ansible_become_user")
 _PORT_KEYS = ("ansible_port", "ansible_ssh_port")
@@ -54,8 +65,10 @@ _VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
 _YAML_SUFFIXES = (".yml", ".yaml", ".json")
 _NOT_VAR_NAMES = frozenset({"True", "False", "None", "true", "false", "none", "not"})
 _GROUP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_IGNORED = re.compile(r"^\.|^host_vars$|^group_vars$|^vars_plugins$|(\.pyc|\.pyo|\.swp|\.bak|~|\.rpm"
-                      r"|\.md|\.txt|\.rst|\.orig|\.cfg|\.retry)$")
+_IGNORED = re.compile(
+    r"^\.|^host_vars$|^group_vars$|^vars_plugins$|(\.pyc|\.pyo|\.swp|\.bak|~|\.rpm"
+    r"|\.md|\.txt|\.rst|\.orig|\.cfg|\.retry)$"
+)
 
 
 @dataclass(frozen=True)
@@ -111,8 +124,9 @@ class Inventory:
         """Like ``get_host`` but an unknown name is an ``InventoryError`` with a did-you-mean."""
         host = self.get_host(name)
         if host is None:
-            raise InventoryError.at(Location("<host>"), f"no host named {name!r} in the inventory"
-                                    + suggest(name, self.hosts))
+            raise InventoryError.at(
+                Location("<host>"), f"no host named {name!r} in the inventory" + suggest(name, self.hosts)
+            )
         return host
 
     def host_vars(self, name: str) -> dict[str, Any]:
@@ -143,7 +157,8 @@ class Inventory:
         except ValueError:
             short = host.name.split(".")[0]
         return {
-            "inventory_hostname": host.name, "inventory_hostname_short": short,
+            "inventory_hostname": host.name,
+            "inventory_hostname_short": short,
             "group_names": sorted(g for g in host.groups if g != "all"),
             "groups": {g: list(members) for g, members in self._members.items()},
             "inventory_file": host.source,
@@ -161,8 +176,7 @@ class Inventory:
     def _walk_hosts(self, name: str) -> tuple[str, ...]:
         order, level = [name], [name]
         while level:
-            level = list(dict.fromkeys(c for g in level for c in self.groups[g].children
-                                       if c not in order))
+            level = list(dict.fromkeys(c for g in level for c in self.groups[g].children if c not in order))
             order.extend(level)
         hosts = dict.fromkeys(h for g in order for h in self.groups[g].hosts if h in self.hosts)
         return tuple(hosts)
@@ -187,10 +201,15 @@ class Inventory:
     def restricted(self, keep: set[str] | frozenset[str]) -> Inventory:
         """The same inventory with only the hosts in ``keep`` (as ``--limit`` shows it)."""
         hosts = {name: host for name, host in self.hosts.items() if name in keep}
-        groups = {name: replace(g, hosts=tuple(h for h in g.hosts if h in keep))
-                  for name, g in self.groups.items()}
-        return replace(self, hosts=MappingProxyType(hosts), groups=MappingProxyType(groups),
-                       localhost=self.localhost if self.localhost in keep else None)
+        groups = {
+            name: replace(g, hosts=tuple(h for h in g.hosts if h in keep)) for name, g in self.groups.items()
+        }
+        return replace(
+            self,
+            hosts=MappingProxyType(hosts),
+            groups=MappingProxyType(groups),
+            localhost=self.localhost if self.localhost in keep else None,
+        )
 
 
 # --- building: a mutable mirror of Ansible's InventoryData ----------------------------
@@ -232,28 +251,39 @@ class _Builder:
     def add_group(self, name: str, location: Location) -> _GroupDraft:
         if name not in self.groups:
             if not _GROUP_NAME.match(name):
-                self.problems.add(location, f"invalid group name {name!r}",
-                                  "use letters, digits, '_', '.' and '-' (patterns use :,&!*~[])")
+                self.problems.add(
+                    location,
+                    f"invalid group name {name!r}",
+                    "use letters, digits, '_', '.' and '-' (patterns use :,&!*~[])",
+                )
             self.groups[name] = _GroupDraft(name, location)
         return self.groups[name]
 
-    def add_host(self, name: str, group: str, port: int | None, location: Location,
-                 source: str | None) -> _HostDraft:
+    def add_host(
+        self, name: str, group: str, port: int | None, location: Location, source: str | None
+    ) -> _HostDraft:
         host = self.hosts.get(name)
         if host is None:
             problem = check_host_name(name)
             if problem:
-                self.problems.add(location, problem, "an inventory name is also the ssh address "
-                                  "unless ansible_host is set; use letters, digits, '._-'")
+                self.problems.add(
+                    location,
+                    problem,
+                    "an inventory name is also the ssh address "
+                    "unless ansible_host is set; use letters, digits, '._-'",
+                )
             host = self.hosts[name] = _HostDraft(name, location, source, port)
             if port is not None:
                 host.vars["ansible_port"] = port
             if name in LOCALHOST_NAMES and self.localhost is None:
                 self.localhost = name
         elif port is not None and port != host.port:
-            self.problems.add(location, f"host {name!r} gets port {port} here, but it was defined at "
-                              f"{host.location} with {'no port' if host.port is None else host.port}",
-                              "Ansible keeps the port of the first definition; set ansible_port instead")
+            self.problems.add(
+                location,
+                f"host {name!r} gets port {port} here, but it was defined at "
+                f"{host.location} with {'no port' if host.port is None else host.port}",
+                "Ansible keeps the port of the first definition; set ansible_port instead",
+            )
         draft = self.groups[group]
         if name not in draft.hosts:
             draft.hosts.append(name)
@@ -266,8 +296,11 @@ class _Builder:
         path = self._path(child, parent)
         if path is not None:
             cycle = " -> ".join([parent, *path])
-            self.problems.add(location, f"group cycle: {cycle}",
-                              "a group cannot be its own descendant; remove one :children entry")
+            self.problems.add(
+                location,
+                f"group cycle: {cycle}",
+                "a group cannot be its own descendant; remove one :children entry",
+            )
             return
         self.groups[parent].children.append(child)
         self.groups[child].parents.append(parent)
@@ -296,19 +329,25 @@ class _Builder:
 
     def check_var(self, key: Any, value: Any, location: Location) -> bool:
         """Whether ``key`` may be set; problems with ``value`` are reported, not fatal."""
-        if not (isinstance(key, str) and key.isidentifier() and key.isascii()
-                and key not in _NOT_VAR_NAMES):
-            self.problems.add(location, f"invalid variable name {key!r}",
-                              "start with a letter or '_', then letters, digits and '_'")
+        if not (isinstance(key, str) and key.isidentifier() and key.isascii() and key not in _NOT_VAR_NAMES):
+            self.problems.add(
+                location,
+                f"invalid variable name {key!r}",
+                "start with a letter or '_', then letters, digits and '_'",
+            )
             return False
         if key in MAGIC_VARS:
-            self.problems.add(location, f"{key!r} is a magic variable that remedy sets itself",
-                              "choose another name")
+            self.problems.add(
+                location, f"{key!r} is a magic variable that remedy sets itself", "choose another name"
+            )
             return False
         problem = _check_connection_var(key, value)
         if problem:
-            self.problems.add(location, problem, "values that reach ssh must be plain names "
-                              "(templates are checked after rendering)")
+            self.problems.add(
+                location,
+                problem,
+                "values that reach ssh must be plain names (templates are checked after rendering)",
+            )
         return True
 
     def reconcile(self) -> None:
@@ -326,11 +365,15 @@ class _Builder:
                 ungrouped.hosts.append(host.name)
                 host.groups.append("ungrouped")
             if host.name in self.groups:
-                self.problems.add(host.location, f"{host.name!r} is both a host and a group",
-                                  "rename one: patterns and variables could not tell them apart")
+                self.problems.add(
+                    host.location,
+                    f"{host.name!r} is both a host and a group",
+                    "rename one: patterns and variables could not tell them apart",
+                )
 
-    def freeze(self, group_files: list[dict[str, dict[str, Any]]],
-               host_files: list[dict[str, dict[str, Any]]]) -> Inventory:
+    def freeze(
+        self, group_files: list[dict[str, dict[str, Any]]], host_files: list[dict[str, dict[str, Any]]]
+    ) -> Inventory:
         depth: dict[str, int] = {"all": 0}
 
         def depth_of(name: str) -> int:
@@ -338,23 +381,41 @@ class _Builder:
                 depth[name] = 1 + max(depth_of(p) for p in self.groups[name].parents)
             return depth[name]
 
-        groups = {g.name: Group(g.name, tuple(g.hosts), tuple(g.children), MappingProxyType(g.vars),
-                                g.location, depth_of(g.name), g.priority)
-                  for g in self.groups.values()}
+        groups = {
+            g.name: Group(
+                g.name,
+                tuple(g.hosts),
+                tuple(g.children),
+                MappingProxyType(g.vars),
+                g.location,
+                depth_of(g.name),
+                g.priority,
+            )
+            for g in self.groups.values()
+        }
         hosts = {}
         for draft in self.hosts.values():
             own = dict(draft.vars)
             for files in host_files:
                 own.update(files.get(draft.name, {}))
-            member = sorted(self._ancestors(draft.groups),
-                            key=lambda g: (groups[g].depth, groups[g].priority, g))
-            hosts[draft.name] = Host(draft.name, tuple(member), MappingProxyType(own),
-                                     draft.location, draft.source)
-        implicit = {name: {k: v for files in host_files for k, v in files.get(name, {}).items()}
-                    for name in LOCALHOST_NAMES if name not in hosts}
-        return Inventory(MappingProxyType(hosts), MappingProxyType(groups),
-                         tuple(MappingProxyType(f) for f in group_files),
-                         MappingProxyType(implicit), self.localhost)
+            member = sorted(
+                self._ancestors(draft.groups), key=lambda g: (groups[g].depth, groups[g].priority, g)
+            )
+            hosts[draft.name] = Host(
+                draft.name, tuple(member), MappingProxyType(own), draft.location, draft.source
+            )
+        implicit = {
+            name: {k: v for files in host_files for k, v in files.get(name, {}).items()}
+            for name in LOCALHOST_NAMES
+            if name not in hosts
+        }
+        return Inventory(
+            MappingProxyType(hosts),
+            MappingProxyType(groups),
+            tuple(MappingProxyType(f) for f in group_files),
+            MappingProxyType(implicit),
+            self.localhost,
+        )
 
     def _ancestors(self, names: list[str]) -> set[str]:
         found: set[str] = set()
@@ -380,6 +441,17 @@ def _check_connection_var(key: str, value: Any) -> str:
         if isinstance(value, bool) or not text.isdigit() or not 0 < int(text) < 65536:
             return f"{key} must be a port number from 1 to 65535, not {value!r}"
     return ""
+
+
+def _kind(value: Any) -> str:
+    """How a value's type reads in a message."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return f"the value {value!r}"
 
 
 def _plain(value: Any) -> Any:
@@ -419,8 +491,11 @@ def load_inventory(paths: Sequence[str | Path]) -> Inventory:
         elif path.is_file():
             _parse_file(builder, path)
         else:
-            builder.problems.add(Location(text), "inventory source does not exist",
-                                 "give a file, a directory, or a comma list such as 'web1,web2,'")
+            builder.problems.add(
+                Location(text),
+                "inventory source does not exist",
+                "give a file, a directory, or a comma list such as 'web1,web2,'",
+            )
             continue
         roots.append(path if path.is_dir() else path.parent)
     builder.reconcile()
@@ -461,15 +536,20 @@ def _parse_file(builder: _Builder, path: Path) -> None:
     if text is None:
         return
     if not any(_meaningful(line) for line in text.splitlines()):
-        builder.problems.add(Location(name, 1), "inventory file is empty",
-                             "list hosts (INI) or an 'all:' mapping (YAML)")
+        builder.problems.add(
+            Location(name, 1), "inventory file is empty", "list hosts (INI) or an 'all:' mapping (YAML)"
+        )
         return
     if path.suffix == ".toml":
-        builder.problems.add(Location(name), "TOML inventories are not supported",
-                             "convert it to YAML or INI")
+        builder.problems.add(
+            Location(name), "TOML inventories are not supported", "convert it to YAML or INI"
+        )
     elif text.startswith("#!") and os.access(path, os.X_OK):
-        builder.problems.add(Location(name, 1), "inventory scripts are not supported",
-                             "save the script's --list output as a YAML or JSON file")
+        builder.problems.add(
+            Location(name, 1),
+            "inventory scripts are not supported",
+            "save the script's --list output as a YAML or JSON file",
+        )
     elif path.suffix in _YAML_SUFFIXES or (not path.suffix and _looks_like_yaml(text)):
         try:
             _parse_yaml(builder, name, load_text(text, name))
@@ -495,8 +575,11 @@ def _read_text(builder: _Builder, path: Path) -> str | None:
         text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        builder.problems.add(Location(str(path), line), f"invalid UTF-8 byte 0x{data[error.start]:02x}",
-                             "save the file as UTF-8")
+        builder.problems.add(
+            Location(str(path), line),
+            f"invalid UTF-8 byte 0x{data[error.start]:02x}",
+            "save the file as UTF-8",
+        )
         return None
     if problem:
         builder.problems.add(Location(str(path)), problem)
@@ -547,8 +630,11 @@ def _parse_ini(builder: _Builder, path: str, lines: list[str]) -> None:
         if section:
             _ini_section(builder, state, section.group(1), section.group(2) or "hosts", location)
         elif line.startswith("[") and line.endswith("]"):
-            builder.problems.add(location, f"invalid section header {line}",
-                                 "a section is [group], [group:vars] or [group:children], no spaces")
+            builder.problems.add(
+                location,
+                f"invalid section header {line}",
+                "a section is [group], [group:vars] or [group:children], no spaces",
+            )
             state.kind = "skip"
         elif state.kind == "hosts":
             _ini_host_line(builder, state, line, location)
@@ -559,18 +645,26 @@ def _parse_ini(builder: _Builder, path: str, lines: list[str]) -> None:
     for name, (kind, location, parents) in state.pending.items():
         known = suggest(name, builder.groups)
         if kind == "vars":
-            builder.problems.add(location, f"section [{name}:vars] is for group {name!r}, which is "
-                                 f"not defined{known}", f"define it with a [{name}] section")
+            builder.problems.add(
+                location,
+                f"section [{name}:vars] is for group {name!r}, which is not defined{known}",
+                f"define it with a [{name}] section",
+            )
         else:
-            builder.problems.add(location, f"section [{parents[-1]}:children] names group {name!r}, "
-                                 f"which is not defined{known}", f"define it with a [{name}] section")
+            builder.problems.add(
+                location,
+                f"section [{parents[-1]}:children] names group {name!r}, which is not defined{known}",
+                f"define it with a [{name}] section",
+            )
 
 
 def _ini_section(builder: _Builder, state: _IniState, name: str, kind: str, location: Location) -> None:
     if kind not in ("hosts", "children", "vars"):
-        builder.problems.add(location, f"unknown section kind [{name}:{kind}]"
-                             + suggest(kind, ["children", "vars"]),
-                             "sections are [group], [group:vars] and [group:children]")
+        builder.problems.add(
+            location,
+            f"unknown section kind [{name}:{kind}]" + suggest(kind, ["children", "vars"]),
+            "sections are [group], [group:vars] and [group:children]",
+        )
         state.kind = "skip"
         return
     state.group, state.kind = name, kind
@@ -603,8 +697,11 @@ def _ini_host_line(builder: _Builder, state: _IniState, line: str, location: Loc
     for token in tokens[1:]:
         key, equals, text = token.partition("=")
         if not equals:
-            builder.problems.add(location, f"expected key=value after the host name, got {token!r}",
-                                 "quote values that contain spaces: key='a b'")
+            builder.problems.add(
+                location,
+                f"expected key=value after the host name, got {token!r}",
+                "quote values that contain spaces: key='a b'",
+            )
             return
         values[key] = _ini_value(builder, text, location)
     for name in names[0]:
@@ -681,12 +778,18 @@ _GROUP_KEYS = ("hosts", "children", "vars")
 
 def _parse_yaml(builder: _Builder, path: str, data: Any) -> None:
     if not isinstance(data, MarkedDict):
-        builder.problems.add(Location(path, 1), "a YAML inventory must be a mapping of groups",
-                             "start with 'all:' and put hosts, children and vars under it")
+        builder.problems.add(
+            Location(path, 1),
+            "a YAML inventory must be a mapping of groups",
+            "start with 'all:' and put hosts, children and vars under it",
+        )
         return
     if "plugin" in data:
-        builder.problems.add(data.key_loc("plugin"), "inventory plugin configurations are not supported",
-                             "export the plugin's hosts with 'ansible-inventory --list' first")
+        builder.problems.add(
+            data.key_loc("plugin"),
+            "inventory plugin configurations are not supported",
+            "export the plugin's hosts with 'ansible-inventory --list' first",
+        )
         return
     for name in data:
         _yaml_group(builder, path, name, data[name], data.key_loc(name))
@@ -697,24 +800,33 @@ def _yaml_group(builder: _Builder, path: str, name: Any, body: Any, location: Lo
         builder.problems.add(location, f"group name {name!r} must be a non-empty string")
         return None
     if body is not None and not isinstance(body, MarkedDict):
-        builder.problems.add(location, f"group {name!r} must be a mapping of hosts, children and "
-                             f"vars, not {type(body).__name__}", "indent its entries under it")
+        builder.problems.add(
+            location,
+            f"group {name!r} must be a mapping of hosts, children and vars, not {_kind(body)}",
+            "indent its entries under it",
+        )
         return None
     group = builder.add_group(name, location)
     for key in body or {}:
         assert isinstance(body, MarkedDict)
         value, where = body[key], body.key_loc(key)
         if key not in _GROUP_KEYS:
-            builder.problems.add(where, f"unknown key {key!r} in group {name!r}"
-                                 + suggest(str(key), _GROUP_KEYS), "a group has hosts, children and vars")
+            builder.problems.add(
+                where,
+                f"unknown key {key!r} in group {name!r}" + suggest(str(key), _GROUP_KEYS),
+                "a group has hosts, children and vars",
+            )
             continue
         if isinstance(value, str):
             value = {value: None}
         if value is None:
             continue
         if not isinstance(value, dict):
-            builder.problems.add(where, f"'{key}' of group {name!r} must be a mapping, not "
-                                 f"{type(value).__name__}", f"write '{key}:' with 'name:' entries under it")
+            builder.problems.add(
+                where,
+                f"'{key}' of group {name!r} must be a mapping, not {_kind(value)}",
+                f"write '{key}:' with 'name:' entries under it",
+            )
             continue
         marked = value if isinstance(value, MarkedDict) else None
         for item in value:
@@ -735,8 +847,11 @@ def _yaml_host(builder: _Builder, path: str, group: str, entry: Any, body: Any, 
         builder.problems.add(location, f"host name {entry!r} must be a string", f'quote it: "{entry}"')
         return
     if body and not isinstance(body, dict):
-        builder.problems.add(location, f"vars of host {entry!r} must be a mapping, not "
-                             f"{type(body).__name__}", "write 'name: value' pairs under the host")
+        builder.problems.add(
+            location,
+            f"vars of host {entry!r} must be a mapping, not {_kind(body)}",
+            "write 'name: value' pairs under the host",
+        )
         return
     names = _expand_entry(builder, entry, location)
     if names is None:
@@ -751,8 +866,11 @@ def _yaml_host(builder: _Builder, path: str, group: str, entry: Any, body: Any, 
 # --- group_vars/ and host_vars/ --------------------------------------------------------
 
 
-def _vars_dir(builder: _Builder, directory: Path, names: Sequence[str] | Mapping[str, Any],
-              ) -> dict[str, dict[str, Any]]:
+def _vars_dir(
+    builder: _Builder,
+    directory: Path,
+    names: Sequence[str] | Mapping[str, Any],
+) -> dict[str, dict[str, Any]]:
     """The vars of each name from ``directory/NAME``, ``NAME.yml``, ``.yaml``, ``.json`` or ``NAME/``."""
     if not directory.exists():
         return {}
@@ -763,8 +881,11 @@ def _vars_dir(builder: _Builder, directory: Path, names: Sequence[str] | Mapping
     for name in names:
         paths = [directory / (name + ext) for ext in _VARS_EXTENSIONS if (directory / (name + ext)).exists()]
         if len(paths) > 1:
-            builder.problems.add(Location(str(paths[1])), f"{paths[1].name} is ignored because "
-                                 f"{paths[0].name} exists", "merge them into one file or directory")
+            builder.problems.add(
+                Location(str(paths[1])),
+                f"{paths[1].name} is ignored because {paths[0].name} exists",
+                "merge them into one file or directory",
+            )
         if paths:
             found[name] = {}
             for file in _vars_files(paths[0]):
@@ -813,6 +934,11 @@ def _unused_group_files(roots: list[Path], groups: Mapping[str, Any]) -> list[Pr
         for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
             stem = entry.stem if entry.suffix in _VARS_EXTENSIONS else entry.name
             if stem not in groups and not entry.name.startswith("."):
-                problems.append(Problem(Location(str(entry)), f"group_vars for {stem!r}, which is not a group"
-                                        + suggest(stem, groups), "such a file is never read"))
+                problems.append(
+                    Problem(
+                        Location(str(entry)),
+                        f"group_vars for {stem!r}, which is not a group" + suggest(stem, groups),
+                        "such a file is never read",
+                    )
+                )
     return problems

@@ -1,6 +1,7 @@
 """Parity with ansible-inventory: every corpus case must resolve exactly as Ansible does.
 
-Each directory under ``inventory_corpus/`` is one case. Its ``-i`` sources are
+Each directory under ``inventory_corpus/`` is one case, and so is each
+example inventory under ``inventory/``. Its ``-i`` sources are
 the lines of ``sources.txt`` (paths relative to the case, or comma lists), or
 else the case directory itself. ``ansible-inventory`` runs on every case in a
 clean environment (no user config, no caches): ``--list`` must equal
@@ -24,6 +25,13 @@ from runner.inventory import load_inventory
 
 CORPUS = Path(__file__).parent / "inventory_corpus"
 CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
+EXAMPLES = Path(__file__).parents[2] / "inventory"
+SOURCES = {
+    **{name: None for name in CASES},
+    "example-ini": [str(EXAMPLES / "hosts.ini")],
+    "example-yaml": [str(EXAMPLES / "hosts.yml")],
+    "example-localhost": [str(EXAMPLES / "localhost" / "hosts.ini")],
+}
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +83,10 @@ def test_the_corpus_has_at_least_25_cases() -> None:
     assert len(CASES) >= 25
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", list(SOURCES))
 def test_remedy_resolves_each_corpus_case_exactly_as_ansible_inventory(
         name: str, oracle_env: dict[str, str]) -> None:
-    sources = case_sources(CORPUS / name)
+    sources = SOURCES[name] or case_sources(CORPUS / name)
     inventory = load_inventory(sources)
     names = [*inventory.hosts, *(n for n in ("localhost",) if n not in inventory.hosts)]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
