@@ -59,7 +59,9 @@ _IPV6 = re.compile(
     rf"(?:{_I6}:){{4}}(?::{_I6}){{1,3}}|(?:{_I6}:){{5}}(?::{_I6}){{1,2}}|"
     rf"(?:{_I6}:){{6}}(?::{_I6})|:(?::{_I6}){{1,6}}|{_I6}?::|"
     rf"(?:0:){{6}}(?:{_I6}\.){{3}}{_I6}|::(?:ffff:)?(?:{_I6}\.){{3}}{_I6}|"
-    rf"(?:0:){{5}}ffff:(?:{_I6}\.){{3}}{_I6})$", re.I)
+    rf"(?:0:){{5}}ffff:(?:{_I6}\.){{3}}{_I6})$",
+    re.I,
+)
 _HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$", re.I)
 
 
@@ -99,28 +101,36 @@ def expand_ranges(name: str) -> list[str]:
 def _range_items(body: str, name: str) -> list[str]:
     bounds = body.split(":")
     if len(bounds) not in (2, 3) or not bounds[1]:
-        raise HostPatternError(f"invalid range [{body}] in {name!r}",
-                               "a range is [begin:end] or [begin:end:step], e.g. [01:10] or [a:f]")
+        raise HostPatternError(
+            f"invalid range [{body}] in {name!r}",
+            "a range is [begin:end] or [begin:end:step], e.g. [01:10] or [a:f]",
+        )
     begin, end = bounds[0] or "0", bounds[1]
     step = bounds[2] if len(bounds) == 3 else "1"
     if not step.isdigit() or int(step) == 0:
-        raise HostPatternError(f"invalid step {step!r} in range [{body}] of {name!r}",
-                               "the step must be a positive integer")
+        raise HostPatternError(
+            f"invalid step {step!r} in range [{body}] of {name!r}", "the step must be a positive integer"
+        )
     letters = string.ascii_letters
     if len(begin) == 1 and len(end) == 1 and begin in letters and end in letters:
         if letters.index(begin) > letters.index(end):
             raise HostPatternError(f"range [{body}] in {name!r} runs backwards", f"write [{end}:{begin}]")
-        return list(letters[letters.index(begin):letters.index(end) + 1:int(step)])
+        return list(letters[letters.index(begin) : letters.index(end) + 1 : int(step)])
     if not (begin.isdigit() and end.isdigit()):
-        raise HostPatternError(f"invalid range [{body}] in {name!r}: both ends must be numbers "
-                               "or single letters", "write [1:9] or [a:f]")
+        raise HostPatternError(
+            f"invalid range [{body}] in {name!r}: both ends must be numbers or single letters",
+            "write [1:9] or [a:f]",
+        )
     if int(begin) > int(end):
-        raise HostPatternError(f"range [{body}] in {name!r} is empty: {begin} > {end}",
-                               f"write [{end}:{begin}]")
+        raise HostPatternError(
+            f"range [{body}] in {name!r} is empty: {begin} > {end}", f"write [{end}:{begin}]"
+        )
     width = len(begin) if begin.startswith("0") and len(begin) > 1 else 0
     if width and width != len(end):
-        raise HostPatternError(f"range [{body}] in {name!r} mixes widths",
-                               f"pad both ends to {width} digits, e.g. [{begin}:{end.zfill(width)}]")
+        raise HostPatternError(
+            f"range [{body}] in {name!r} mixes widths",
+            f"pad both ends to {width} digits, e.g. [{begin}:{end.zfill(width)}]",
+        )
     return [str(n).zfill(width) for n in range(int(begin), int(end) + 1, int(step))]
 
 
@@ -176,8 +186,9 @@ def _is_address(text: str) -> bool:
     return any(p.match(text) for p in (_IPV4, _IPV6, _HOSTNAME))
 
 
-def select_hosts(inventory: Inventory, pattern: str | Sequence[str] = "all", *,
-                 limit: str | Sequence[str] | None = None) -> list[str]:
+def select_hosts(
+    inventory: Inventory, pattern: str | Sequence[str] = "all", *, limit: str | Sequence[str] | None = None
+) -> list[str]:
     """The hosts ``pattern`` selects (restricted to ``limit``), in inventory order.
 
     Raises:
@@ -194,9 +205,12 @@ def select_hosts(inventory: Inventory, pattern: str | Sequence[str] = "all", *,
         shown = pattern if isinstance(pattern, str) else ",".join(pattern)
         within = limit if isinstance(limit, str) else ",".join(limit or ())
         extra = f" within --limit {within!r}" if limit else ""
-        raise InventoryError.at(_PATTERN_SOURCE, f"host pattern {shown!r} selects no hosts{extra}",
-                                "every part matches something, but '&' and '!' leave nothing; "
-                                "check with 'remedy inventory --graph'")
+        raise InventoryError.at(
+            _PATTERN_SOURCE,
+            f"host pattern {shown!r} selects no hosts{extra}",
+            "every part matches something, but '&' and '!' leave nothing; "
+            "check with 'remedy inventory --graph'",
+        )
     return selected
 
 
@@ -205,8 +219,11 @@ def _parts(pattern: str | Sequence[str], problems: ProblemCollector) -> list[tup
     for item in [pattern] if isinstance(pattern, str) else pattern:
         texts = split_pattern(item)
         if "," not in item and ":".join(texts) != re.sub(r"\s+", "", item):
-            problems.add(_PATTERN_SOURCE, f"cannot split host pattern {item!r} into parts",
-                         "separate parts with ',' (or ':') and close every '['")
+            problems.add(
+                _PATTERN_SOURCE,
+                f"cannot split host pattern {item!r} into parts",
+                "separate parts with ',' (or ':') and close every '['",
+            )
             continue
         for text in texts:
             if text.startswith("@"):
@@ -220,15 +237,18 @@ def _read_pattern_file(path: str, problems: ProblemCollector) -> list[tuple[str,
     try:
         lines = Path(path).read_text(encoding="utf-8").split("\n")
     except (OSError, UnicodeDecodeError) as error:
-        problems.add(Location(path), f"cannot read host pattern file: {error}",
-                     "@FILE names a file with one host pattern per line")
+        problems.add(
+            Location(path),
+            f"cannot read host pattern file: {error}",
+            "@FILE names a file with one host pattern per line",
+        )
         return []
-    return [(line.strip(), Location(path, number)) for number, line in enumerate(lines, 1)
-            if line.strip()]
+    return [(line.strip(), Location(path, number)) for number, line in enumerate(lines, 1) if line.strip()]
 
 
-def _evaluate(inventory: Inventory, parts: list[tuple[str, Location]],
-              problems: ProblemCollector) -> list[str]:
+def _evaluate(
+    inventory: Inventory, parts: list[tuple[str, Location]], problems: ProblemCollector
+) -> list[str]:
     """Ansible's order: plain parts (union), then ``&`` parts, then ``!`` parts."""
     plain = [p for p in parts if p[0][0] not in "&!"] or [("all", _PATTERN_SOURCE)]
     ordered = plain + [p for p in parts if p[0][0] == "&"] + [p for p in parts if p[0][0] == "!"]
@@ -249,8 +269,7 @@ def _evaluate(inventory: Inventory, parts: list[tuple[str, Location]],
     return selected
 
 
-def _match_one(inventory: Inventory, text: str, location: Location,
-               problems: ProblemCollector) -> list[str]:
+def _match_one(inventory: Inventory, text: str, location: Location, problems: ProblemCollector) -> list[str]:
     """The hosts of one part (``&``/``!`` ignored): matching groups' hosts, then matching hosts."""
     expr, index, start, end = _split_subscript(text[1:] if text[0] in "&!" else text)
     try:
@@ -268,14 +287,19 @@ def _match_one(inventory: Inventory, text: str, location: Location,
         hosts = [inventory.localhost or expr]
     if not hosts:
         candidates = [*inventory.groups, *inventory.hosts]
-        problems.add(location, f"host pattern {text!r} matches no host or group"
-                     + suggest(expr.lstrip("~"), candidates),
-                     "groups: " + ", ".join(list(inventory.groups)[:12]))
+        problems.add(
+            location,
+            f"host pattern {text!r} matches no host or group" + suggest(expr.lstrip("~"), candidates),
+            "groups: " + ", ".join(list(inventory.groups)[:12]),
+        )
         return []
     selected = _apply_subscript(hosts, index, start, end)
     if not selected:
-        problems.add(location, f"host pattern {text!r} is out of range",
-                     f"it subscripts {len(hosts)} hosts, numbered 0 to {len(hosts) - 1}")
+        problems.add(
+            location,
+            f"host pattern {text!r} is out of range",
+            f"it subscripts {len(hosts)} hosts, numbered 0 to {len(hosts) - 1}",
+        )
     return selected
 
 
@@ -290,10 +314,9 @@ def _split_subscript(text: str) -> tuple[str, int | None, int | None, int | None
     return expr, None, int(start), int(end) if end else -1
 
 
-def _apply_subscript(hosts: list[str], index: int | None, start: int | None,
-                     end: int | None) -> list[str]:
+def _apply_subscript(hosts: list[str], index: int | None, start: int | None, end: int | None) -> list[str]:
     if index is not None:
         return [hosts[index]] if -len(hosts) <= index < len(hosts) else []
     if start is None or end is None:
         return hosts
-    return hosts[start:] if end == -1 else hosts[start:end + 1]
+    return hosts[start:] if end == -1 else hosts[start : end + 1]

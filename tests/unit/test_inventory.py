@@ -44,8 +44,7 @@ def test_hosts_and_groups_keep_file_order_and_group_membership() -> None:
     assert list(inventory.hosts) == ["par1", "par2", "ber1", "nyc1"]
     assert inventory.groups["site"].children == ("europe", "america")
     assert inventory.groups["nyc"].hosts == ("nyc1", "par1")
-    assert inventory.hosts["par1"].groups == (
-        "all", "site", "america", "europe", "nyc", "paris")
+    assert inventory.hosts["par1"].groups == ("all", "site", "america", "europe", "nyc", "paris")
 
 
 def test_host_vars_follow_ansibles_precedence_across_files_and_groups() -> None:
@@ -68,11 +67,23 @@ def test_group_vars_of_a_deeper_group_win_and_priority_breaks_ties() -> None:
 def test_ini_values_are_typed_like_ansible() -> None:
     inventory = load_inventory([CORPUS / "ini_typing_inline"])
     t1 = inventory.host_vars("t1")
-    assert t1 == {"int": 1, "yes": "yes", "quoted": 1, "float": 1.0, "list": [1, 2],
-                  "bool": True, "lower": "true", "a_none": None}
+    assert t1 == {
+        "int": 1,
+        "yes": "yes",
+        "quoted": 1,
+        "float": 1.0,
+        "list": [1, 2],
+        "bool": True,
+        "lower": "true",
+        "a_none": None,
+    }
     group = load_inventory([CORPUS / "ini_typing_groupvars"]).host_vars("app1")
     assert (group["port"], group["quoted"], group["comment"], group["hash"]) == (
-        80, "1", "a", "a # part of the value")
+        80,
+        "1",
+        "a",
+        "a # part of the value",
+    )
 
 
 def test_connection_variables_come_through_with_their_types() -> None:
@@ -192,7 +203,7 @@ def test_a_host_token_without_equals_is_an_error(tmp_path: Path) -> None:
 
 
 def test_an_unclosed_quote_is_an_error(tmp_path: Path) -> None:
-    problem = only_problem(write(tmp_path, "hosts", "db1 motd=\"hello\n"))
+    problem = only_problem(write(tmp_path, "hosts", 'db1 motd="hello\n'))
     assert "cannot parse host line" in problem.message and problem.hint == "close the quote"
 
 
@@ -208,8 +219,9 @@ def test_vars_for_an_undefined_group_are_an_error(tmp_path: Path) -> None:
 
 
 def test_a_group_cycle_is_an_error_that_shows_the_cycle(tmp_path: Path) -> None:
-    problem = only_problem(write(tmp_path, "hosts", "[a:children]\nb\n[b:children]\nc\n"
-                                 "[c:children]\na\n[a]\nh\n"))
+    problem = only_problem(
+        write(tmp_path, "hosts", "[a:children]\nb\n[b:children]\nc\n[c:children]\na\n[a]\nh\n")
+    )
     assert problem.location.line == 6
     assert "group cycle: c -> a -> b -> c" in problem.message
 
@@ -219,25 +231,31 @@ def test_a_yaml_group_cycle_is_an_error(tmp_path: Path) -> None:
     assert "group cycle: a -> a" in only_problem(path).message
 
 
-@pytest.mark.parametrize(("entry", "message"), [
-    ("web[10:1]", "is empty: 10 > 1"),
-    ("web[a:9]", "both ends must be numbers"),
-    ("web[01:100]", "mixes widths"),
-    ("web[1:3", "unclosed range"),
-])
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("web[10:1]", "is empty: 10 > 1"),
+        ("web[a:9]", "both ends must be numbers"),
+        ("web[01:100]", "mixes widths"),
+        ("web[1:3", "unclosed range"),
+    ],
+)
 def test_bad_ranges_are_errors_at_their_line(tmp_path: Path, entry: str, message: str) -> None:
     problem = only_problem(write(tmp_path, "hosts", f"[web]\n{entry}\n"))
     assert problem.location.line == 2 and message in problem.message and problem.hint
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("-oProxyCommand=x\n", "starts with '-'"),
-    ("h1 ansible_host='h; touch /tmp/p'\n", "host name 'h; touch /tmp/p' contains"),
-    ("h1 ansible_user=-oProxyCommand=x\n", "user '-oProxyCommand=x' starts with '-'"),
-    ("h1 ansible_user='root;id'\n", "user 'root;id' contains"),
-    ("h1 ansible_port=70000\n", "ansible_port must be a port number"),
-    ("h1 ansible_ssh_host='$(id)'\n", "host name '$(id)' contains"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("-oProxyCommand=x\n", "starts with '-'"),
+        ("h1 ansible_host='h; touch /tmp/p'\n", "host name 'h; touch /tmp/p' contains"),
+        ("h1 ansible_user=-oProxyCommand=x\n", "user '-oProxyCommand=x' starts with '-'"),
+        ("h1 ansible_user='root;id'\n", "user 'root;id' contains"),
+        ("h1 ansible_port=70000\n", "ansible_port must be a port number"),
+        ("h1 ansible_ssh_host='$(id)'\n", "host name '$(id)' contains"),
+    ],
+)
 def test_names_that_could_inject_into_ssh_are_refused(tmp_path: Path, text: str, message: str) -> None:
     problem = only_problem(write(tmp_path, "hosts", text))
     assert problem.location.line == 1 and message in problem.message
@@ -265,7 +283,9 @@ def test_magic_and_invalid_variable_names_are_errors(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, "hosts", "h1 groups=1 foo-bar=2 none=3\n"))
     assert [p.message for p in problems] == [
         "'groups' is a magic variable that remedy sets itself",
-        "invalid variable name 'foo-bar'", "invalid variable name 'none'"]
+        "invalid variable name 'foo-bar'",
+        "invalid variable name 'none'",
+    ]
 
 
 def test_an_empty_inventory_file_is_an_error(tmp_path: Path) -> None:
@@ -274,8 +294,12 @@ def test_an_empty_inventory_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_yaml_structure_errors_point_at_the_key(tmp_path: Path) -> None:
-    path = write(tmp_path, "inv.yml", "all:\n  children:\n    web:\n      host:\n        w1:\n"
-                 "      hosts: [a, b]\n    db:\n      hosts:\n        123:\n        d1: foo\n")
+    path = write(
+        tmp_path,
+        "inv.yml",
+        "all:\n  children:\n    web:\n      host:\n        w1:\n"
+        "      hosts: [a, b]\n    db:\n      hosts:\n        123:\n        d1: foo\n",
+    )
     problems = problems_of(path)
     assert [(p.location.line, p.message) for p in problems] == [
         (4, "unknown key 'host' in group 'web' (did you mean 'hosts'?)"),
@@ -327,7 +351,11 @@ def test_every_problem_of_every_file_is_reported_at_once(tmp_path: Path) -> None
     second = write(tmp_path, "b.yml", "all:\n  hosts:\n    -bad:\n")
     problems = problems_of(first, second)
     assert [(Path(p.location.file).name, p.location.line) for p in problems] == [
-        ("a.ini", 1), ("a.ini", 4), ("a.ini", 6), ("b.yml", 3)]
+        ("a.ini", 1),
+        ("a.ini", 4),
+        ("a.ini", 6),
+        ("b.yml", 3),
+    ]
 
 
 def test_inventory_errors_are_input_errors_with_exit_code_4(tmp_path: Path) -> None:

@@ -40,8 +40,10 @@ def oracle_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     if shutil.which("ansible-inventory") is None:
         if os.environ.get("REMEDY_ALLOW_SKIP") == "1":
             pytest.skip("ansible-inventory not on PATH (REMEDY_ALLOW_SKIP=1)")
-        pytest.fail("ansible-inventory is not on PATH: pip install ansible-core "
-                    "(or set REMEDY_ALLOW_SKIP=1 to skip the parity tests)")
+        pytest.fail(
+            "ansible-inventory is not on PATH: pip install ansible-core "
+            "(or set REMEDY_ALLOW_SKIP=1 to skip the parity tests)"
+        )
     home = tmp_path_factory.mktemp("ansible-home")
     (home / "ansible.cfg").write_text("")
     return {
@@ -69,8 +71,9 @@ def case_sources(case: Path) -> list[str]:
 
 def ansible_inventory(env: dict[str, str], sources: list[str], *args: str) -> Any:
     command = ["ansible-inventory", *(x for s in sources for x in ("-i", s)), *args]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=env["HOME"],
-                          timeout=120, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=env["HOME"], timeout=120, check=False
+    )
     assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stderr}"
     return json.loads(done.stdout)
 
@@ -85,7 +88,8 @@ def test_the_corpus_has_at_least_25_cases() -> None:
 
 @pytest.mark.parametrize("name", list(SOURCES))
 def test_remedy_resolves_each_corpus_case_exactly_as_ansible_inventory(
-        name: str, oracle_env: dict[str, str]) -> None:
+    name: str, oracle_env: dict[str, str]
+) -> None:
     sources = SOURCES[name] or case_sources(CORPUS / name)
     inventory = load_inventory(sources)
     names = [*inventory.hosts, *(n for n in ("localhost",) if n not in inventory.hosts)]

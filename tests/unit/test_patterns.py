@@ -63,8 +63,7 @@ SELECTIONS = {
 
 
 @pytest.mark.parametrize("pattern", list(SELECTIONS))
-def test_each_pattern_form_selects_the_hosts_ansible_selects(
-        inventory: Inventory, pattern: str) -> None:
+def test_each_pattern_form_selects_the_hosts_ansible_selects(inventory: Inventory, pattern: str) -> None:
     assert select_hosts(inventory, pattern) == SELECTIONS[pattern]
 
 
@@ -147,78 +146,114 @@ def test_a_pattern_that_cannot_be_split_is_an_error_not_all_hosts(inventory: Inv
 # --- splitting ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("pattern", "parts"), [
-    ("a:b", ["a", "b"]),
-    ("a, b ,c", ["a", "b", "c"]),
-    ("web:&prod:!db", ["web", "&prod", "!db"]),
-    ("web[0:2]", ["web[0:2]"]),
-    ("web[0:2]:db", ["web[0:2]", "db"]),
-    ("::1", ["::1"]),
-    ("fe80::1,db", ["fe80::1", "db"]),
-])
+@pytest.mark.parametrize(
+    ("pattern", "parts"),
+    [
+        ("a:b", ["a", "b"]),
+        ("a, b ,c", ["a", "b", "c"]),
+        ("web:&prod:!db", ["web", "&prod", "!db"]),
+        ("web[0:2]", ["web[0:2]"]),
+        ("web[0:2]:db", ["web[0:2]", "db"]),
+        ("::1", ["::1"]),
+        ("fe80::1,db", ["fe80::1", "db"]),
+    ],
+)
 def test_patterns_split_on_commas_or_colons_but_keep_addresses_and_ranges(
-        pattern: str, parts: list[str]) -> None:
+    pattern: str, parts: list[str]
+) -> None:
     assert split_pattern(pattern) == parts
 
 
 # --- host entries, ranges and names ---------------------------------------------------
 
 
-@pytest.mark.parametrize(("entry", "result"), [
-    ("web1:2222", ("web1", 2222)),
-    ("[::1]:22", ("::1", 22)),
-    ("fe80::1", ("fe80::1", None)),
-    ("192.0.2.1:80", ("192.0.2.1", 80)),
-    ("web[1:3]:22", ("web[1:3]", 22)),
-    ("h;x:22", ("h;x:22", None)),
-])
+@pytest.mark.parametrize(
+    ("entry", "result"),
+    [
+        ("web1:2222", ("web1", 2222)),
+        ("[::1]:22", ("::1", 22)),
+        ("fe80::1", ("fe80::1", None)),
+        ("192.0.2.1:80", ("192.0.2.1", 80)),
+        ("web[1:3]:22", ("web[1:3]", 22)),
+        ("h;x:22", ("h;x:22", None)),
+    ],
+)
 def test_a_host_entry_splits_into_name_and_port_like_ansible(
-        entry: str, result: tuple[str, int | None]) -> None:
+    entry: str, result: tuple[str, int | None]
+) -> None:
     assert split_port(entry) == result
 
 
-@pytest.mark.parametrize(("name", "names"), [
-    ("web[01:03]", ["web01", "web02", "web03"]),
-    ("n[1:9:4]", ["n1", "n5", "n9"]),
-    ("c-[a:c]", ["c-a", "c-b", "c-c"]),
-    ("r[1:2]u[a:b]", ["r1ua", "r1ub", "r2ua", "r2ub"]),
-    ("b[008:010]", ["b008", "b009", "b010"]),
-    ("x[:2]", ["x0", "x1", "x2"]),
-])
+@pytest.mark.parametrize(
+    ("name", "names"),
+    [
+        ("web[01:03]", ["web01", "web02", "web03"]),
+        ("n[1:9:4]", ["n1", "n5", "n9"]),
+        ("c-[a:c]", ["c-a", "c-b", "c-c"]),
+        ("r[1:2]u[a:b]", ["r1ua", "r1ub", "r2ua", "r2ub"]),
+        ("b[008:010]", ["b008", "b009", "b010"]),
+        ("x[:2]", ["x0", "x1", "x2"]),
+    ],
+)
 def test_ranges_expand_with_leading_zeros_steps_and_letters(name: str, names: list[str]) -> None:
     assert expand_ranges(name) == names
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("web[10:1]", "is empty: 10 > 1"),
-    ("web[f:a]", "runs backwards"),
-    ("web[a:9]", "both ends must be numbers"),
-    ("web[01:100]", "mixes widths"),
-    ("web[1:3", "unclosed range"),
-    ("web[1:3:0]", "invalid step"),
-    ("web[1]", "invalid range"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("web[10:1]", "is empty: 10 > 1"),
+        ("web[f:a]", "runs backwards"),
+        ("web[a:9]", "both ends must be numbers"),
+        ("web[01:100]", "mixes widths"),
+        ("web[1:3", "unclosed range"),
+        ("web[1:3:0]", "invalid step"),
+        ("web[1]", "invalid range"),
+    ],
+)
 def test_bad_ranges_are_errors(name: str, message: str) -> None:
     with pytest.raises(HostPatternError, match=message.replace("[", r"\[")):
         expand_ranges(name)
 
 
-@pytest.mark.parametrize("name", ["web1", "web-1.example.com", "db_2", "10.0.0.1", "::1",
-                                  "2001:db8::10", "UPPER"])
+@pytest.mark.parametrize(
+    "name", ["web1", "web-1.example.com", "db_2", "10.0.0.1", "::1", "2001:db8::10", "UPPER"]
+)
 def test_ordinary_host_names_and_addresses_are_accepted(name: str) -> None:
     assert check_host_name(name) == ""
 
 
-@pytest.mark.parametrize("name", ["h; touch /tmp/p", "-oProxyCommand=x", "$(id)", "a`b`", "h\nx",
-                                  "wéb", "a b", "fe80::1%eth0;x", "", "host:22"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "h; touch /tmp/p",
+        "-oProxyCommand=x",
+        "$(id)",
+        "a`b`",
+        "h\nx",
+        "wéb",
+        "a b",
+        "fe80::1%eth0;x",
+        "",
+        "host:22",
+    ],
+)
 def test_host_names_with_metacharacters_or_a_leading_dash_are_refused(name: str) -> None:
     assert check_host_name(name)
 
 
-@pytest.mark.parametrize(("user", "ok"), [
-    ("deploy", True), ("ops.user-1", True), ("jane@corp.example.com", True),
-    ("-oProxyCommand=x", False), ("root;id", False), ("a b", False), ("$USER", False),
-])
+@pytest.mark.parametrize(
+    ("user", "ok"),
+    [
+        ("deploy", True),
+        ("ops.user-1", True),
+        ("jane@corp.example.com", True),
+        ("-oProxyCommand=x", False),
+        ("root;id", False),
+        ("a b", False),
+        ("$USER", False),
+    ],
+)
 def test_users_are_plain_names(user: str, ok: bool) -> None:
     assert (check_user(user) == "") is ok
 
@@ -227,17 +262,27 @@ def test_users_are_plain_names(user: str, ok: bool) -> None:
 
 
 @pytest.mark.parametrize("pattern", [p for p in SELECTIONS if p != "localhost"])
-def test_selection_matches_ansible_list_hosts(pattern: str, inventory: Inventory,
-                                              tmp_path: Path) -> None:
+def test_selection_matches_ansible_list_hosts(pattern: str, inventory: Inventory, tmp_path: Path) -> None:
     if shutil.which("ansible") is None:
         if os.environ.get("REMEDY_ALLOW_SKIP") == "1":
             pytest.skip("ansible not on PATH (REMEDY_ALLOW_SKIP=1)")
         pytest.fail("ansible is not on PATH: pip install ansible-core")
     (tmp_path / "ansible.cfg").write_text("")
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
-           "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           **{k: v for k, v in os.environ.items() if k.startswith("PYENV")}}
-    done = subprocess.run(["ansible", "-i", str(DEMO), pattern, "--list-hosts"], env=env,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        **{k: v for k, v in os.environ.items() if k.startswith("PYENV")},
+    }
+    done = subprocess.run(
+        ["ansible", "-i", str(DEMO), pattern, "--list-hosts"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     listed = [line.strip() for line in done.stdout.splitlines()[1:] if line.strip()]
     assert select_hosts(inventory, pattern) == listed
