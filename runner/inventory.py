@@ -307,12 +307,18 @@ class _Builder:
 
     def _path(self, start: str, goal: str) -> list[str] | None:
         """Group names from ``start`` down to ``goal`` through children, or None."""
-        if start == goal:
-            return [start]
-        for child in self.groups[start].children:
-            rest = self._path(child, goal)
-            if rest is not None:
-                return [start, *rest]
+        came_from: dict[str, str] = {start: start}
+        queue = [start]
+        for name in queue:
+            if name == goal:
+                path = [name]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return path[::-1]
+            for child in self.groups[name].children:
+                if child not in came_from:
+                    came_from[child] = name
+                    queue.append(child)
         return None
 
     def set_var(self, target: _GroupDraft | _HostDraft, key: Any, value: Any, location: Location) -> None:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 #: Names Ansible treats as this machine (implicit ``localhost``).
 LOCALHOST_NAMES = ("127.0.0.1", "localhost", "::1")
+#: The most hosts one inventory entry (``web[1:100]``) may expand to.
+MAX_RANGE_HOSTS = 100_000
 
 
 class HostPatternError(ValueError):
@@ -84,17 +86,20 @@ def expand_ranges(name: str) -> list[str]:
     """Expand ``[01:10]``, ``[1:10:2]``, ``[a:f]`` ranges (several allowed) in a host name.
 
     Raises:
-        HostPatternError: unclosed, empty, reversed or mixed ranges, or a zero step.
+        HostPatternError: unclosed, empty, reversed or mixed ranges, a zero step, or
+            more than ``MAX_RANGE_HOSTS`` names.
     """
-    if "[" not in name:
-        return [name]
-    head, _, rest = name.partition("[")
-    body, closed, tail = rest.partition("]")
-    if not closed:
-        raise HostPatternError(f"unclosed range in host name {name!r}", "write it as web[01:10]")
-    names: list[str] = []
-    for item in _range_items(body, name):
-        names.extend(expand_ranges(head + item + tail))
+    names = [name]
+    while "[" in names[0]:  # every name has the same brackets left
+        body, closed, _ = names[0].partition("[")[2].partition("]")
+        if not closed:
+            raise HostPatternError(f"unclosed range in host name {name!r}", "write it as web[01:10]")
+        items = _range_items(body, name)
+        if len(names) * len(items) > MAX_RANGE_HOSTS:
+            raise HostPatternError(
+                f"{name!r} expands to more than {MAX_RANGE_HOSTS} hosts", "split it into smaller ranges"
+            )
+        names = [n[: n.index("[")] + item + n[n.index("]") + 1 :] for n in names for item in items]
     return names
 
 
@@ -124,6 +129,11 @@ def _range_items(body: str, name: str) -> list[str]:
     if int(begin) > int(end):
         raise HostPatternError(
             f"range [{body}] in {name!r} is empty: {begin} > {end}", f"write [{end}:{begin}]"
+        )
+    if len(range(int(begin), int(end) + 1, int(step))) > MAX_RANGE_HOSTS:
+        raise HostPatternError(
+            f"range [{body}] in {name!r} has more than {MAX_RANGE_HOSTS} hosts",
+            "split it into smaller ranges",
         )
     width = len(begin) if begin.startswith("0") and len(begin) > 1 else 0
     if width and width != len(end):

@@ -191,6 +191,7 @@ def test_a_host_entry_splits_into_name_and_port_like_ansible(
         ("n[1:9:4]", ["n1", "n5", "n9"]),
         ("c-[a:c]", ["c-a", "c-b", "c-c"]),
         ("r[1:2]u[a:b]", ["r1ua", "r1ub", "r2ua", "r2ub"]),
+        ("w[9:10]x[a:b]", ["w9xa", "w9xb", "w10xa", "w10xb"]),
         ("b[008:010]", ["b008", "b009", "b010"]),
         ("x[:2]", ["x0", "x1", "x2"]),
     ],
@@ -214,6 +215,13 @@ def test_ranges_expand_with_leading_zeros_steps_and_letters(name: str, names: li
 def test_bad_ranges_are_errors(name: str, message: str) -> None:
     with pytest.raises(HostPatternError, match=message.replace("[", r"\[")):
         expand_ranges(name)
+
+
+def test_a_range_that_would_expand_to_too_many_hosts_is_refused() -> None:
+    with pytest.raises(HostPatternError, match="more than 100000 hosts"):
+        expand_ranges("a[0:999]b[0:999]")
+    with pytest.raises(HostPatternError, match="more than 100000 hosts"):
+        expand_ranges("a[0:99999999999]")
 
 
 @pytest.mark.parametrize(
