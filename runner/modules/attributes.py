@@ -155,8 +155,7 @@ def _ownership(info: PathInfo, wanted: Wanted) -> tuple[str, str]:
     return owner, group
 
 
-def chown_command(owner: str, group: str, path: str, *, link: bool = False,
-                  recurse: bool = False) -> str:
+def chown_command(owner: str, group: str, path: str, *, link: bool = False, recurse: bool = False) -> str:
     """``chown``/``chgrp`` of an already quoted path; owner or group may be empty."""
     opts = "".join((" -R" if recurse else "", " -h" if link else ""))
     if owner:
@@ -171,13 +170,17 @@ def tree_plan(info: PathInfo, wanted: Wanted) -> AttributePlan:
     path = quote(info.path)
     steps: list[Command] = []
     if tree is None:
+        unknown: list[str] = []
+        wanted_lines: list[str] = []
         if wanted.mode is not None:
             steps.append(_chmod_tree(wanted.mode, path))
         if wanted.owner or wanted.group:
-            steps.append(Command(chown_command(wanted.owner or "", wanted.group or "", path,
-                                               recurse=True)))
-        return AttributePlan(tuple(steps), ("tree: unknown (find -exec stat failed)",),
-                             ("tree: set recursively",), predictable=False)
+            steps.append(Command(chown_command(wanted.owner or "", wanted.group or "", path, recurse=True)))
+        for label, value in (("mode", wanted.mode), ("owner", wanted.owner), ("group", wanted.group)):
+            if value:
+                unknown.append(f"{label} (recursive): unknown (find -exec stat failed)")
+                wanted_lines.append(f"{label} (recursive): {value}")
+        return AttributePlan(tuple(steps), tuple(unknown), tuple(wanted_lines), predictable=False)
     before: list[str] = []
     after: list[str] = []
     if wanted.mode is not None:
@@ -186,8 +189,7 @@ def tree_plan(info: PathInfo, wanted: Wanted) -> AttributePlan:
         new: Counter[str] = Counter()
         for entry in files:
             old[show(entry.raw_mode & 0o7777)] += entry.count
-            new[show(wanted.target_mode(entry.raw_mode & 0o7777, is_dir=entry.is_dir))] += \
-                entry.count
+            new[show(wanted.target_mode(entry.raw_mode & 0o7777, is_dir=entry.is_dir))] += entry.count
         if old != new:
             steps.append(_chmod_tree(wanted.mode, path))
             before.append(f"mode (recursive): {_histogram(old)}")

@@ -29,6 +29,9 @@ from runner.modules.base import (
 )
 from runner.results import CommandResult
 
+_RESERVED = frozenset(
+    "! { } case do done elif else esac fi for if in then until while function select time".split()
+)
 _COMMON = {
     "chdir": Arg("path", doc="Change into this directory before running."),
     "creates": Arg(
@@ -113,9 +116,7 @@ class CommandModule(Module):
             words = shlex.split(str(a["cmd"])) if a["cmd"] is not None else []
         if not words:
             raise ValueError("the command is empty")
-        # a quoted first word is a program, never a shell keyword or a variable assignment
-        program = "'" + words[0].replace("'", "'\\''") + "'"
-        text = " ".join([program, *(quote(w) for w in words[1:])])
+        text = " ".join([_program(words[0]), *(quote(w) for w in words[1:])])
         if a["chdir"]:
             text = f"cd -- {quote(a['chdir'])} && {text}"
         return text, words
@@ -147,7 +148,7 @@ class CommandModule(Module):
         if stdin is not None:
             stdin = str(stdin) + ("\n" if flag(a["stdin_add_newline"]) else "")
         guarded = bool(a["creates"] or a["removes"])
-        shown = text if self.uses_shell else shlex.join(cmd)
+        shown = str(cmd) if self.uses_shell else shlex.join(cmd)
         return Change(
             changed=True,
             steps=(Command(text, stdin=None if stdin is None else stdin.encode("utf-8")),),
@@ -172,6 +173,14 @@ class CommandModule(Module):
             data["msg"] = "non-zero return code"
             return Outcome(changed=True, failed=failure_message(result), data=data)
         return Outcome(changed=True, data=data)
+
+
+def _program(word: str) -> str:
+    """The first word, quoted so that sh reads it as a program: never a keyword or assignment."""
+    quoted = quote(word)
+    if quoted == word and (word in _RESERVED or "=" in word):
+        return f"'{word}'"
+    return quoted
 
 
 def _skip_reason(a: Mapping[str, Any], guards: Guards) -> str:

@@ -75,7 +75,8 @@ def write_plan(info: PathInfo, write: Write, *, force: bool = True) -> Change:
     if info.exists and (info.checksum == checksum or not force):
         attrs = attribute_plan(info, write.wanted)
         if not attrs.steps:
-            return Change(changed=False, data=data, summary=f"{info.path} is as wanted")
+            kept = "" if info.checksum == checksum else " (force: false keeps its content)"
+            return Change(changed=False, data=data, summary=f"{info.path} is as wanted{kept}")
         return Change(
             changed=True,
             steps=attrs.steps,
@@ -97,6 +98,10 @@ def write_plan(info: PathInfo, write: Write, *, force: bool = True) -> Change:
         attrs = attribute_plan(info, write.wanted)
         if attrs.before:
             diffs.append(_lines_diff(info.path, attrs.before, attrs.after))
+    else:
+        after = [f"mode: {upload.mode}"]
+        after += [f"{k}: {v}" for k, v in (("owner", upload.owner), ("group", upload.group)) if v]
+        diffs.append(_lines_diff(info.path, ("state: absent",), tuple(after)))
     verb = "replace" if info.exists else "create"
     return Change(
         changed=True,

@@ -55,6 +55,7 @@ class FetchModule(Module):
         if flat and dest.endswith("/"):
             dest += src.rstrip("/").rsplit("/", 1)[-1]
         data = {"file": src, "dest": dest, "remote_checksum": info.checksum, "size": info.size}
+        shown = dest if flat else f"{dest.rstrip('/')}/<host>/{src.lstrip('/')}"
         return Change(
-            changed=False, steps=(Fetch(src, dest, flat=flat),), data=data, summary=f"fetch {src} to {dest}"
+            changed=False, steps=(Fetch(src, dest, flat=flat),), data=data, summary=f"fetch {src} to {shown}"
         )

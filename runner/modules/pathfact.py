@@ -177,9 +177,14 @@ def _parse(path: str, probe: Probe, result: CommandResult) -> PathInfo:
         if sep and key.isidentifier():
             fields.setdefault(key, value)
     kind = fields.get("type", "")
-    if result.rc != 0 or kind not in ("file", "directory", "link", "other", "absent"):
+    if result.rc != 0:
         detail = result.tail("stderr", 3) or f"exit code {result.rc}"
         return PathInfo(path, error=f"the path probe failed: {detail}")
+    if kind not in ("file", "directory", "link", "other", "absent"):
+        lines = result.stdout.strip().splitlines()
+        if not lines:
+            return PathInfo(path, error="the path probe printed nothing")
+        return PathInfo(path, error=f"unexpected probe output: {lines[0][:80]!r}")
     info = PathInfo(path, kind=kind, parent=fields.get("parent", ""))
     if kind == "absent":
         return info

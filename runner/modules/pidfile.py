@@ -76,7 +76,7 @@ def _describe(f: ServiceFacts, *, running: bool, present: bool) -> str:
     if not present:
         return "stopped"
     if f.alive:
-        return f"stopped (stale pidfile: pid {f.pid} is another program: {f.cmdline})"
+        return f"stopped (stale pidfile: pid {f.pid} is another program: {(f.cmdline or '').strip()})"
     return f"stopped (stale pidfile: pid {f.pid or '?'} is not running)"
 
 

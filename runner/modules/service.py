@@ -155,5 +155,5 @@ def systemd_plan(a: Mapping[str, Any], f: ServiceFacts) -> Change:
         changed=True,
         steps=tuple(steps),
         diffs=(service_diff(name, before, after),),
-        summary="; ".join(s.command.split(" --")[0] for s in steps) + f" {name}",
+        summary=f"{name}: " + ", ".join(s.command.split()[1] for s in steps),
     )

@@ -186,7 +186,10 @@ def _curl(
     a: Mapping[str, Any], method: str, headers: list[tuple[str, str]], timeout: int, *, has_body: bool
 ) -> str:
     words = ["curl", "-sS", "--max-time", str(timeout)]
-    words += ["--head"] if method == "HEAD" else ["-X", method]
+    if method == "HEAD":
+        words.append("--head")
+    elif method != "GET":
+        words += ["-X", method]
     if not flag(a["validate_certs"]):
         words.append("-k")
     if flag(a["follow_redirects"]):
@@ -195,7 +198,7 @@ def _curl(
         words += ["-H", quote(f"{name}: {value}")]
     if has_body:
         words += ["--data-binary", "@-"]
-    words += ["-w", quote(_MARK + "%{http_code} %{time_total} %{content_type}\n")]
+    words += ["-w", quote("\\n::status %{http_code} %{time_total} %{content_type}\\n")]
     return " ".join(words) + ' --url "$url"'
 
 
