@@ -42,7 +42,11 @@ def authenticate(transport: paramiko.Transport, host: str, endpoint: Endpoint, p
 
 
 def _try_keys(transport: paramiko.Transport, endpoint: Endpoint, notes: list[str]) -> bool:
-    agent = paramiko.Agent()
+    try:
+        agent = paramiko.Agent()
+    except (paramiko.SSHException, OSError) as exc:
+        notes.append(f"ssh-agent unavailable: {exc}")
+        agent = None
     try:
         for label, key in _keys(endpoint, agent, notes):
             try:
@@ -57,11 +61,14 @@ def _try_keys(transport: paramiko.Transport, endpoint: Endpoint, notes: list[str
             if transport.is_authenticated():
                 return True
     finally:
-        agent.close()
+        if agent is not None:
+            agent.close()
     return False
 
 
-def _keys(endpoint: Endpoint, agent: paramiko.Agent, notes: list[str]) -> Iterator[tuple[str, paramiko.PKey]]:
+def _keys(
+    endpoint: Endpoint, agent: paramiko.Agent | None, notes: list[str]
+) -> Iterator[tuple[str, paramiko.PKey]]:
     explicit = bool(endpoint.identity_files)
     paths = endpoint.identity_files or tuple(str(Path(p).expanduser()) for p in _DEFAULT_KEYS)
     for path in paths:
@@ -75,7 +82,7 @@ def _keys(endpoint: Endpoint, agent: paramiko.Agent, notes: list[str]) -> Iterat
             notes.append(f"key {path} is encrypted (load it into ssh-agent)")
         except (OSError, paramiko.SSHException, ValueError) as exc:
             notes.append(f"key {path} unreadable: {exc}")
-    for key in agent.get_keys():
+    for key in agent.get_keys() if agent is not None else ():
         yield f"agent key {key.get_name()}", key
 
 

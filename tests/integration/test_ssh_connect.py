@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,10 +33,8 @@ def unreachable(params: ConnectionParams) -> UnreachableError:
 
 def session_closed(server: Sshd, before: int) -> Callable[[], bool]:
     """Whether the server logged the end of a connection after log offset ``before``."""
-    return lambda: (
-        "Connection closed by" in server.log_text()[before:]
-        or ("Disconnected from" in server.log_text()[before:])
-    )
+    ends = ("Connection closed by", "Connection reset by", "Disconnected from", "do_cleanup")
+    return lambda: any(end in server.log_text()[before:] for end in ends)
 
 
 def test_key_auth_runs_commands_as_the_key_owner(sshd: Sshd, connect: Connect) -> None:
@@ -146,3 +146,25 @@ def test_a_listener_that_never_answers_times_out_within_the_connect_timeout(
         elapsed = time.monotonic() - start
     assert error.reason == "connect"
     assert elapsed < 5
+
+
+def test_ssh_agent_keys_are_offered_when_no_key_file_is_given(
+    sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, connect: Connect
+) -> None:
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(
+        ["ssh-agent", "-D", "-a", str(socket_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(socket_path.exists, what="ssh-agent's socket")
+        env = {**os.environ, "SSH_AUTH_SOCK": str(socket_path)}
+        subprocess.run(["ssh-add", "-q", str(sshd.client_key)], env=env, check=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
+        monkeypatch.setenv("HOME", str(tmp_path))  # no default ~/.ssh/id_* keys
+        conn = connect(sshd.params("web1", key_file=None))
+        assert conn.run("true").ok
+    finally:
+        agent.terminate()
+        agent.wait(10)
