@@ -50,7 +50,7 @@ class Checker:
     def _type(self, raw: MarkedDict, key: str, expected: str, example: str) -> None:
         """Report that ``raw[key]`` is not of the ``expected`` kind, with an example fix."""
         self.problems.add(raw.value_loc(key),
-                          f"'{key}' must be {expected}, not {_describe(raw[key])}",
+                          f"'{key}' must be {expected}, not {describe(raw[key])}",
                           f"e.g. {example}")
 
     def string(self, raw: MarkedDict, key: str) -> str | None:
@@ -81,7 +81,7 @@ class Checker:
         if isinstance(value, MarkedDict):
             self.templates(value, raw.value_loc(key))
             return value
-        self._type(raw, key, "a mapping", f"{key}:\\n  name: value")
+        self._type(raw, key, "a mapping", f"{key}: {{name: value}}")
         return {}
 
     def templates(self, value: Any, loc: Location) -> None:
@@ -172,7 +172,7 @@ class Checker:
                 locs.setdefault(name, extra.key_loc(name))
         elif extra is not None:
             self.problems.add(raw.value_loc("args"), "'args' must be a mapping")
-        return self._check_args(module, key, args, locs, loc)
+        return self._check_args(module, key, args, locs, raw.key_loc(key))
 
     def _check_args(self, module: type[Module], key: str, args: dict[str, Any],
                     locs: dict[str, Location], loc: Location) -> dict[str, Any]:
@@ -193,15 +193,18 @@ class Checker:
             result[canonical] = self._arg_value(spec, key, canonical, value, locs[name])
         for name, spec in module.args.items():
             if spec.required and name not in result:
-                self.problems.add(loc, f"module '{key}' requires argument '{name}'", spec.doc)
+                doc = f" ({spec.doc.rstrip('.')})" if spec.doc else ""
+                self.problems.add(loc, f"module '{key}' requires argument '{name}'",
+                                  f"add '{name}: ...'{doc}")
         for group in module.mutually_exclusive:
             given = [g for g in group if g in result]
             if len(given) > 1:
                 self.problems.add(loc, f"module '{key}': arguments {' and '.join(given)} "
-                                  "are mutually exclusive")
+                                  "are mutually exclusive", "keep only one of them")
         for group in module.required_one_of:
             if not any(g in result for g in group):
-                self.problems.add(loc, f"module '{key}' needs one of: {', '.join(group)}")
+                self.problems.add(loc, f"module '{key}' needs one of: {', '.join(group)}",
+                                  f"add '{group[0]}: ...'")
         return result
 
     def _arg_value(self, spec: Arg, module: str, name: str, value: Any, loc: Location) -> Any:
@@ -215,6 +218,10 @@ class Checker:
             self.problems.add(loc, f"argument '{name}' of '{module}' {problem[0]}", problem[1])
         if isinstance(checked, str) and spec.type == "expr":
             templating.check_expression(checked, loc, self.problems)
+        if isinstance(checked, str) and spec.type in ("local_file", "template_file") and not problem \
+                and confine(Path(loc.file).parent, checked) is None:
+            self.problems.add(loc, f"argument '{name}' of '{module}': '{checked}' is outside the "
+                              "playbook's directory", "keep templates and files beside the playbook")
         return checked
 
 
@@ -228,13 +235,13 @@ def check_value(spec: Arg, value: Any) -> tuple[Any, tuple[str, str] | None]:
     if kind == "bool":
         result = to_bool(value)
         if result is None:
-            return value, (f"must be a boolean, not {_describe(value)}", "true or false")
+            return value, (f"must be a boolean, not {describe(value)}", "true or false")
         return result, None
     if kind in ("int", "float"):
         if isinstance(value, str) and re.fullmatch(r"-?\d+(\.\d+)?", value.strip()):
             value = float(value) if kind == "float" or "." in value else int(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return value, (f"must be a number, not {_describe(value)}", "")
+            return value, (f"must be a number, not {describe(value)}", "")
         if not math.isfinite(value):
             return value, (f"must be a finite number, not {value!r}", "")
         if kind == "int" and value != int(value):
@@ -242,7 +249,7 @@ def check_value(spec: Arg, value: Any) -> tuple[Any, tuple[str, str] | None]:
         return (int(value) if kind == "int" else value), None
     if kind in ("str", "path", "local_file", "template_file"):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            return value, (f"must be a string, not {_describe(value)}", "quote the value")
+            return value, (f"must be a string, not {describe(value)}", "quote the value")
         if isinstance(value, float):
             return value, (f"is the number {value!r}, not a string (YAML reads an unquoted "
                            "3.10 as the number 3.1)", "quote the value to keep it exactly as written")
@@ -264,7 +271,7 @@ def check_value(spec: Arg, value: Any) -> tuple[Any, tuple[str, str] | None]:
 
 def _check_mode(value: Any) -> tuple[Any, tuple[str, str] | None]:
     if isinstance(value, bool):
-        return value, (f"is {_describe(value)}, not a mode string", 'e.g. mode: "0644"')
+        return value, (f"is {describe(value)}, not a mode string", 'e.g. mode: "0644"')
     if isinstance(value, (int, float)):
         shown = f"0{value}" if isinstance(value, int) and len(str(value)) == 3 else str(value)
         return value, (f"is the number {value}, not a mode string",
@@ -274,7 +281,8 @@ def _check_mode(value: Any) -> tuple[Any, tuple[str, str] | None]:
     return value, None
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """How a YAML value is named in messages: "the string 'x'", "a list", ..."""
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, dict):

@@ -91,7 +91,7 @@ def _read_lines(file: str) -> list[str]:
     if file not in _LINE_CACHE:
         try:
             data = Path(file).read_bytes()[: 8 * 1024 * 1024]
-            _LINE_CACHE[file] = data.decode("utf-8", "replace").splitlines()
+            _LINE_CACHE[file] = data.decode("utf-8-sig", "replace").splitlines()
         except OSError:
             _LINE_CACHE[file] = []
     return _LINE_CACHE[file]

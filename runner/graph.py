@@ -72,9 +72,11 @@ def build_graph(playbooks: Sequence[Playbook]) -> TaskGraph:
     names: dict[str, Playbook] = {}
     for book in playbooks:
         if book.name in names:
-            problems.add(Location(book.path), f"two playbooks are named '{book.name}' "
-                         f"({names[book.name].path} and {book.path})",
-                         "rename one; task ids are qualified by the file name")
+            problems.add(
+                Location(book.path),
+                f"two playbooks are named '{book.name}' ({names[book.name].path} and {book.path})",
+                "rename one; task ids are qualified by the file name",
+            )
         names[book.name] = book
     problems.raise_if_any(GraphError)
     graph: nx.DiGraph = nx.DiGraph()
@@ -96,33 +98,42 @@ def build_graph(playbooks: Sequence[Playbook]) -> TaskGraph:
     order: list[str] = []
     for key in sorted(groups, key=lambda k: (plays.index(k[:2]), k[2])):
         sub = gating.subgraph(groups[key])
-        sections[key] = tuple(nx.lexicographical_topological_sort(
-            sub, key=lambda n: nodes[n].position))
+        sections[key] = tuple(nx.lexicographical_topological_sort(sub, key=lambda n: nodes[n].position))
         order.extend(sections[key])
-    return TaskGraph(graph=graph, nodes=nodes, order=tuple(order),
-                     plays=tuple(keys_to_plays(playbooks, plays)), sections=sections)
+    return TaskGraph(
+        graph=graph,
+        nodes=nodes,
+        order=tuple(order),
+        plays=tuple(keys_to_plays(playbooks, plays)),
+        sections=sections,
+    )
 
 
-def keys_to_plays(playbooks: Sequence[Playbook],
-                  keys: list[tuple[int, int]]) -> list[tuple[Playbook, Play]]:
+def keys_to_plays(playbooks: Sequence[Playbook], keys: list[tuple[int, int]]) -> list[tuple[Playbook, Play]]:
     return [(playbooks[b], playbooks[b].plays[p]) for b, p in keys]
 
 
-def _add_play(graph: nx.DiGraph, nodes: dict[str, Node], aliases: dict[str, str],
-              book: Playbook, b_index: int, play: Play) -> None:
+def _add_play(
+    graph: nx.DiGraph,
+    nodes: dict[str, Node],
+    aliases: dict[str, str],
+    book: Playbook,
+    b_index: int,
+    play: Play,
+) -> None:
     for s_index, section in enumerate(SECTIONS):
         for t_index, task in enumerate(play.section(section)):
             node_id = f"{book.name}:{task.id}"
-            nodes[node_id] = Node(node_id, book, play, section, task,
-                                  (b_index, play.index, s_index, t_index))
+            nodes[node_id] = Node(node_id, book, play, section, task, (b_index, play.index, s_index, t_index))
             graph.add_node(node_id)
             aliases[task.id] = node_id
             for child in walk_tasks(task.block + task.rescue + task.always):
                 aliases.setdefault(child.id, node_id)
 
 
-def _add_edges(graph: nx.DiGraph, nodes: dict[str, Node], aliases: dict[str, dict[str, str]],
-               problems: ProblemCollector) -> None:
+def _add_edges(
+    graph: nx.DiGraph, nodes: dict[str, Node], aliases: dict[str, dict[str, str]], problems: ProblemCollector
+) -> None:
     previous: dict[tuple[int, int, int], str] = {}
     for node_id, node in nodes.items():
         key = node.position[:3]
@@ -142,36 +153,47 @@ def _add_edges(graph: nx.DiGraph, nodes: dict[str, Node], aliases: dict[str, dic
                         graph.add_edge(node_id, f"{node.playbook.name}:{handler.id}", kind=NOTIFY)
 
 
-def _add_requires(graph: nx.DiGraph, nodes: dict[str, Node], target: str, node: Node,
-                  problems: ProblemCollector) -> None:
+def _add_requires(
+    graph: nx.DiGraph, nodes: dict[str, Node], target: str, node: Node, problems: ProblemCollector
+) -> None:
     if target == node.id:
-        problems.add(node.task.location, f"task '{node.task.id}' requires itself",
-                     "remove it from its own 'requires'")
+        problems.add(
+            node.task.location, f"task '{node.task.id}' requires itself", "remove it from its own 'requires'"
+        )
         return
     other = nodes[target]
     if other.play is node.play and other.position[2] > node.position[2]:
-        problems.add(node.task.location,
-                     f"'{node.section}' task '{node.task.id}' requires '{other.task.id}' of the "
-                     f"later section '{other.section}'",
-                     f"sections run in the order {', '.join(SECTIONS)}")
+        problems.add(
+            node.task.location,
+            f"'{node.section}' task '{node.task.id}' requires '{other.task.id}' of the "
+            f"later section '{other.section}'",
+            f"sections run in the order {', '.join(SECTIONS)}",
+        )
         return
     graph.add_edge(target, node.id, kind=REQUIRES)
 
 
-def _resolve(ref: str, node: Node, aliases: dict[str, dict[str, str]],
-             problems: ProblemCollector) -> str | None:
+def _resolve(
+    ref: str, node: Node, aliases: dict[str, dict[str, str]], problems: ProblemCollector
+) -> str | None:
     book_name, _, task_id = ref.rpartition(":")
     book_name = book_name or node.playbook.name
     if book_name not in aliases:
-        problems.add(node.task.location, f"requires '{ref}': no playbook named '{book_name}' "
-                     "among those given" + suggest(book_name, aliases),
-                     "pass that playbook on the command line too")
+        problems.add(
+            node.task.location,
+            f"requires '{ref}': no playbook named '{book_name}' "
+            "among those given" + suggest(book_name, aliases),
+            "pass that playbook on the command line too",
+        )
         return None
     known = aliases[book_name]
     if task_id not in known:
-        problems.add(node.task.location, f"requires '{ref}': no task with id '{task_id}' in "
-                     f"{book_name}" + suggest(task_id, [k for k in known if "[" not in k]),
-                     "give the required task an 'id:'")
+        problems.add(
+            node.task.location,
+            f"requires '{ref}': no task with id '{task_id}' in "
+            f"playbook '{book_name}'" + suggest(task_id, [k for k in known if "[" not in k]),
+            "check the spelling, or give the required task an 'id:'",
+        )
         return None
     return known[task_id]
 
@@ -185,18 +207,24 @@ def _check_cycles(graph: nx.DiGraph, nodes: dict[str, Node]) -> None:
     steps = []
     for source, target in cycle:
         node = nodes[source]
-        why = "" if graph[source][target]["kind"] == REQUIRES else \
-            f" (then '{nodes[target].task.id}', which has no 'requires', runs after it)"
+        why = (
+            ""
+            if graph[source][target]["kind"] == REQUIRES
+            else f" (then '{nodes[target].task.id}', which has no 'requires', runs after it)"
+        )
         steps.append(f"{source} ({node.task.location}){why}")
     steps.append(cycle[0][0])
     first = nodes[cycle[0][0]].task.location
-    raise GraphError.at(first, "dependency cycle: " + " -> ".join(steps),
-                        "remove one of these 'requires' (a task without 'requires' "
-                        "depends on the task before it)")
+    raise GraphError.at(
+        first,
+        "dependency cycle: " + " -> ".join(steps),
+        "remove one of these 'requires' (a task without 'requires' depends on the task before it)",
+    )
 
 
-def _play_order(playbooks: Sequence[Playbook], nodes: dict[str, Node],
-                graph: nx.DiGraph) -> list[tuple[int, int]]:
+def _play_order(
+    playbooks: Sequence[Playbook], nodes: dict[str, Node], graph: nx.DiGraph
+) -> list[tuple[int, int]]:
     plays: nx.DiGraph = nx.DiGraph()
     keys: dict[tuple[int, int], tuple[Playbook, Play]] = {}
     for b_index, book in enumerate(playbooks):
@@ -205,14 +233,26 @@ def _play_order(playbooks: Sequence[Playbook], nodes: dict[str, Node],
             plays.add_node((b_index, play.index))
     for source, target, kind in graph.edges(data="kind"):
         a, b = nodes[source].position[:2], nodes[target].position[:2]
-        if kind == REQUIRES and a != b:
-            plays.add_edge(a, b)
+        if kind == REQUIRES and a != b and not plays.has_edge(a, b):
+            plays.add_edge(a, b, why=(source, target))
     try:
         order = list(nx.lexicographical_topological_sort(plays))
     except nx.NetworkXUnfeasible:
         cycle = nx.find_cycle(plays)
-        names = " -> ".join(f"{keys[a][0].name} play {a[1] + 1}" for a, _ in cycle)
-        raise GraphError.at(Location(keys[cycle[0][0]][0].path),
-                            f"plays require tasks of each other: {names}",
-                            "move the tasks into one play, or make the dependencies one-way") from None
+
+        def play(key: tuple[int, int]) -> str:
+            book, item = keys[key]
+            return f"{book.name} play {key[1] + 1} ({item.location})"
+
+        steps = [play(a) for a, _ in cycle] + [f"{keys[cycle[0][0]][0].name} play {cycle[0][0][1] + 1}"]
+        reasons = []
+        for a, b in cycle:
+            source, target = plays[a][b]["why"]
+            reasons.append(f"'{nodes[target].task.id}' ({nodes[target].task.location}) "
+                           f"requires '{nodes[source].task.id}'")
+        raise GraphError.at(
+            keys[cycle[0][0]][1].location,
+            f"plays require tasks of each other: {' -> '.join(steps)}; because {'; '.join(reasons)}",
+            "move the tasks into one play, or make the dependencies one-way",
+        ) from None
     return order

@@ -149,10 +149,11 @@ else:  # pragma: no cover
 class _Builder:
     """Turns a composed node tree into marked Python values, collecting problems."""
 
-    def __init__(self, file: str, node_count: int) -> None:
+    def __init__(self, file: str, node_count: int | None) -> None:
         self.file = file
         self.problems: list[Problem] = []
-        self.budget = node_count + ALIAS_BUDGET
+        # Without aliases (node_count None) a document cannot grow while it is built.
+        self.budget = float("inf") if node_count is None else node_count + ALIAS_BUDGET
         self.built = 0
 
     def loc(self, node: yaml.Node) -> Location:
@@ -169,14 +170,12 @@ class _Builder:
             raise _Abort(Problem(self.loc(node), f"nesting deeper than {MAX_DEPTH} levels",
                                  "flatten the structure"))
         tag = node.tag
-        if tag not in _STANDARD_TAGS and not tag.startswith("tag:yaml.org,2002:"):
-            self.problems.append(Problem(self.loc(node), f"tag {tag!r} is not allowed",
-                                         "remove the tag; remedy loads plain YAML data only"))
-            return None
-        if tag.startswith("tag:yaml.org,2002:") and tag not in _STANDARD_TAGS:
+        if tag not in _STANDARD_TAGS:
+            shown = "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") \
+                else tag
             self.problems.append(Problem(
-                self.loc(node), f"tag {tag!r} is not allowed",
-                "remedy never constructs objects from YAML; remove the tag"))
+                self.loc(node), f"the tag {shown} is not allowed",
+                "remove the tag: remedy loads plain data and never constructs objects from YAML"))
             return None
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, depth)
@@ -365,7 +364,8 @@ def load_text(text: str, name: str) -> Any:
     if node is None or (isinstance(node, yaml.ScalarNode) and node.value in _NULL and not node.style):
         raise LoadError.at(Location(name, 1, 1), "file is empty",
                            "a playbook is a list of plays; an inventory a mapping or INI")
-    builder = _Builder(name, _count_nodes(node))
+    distinct = _check_aliases(node, name) if "*" in text else None  # no '*', no alias
+    builder = _Builder(name, distinct)
     try:
         value = builder.build(node)
     except _Abort as abort:
@@ -377,21 +377,63 @@ def load_text(text: str, name: str) -> Any:
     return value
 
 
-def _count_nodes(root: yaml.Node) -> int:
-    """Number of distinct nodes (aliases share nodes, so this is the unexpanded size)."""
-    seen: set[int] = set()
-    stack = [root]
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_aliases(root: yaml.Node, name: str) -> int:
+    """The number of distinct nodes, after refusing recursive aliases and alias bombs.
+
+    Sizes are computed per distinct node (post-order, iterative), so a billion-leaf
+    alias bomb is measured without being expanded.
+
+    Raises:
+        LoadError: an alias inside its own anchor, or aliases expanding to more than
+            ``ALIAS_BUDGET`` extra nodes (pointing at the first value that does).
+    """
+    size: dict[int, int] = {}
+    uses: dict[int, int] = {}
+    path: set[int] = set()
+    culprit: yaml.Node | None = None
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
-        node = stack.pop()
-        if id(node) in seen:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            path.discard(key)
+            children = _children(node)
+            aliased = False
+            for child in children:
+                uses[id(child)] = uses.get(id(child), 0) + 1
+                aliased = aliased or uses[id(child)] > 1
+            size[key] = 1 + sum(size[id(child)] for child in children)
+            if aliased and culprit is None and size[key] > ALIAS_BUDGET:
+                culprit = node
             continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                stack.extend((key, value))
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-    return len(seen)
+        if key in size:
+            continue
+        if key in path:
+            raise LoadError.at(_location(node, name), "an alias refers to its own anchor here "
+                               "(the value would be infinitely deep)",
+                               "an alias (*name) may only refer to a finished anchor (&name)")
+        path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in size)
+    if size[id(root)] > len(size) + ALIAS_BUDGET:
+        where = culprit or root
+        raise LoadError.at(_location(where, name),
+                           f"aliases in this value expand to {size[id(where)]:,} nodes, more than "
+                           f"the {ALIAS_BUDGET:,} allowed (an alias bomb?)",
+                           "write the values out, or nest fewer aliases")
+    return len(size)
+
+
+def _location(node: yaml.Node, name: str) -> Location:
+    return Location(name, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def _reader_error(error: yaml.reader.ReaderError, name: str, text: str) -> LoadError:
@@ -419,7 +461,10 @@ def _syntax_error(error: yaml.MarkedYAMLError, name: str, text: str) -> LoadErro
         return LoadError.at(start, f"unclosed quote: the string starting here never ends ({problem})",
                             f"add the closing {text[context_mark.index:context_mark.index + 1] or 'quote'}"
                             " at the end of the value")
-    if mark and mark.index < len(text) and text[mark.index] == "\t" or "tab" in problem:
+    if mark and mark.index < len(text) and text[mark.index] == "\t":
+        return LoadError.at(location, "a tab character is not allowed here: YAML indents with spaces only",
+                            "indent with spaces, not tabs")
+    if "tab" in problem:
         hint = "indent with spaces, not tabs"
     elif "mapping values are not allowed" in problem:
         hint = "quote a value that contains ': ', or fix the indentation"

@@ -18,17 +18,57 @@ from runner.loader import MarkedDict, MarkedList, load_file, location_of
 from runner.model import SECTIONS, Play, Playbook, Task
 from runner.modules import MODULES
 
-PLAY_KEYS = frozenset({
-    "name", "hosts", "vars", "vars_files", "tasks", "handlers", "diagnose", "verify", "rollback",
-    "serial", "max_fail_percentage", "become", "become_user", "tags", "environment",
-    "gather_facts",
-})
-TASK_KEYS = frozenset({
-    "name", "id", "requires", "when", "register", "notify", "listen", "loop", "with_items",
-    "loop_control", "retries", "until", "delay", "timeout", "become", "become_user",
-    "ignore_errors", "changed_when", "failed_when", "tags", "no_log", "vars", "environment",
-    "block", "rescue", "always", "args",
-})
+PLAY_KEYS = frozenset(
+    {
+        "name",
+        "hosts",
+        "vars",
+        "vars_files",
+        "tasks",
+        "handlers",
+        "diagnose",
+        "verify",
+        "rollback",
+        "serial",
+        "max_fail_percentage",
+        "become",
+        "become_user",
+        "tags",
+        "environment",
+        "gather_facts",
+    }
+)
+TASK_KEYS = frozenset(
+    {
+        "name",
+        "id",
+        "requires",
+        "when",
+        "register",
+        "notify",
+        "listen",
+        "loop",
+        "with_items",
+        "loop_control",
+        "retries",
+        "until",
+        "delay",
+        "timeout",
+        "become",
+        "become_user",
+        "ignore_errors",
+        "changed_when",
+        "failed_when",
+        "tags",
+        "no_log",
+        "vars",
+        "environment",
+        "block",
+        "rescue",
+        "always",
+        "args",
+    }
+)
 UNSUPPORTED = {
     "delegate_to": "remedy runs every task on its own host; use a separate play for another host",
     "local_action": "use a play with `hosts: localhost` instead",
@@ -53,8 +93,11 @@ def load_playbook(path: str | Path) -> Playbook:
     problems = ProblemCollector()
     plays: list[Play] = []
     if not isinstance(data, MarkedList):
-        problems.add(location_of(data, Location(name, 1, 1)),
-                     "a playbook must be a list of plays", "start the file with '- hosts: ...'")
+        problems.add(
+            location_of(data, Location(name, 1, 1)),
+            "a playbook must be a list of plays",
+            "start the file with '- hosts: ...'",
+        )
         problems.raise_if_any(PlaybookError)
     if not data:
         problems.add(data.loc, "the playbook has no plays")
@@ -105,10 +148,15 @@ class _PlayReader:
         if isinstance(hosts, list):
             hosts = ":".join(str(h) for h in hosts)
         elif not isinstance(hosts, str):
-            self.problems.add(raw.value_loc("hosts"), "'hosts' must be a pattern string or a list",
-                              "e.g. hosts: web:&prod")
+            self.problems.add(
+                raw.value_loc("hosts"),
+                f"'hosts' must be a pattern string or a list, not {argcheck.describe(hosts)}",
+                'e.g. hosts: all, hosts: "web:&prod"; quote a numeric host name',
+            )
             hosts = "all"
-        sections = {s: self.tasks(raw, s, s) for s in SECTIONS}
+        # Generated ids must be unique in the playbook: later plays prefix theirs.
+        prefix = "" if index == 0 else f"play{index + 1}."
+        sections = {s: self.tasks(raw, s, prefix + s) for s in SECTIONS}
         play_vars = self.check.mapping(raw, "vars")
         if "vars_files" in raw:
             play_vars = {**self._vars_files(raw), **play_vars}
@@ -132,8 +180,11 @@ class _PlayReader:
         merged: dict[str, Any] = {}
         for index, entry in enumerate(self.check.string_list(raw, "vars_files")):
             path = Path(self.file).parent / entry
-            loc = raw["vars_files"].item_loc(index) if isinstance(raw["vars_files"], MarkedList) \
+            loc = (
+                raw["vars_files"].item_loc(index)
+                if isinstance(raw["vars_files"], MarkedList)
                 else raw.value_loc("vars_files")
+            )
             try:
                 data = load_file(path)
             except PlaybookError as error:
@@ -160,9 +211,11 @@ class _PlayReader:
             elif isinstance(item, str) and re.fullmatch(r"\d+(\.\d+)?%", item.strip()):
                 result.append(item.strip())
             else:
-                self.problems.add(raw.value_loc("serial"),
-                                  f"serial entry {item!r} must be a positive count or a percentage",
-                                  'e.g. serial: [1, "10%", "100%"]')
+                self.problems.add(
+                    raw.value_loc("serial"),
+                    f"serial entry {item!r} must be a positive count or a percentage",
+                    'e.g. serial: [1, "10%", "100%"]',
+                )
         return tuple(result)
 
     def tasks(self, raw: MarkedDict, key: str, prefix: str) -> tuple[Task, ...]:
@@ -170,12 +223,17 @@ class _PlayReader:
             return ()
         value = raw[key]
         if not isinstance(value, MarkedList):
-            self.problems.add(raw.value_loc(key), f"'{key}' must be a list of tasks")
+            self.problems.add(
+                raw.value_loc(key),
+                f"'{key}' must be a list of tasks, not {argcheck.describe(value)}",
+                "start each task with '- '",
+            )
             return ()
         tasks = []
         for index, item in enumerate(value):
-            task = self.task(item, value.item_loc(index), f"{prefix}[{index + 1}]",
-                             is_handler=(key == "handlers"))
+            task = self.task(
+                item, value.item_loc(index), f"{prefix}[{index + 1}]", is_handler=(key == "handlers")
+            )
             if task is not None:
                 tasks.append(task)
         return tuple(tasks)
@@ -233,8 +291,16 @@ class _PlayReader:
     def _module(self, raw: MarkedDict, keys: list[str], *, is_block: bool) -> tuple[str, Mapping[str, Any]]:
         if is_block:
             for key in keys:
-                self.problems.add(raw.key_loc(key), f"unknown key '{key}' in a block"
-                                  + suggest(key, TASK_KEYS))
+                if key in MODULES:
+                    self.problems.add(
+                        raw.key_loc(key),
+                        f"a block cannot also run a module ('{key}')",
+                        f"move '{key}' into a task inside 'block:'",
+                    )
+                else:
+                    self.problems.add(
+                        raw.key_loc(key), f"unknown key '{key}' in a block" + suggest(str(key), TASK_KEYS)
+                    )
             if "args" in raw:
                 self.problems.add(raw.key_loc("args"), "'args' is not valid on a block")
             return "", {}
@@ -243,17 +309,21 @@ class _PlayReader:
         for key in unknown:
             hint = suggest(str(key), [*MODULES, *TASK_KEYS])
             kind = "module or task key" if not known else "task key"
-            self.problems.add(raw.key_loc(key), f"unknown {kind} '{key}'{hint}",
-                              "" if hint else "run 'remedy playbooks --modules' to list modules")
+            self.problems.add(
+                raw.key_loc(key),
+                f"unknown {kind} '{key}'{hint}",
+                "" if hint else "run 'remedy playbooks --modules' to list modules",
+            )
         if not known:
             if not unknown:
-                self.problems.add(raw.loc, "task has no module",
-                                  "add one module key, e.g. 'command: ...'")
+                self.problems.add(raw.loc, "task has no module", "add one module key, e.g. 'command: ...'")
             return "", {}
         if len(known) > 1:
-            self.problems.add(raw.key_loc(known[1]),
-                              f"task has more than one module: {', '.join(known)}",
-                              "split it into one task per module")
+            self.problems.add(
+                raw.key_loc(known[1]),
+                f"task has more than one module: {', '.join(known)}",
+                "split it into one task per module",
+            )
         name = known[0]
         return name, self.check.module_args(MODULES[name], raw, name)
 
@@ -262,8 +332,11 @@ class _PlayReader:
             return auto_id
         value = raw["id"]
         if not isinstance(value, str) or not _ID.match(value):
-            self.problems.add(raw.value_loc("id"), f"invalid task id {value!r}",
-                              "use letters, digits, '_', '-' and '.', starting with a letter")
+            self.problems.add(
+                raw.value_loc("id"),
+                f"invalid task id {value!r}",
+                "use letters, digits, '_', '-' and '.', starting with a letter",
+            )
             return auto_id
         return value
 
@@ -275,8 +348,9 @@ class _PlayReader:
     def _register(self, raw: MarkedDict) -> str:
         value = self.check.string(raw, "register") or ""
         if value and not _NAME.match(value):
-            self.problems.add(raw.value_loc("register"), f"invalid variable name {value!r}",
-                              "use letters, digits and '_'")
+            self.problems.add(
+                raw.value_loc("register"), f"invalid variable name {value!r}", "use letters, digits and '_'"
+            )
         return value
 
     def _loop(self, raw: MarkedDict) -> Any:
@@ -285,8 +359,11 @@ class _PlayReader:
         value = raw.get("loop", raw.get("with_items"))
         key = "loop" if "loop" in raw else "with_items"
         if value is not None and not isinstance(value, (list, str)):
-            self.problems.add(raw.value_loc(key), f"'{key}' must be a list or a template string",
-                              "e.g. loop: \"{{ paths }}\"")
+            self.problems.add(
+                raw.value_loc(key),
+                f"'{key}' must be a list or a template string, not {argcheck.describe(value)}",
+                f'e.g. {key}: [a, b] or {key}: "{{{{ paths }}}}"',
+            )
             return None
         self.check.templates(value, raw.value_loc(key))
         return value
@@ -298,8 +375,10 @@ class _PlayReader:
             return result
         for key in control:
             if key not in ("loop_var", "label"):
-                self.problems.add(control.key_loc(key), f"unknown loop_control key '{key}'"
-                                  + suggest(key, ["loop_var", "label"]))
+                self.problems.add(
+                    control.key_loc(key),
+                    f"unknown loop_control key '{key}'" + suggest(key, ["loop_var", "label"]),
+                )
         loop_var = control.get("loop_var", "item")
         if not isinstance(loop_var, str) or not _NAME.match(loop_var):
             self.problems.add(control.value_loc("loop_var"), f"invalid loop_var {loop_var!r}")
@@ -313,8 +392,9 @@ class _PlayReader:
             if key in UNSUPPORTED:
                 self.problems.add(raw.key_loc(key), f"'{key}' is not supported", UNSUPPORTED[key])
             elif key not in allowed:
-                self.problems.add(raw.key_loc(key), f"unknown {what} key '{key}'"
-                                  + suggest(str(key), allowed))
+                self.problems.add(
+                    raw.key_loc(key), f"unknown {what} key '{key}'" + suggest(str(key), allowed)
+                )
 
 
 def _default(value: float | None, default: float) -> float:
@@ -337,9 +417,11 @@ def _check_notify(plays: list[Play], problems: ProblemCollector) -> None:
             for task in walk_tasks(play.section(section)):
                 for topic in task.notify:
                     if topic not in topics and not templating.is_template(topic):
-                        problems.add(task.location, f"notify '{topic}' matches no handler"
-                                     + suggest(topic, topics),
-                                     "name a handler of this play (its name or listen topic)")
+                        problems.add(
+                            task.location,
+                            f"notify '{topic}' matches no handler" + suggest(topic, topics),
+                            "name a handler of this play (its name or listen topic)",
+                        )
 
 
 def _check_ids(plays: list[Play], problems: ProblemCollector) -> None:
@@ -350,8 +432,10 @@ def _check_ids(plays: list[Play], problems: ProblemCollector) -> None:
                 if not task.explicit_id:
                     continue
                 if task.id in seen:
-                    problems.add(task.location, f"duplicate task id '{task.id}' "
-                                 f"(first defined at line {seen[task.id].line})",
-                                 "task ids must be unique within a playbook")
+                    problems.add(
+                        task.location,
+                        f"duplicate task id '{task.id}' (first defined at line {seen[task.id].line})",
+                        "task ids must be unique within a playbook",
+                    )
                 else:
                     seen[task.id] = task.location

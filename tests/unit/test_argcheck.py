@@ -275,7 +275,7 @@ def test_unknown_argument_suggests_the_closest() -> None:
 
 def test_missing_required_argument_is_reported() -> None:
     _, found = module_args("sample: {state: absent}\n")
-    assert found == ["p.yml:1:9: module 'sample' requires argument 'path'"]
+    assert found == ["p.yml:1:1: module 'sample' requires argument 'path'"]
 
 
 def test_mutually_exclusive_arguments_are_reported() -> None:

@@ -269,7 +269,18 @@ def test_alias_bomb_is_refused_quickly() -> None:
     start = time.monotonic()
     text = problem_of("\n".join(lines) + "\n")
     assert time.monotonic() - start < 1.0
-    assert "alias expansion exceeds the budget" in text
+    assert "f.yml:5:4: aliases in this value expand to 66,430 nodes" in text
+    assert "more than the 10,000 allowed" in text
+
+
+def test_many_small_aliases_beyond_the_budget_are_refused() -> None:
+    text = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9]\nb: [" + ",".join(["*a"] * 2000) + "]\n"
+    assert "more than the 10,000 allowed" in problem_of(text)
+
+
+@pytest.mark.parametrize("text", ["a: &a [*a]\n", "a: &a {b: [1, *a]}\n"])
+def test_alias_inside_its_own_anchor_is_refused(text: str) -> None:
+    assert "f.yml:1:4: an alias refers to its own anchor here" in problem_of(text)
 
 
 def test_alias_expansion_just_inside_the_budget_is_accepted() -> None:
