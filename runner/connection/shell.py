@@ -8,14 +8,16 @@ The wrapped command runs in a process group of its own (``setsid -w`` when the
 host has it) whose id it reports on stdout as a marker line before anything
 else, so that a deadline can end the whole group, not only its shell::
 
-    [sudo -H -S -p PROMPT -u USER --] sh -c '
+    exec [sudo -H -S -p PROMPT -u USER --] sh -c '
         if command -v setsid ...; then exec setsid -w sh -c "$S"; else exec sh -c "$S"; fi'
     S = trap 'exit 143' TERM; printf '%s %s\\n' REMEDY-<nonce> "$$"; export K='v'; sh -c 'COMMAND'
 
 ``COMMAND`` is not exec'd, so a command killed by signal N exits 128+N, and
 the trap lets the group's TERM end ``S`` with a status instead of a signal.
 
-Passwords never appear here: sudo reads them from stdin after its prompt.
+The line is one simple command (``exec prog args``), so the login shell that
+sshd runs it with needs only to be Bourne-like. Passwords never appear here:
+sudo reads them from stdin after its prompt.
 """
 
 from __future__ import annotations
@@ -62,18 +64,18 @@ def wrap(
         f"trap 'exit 143' TERM; printf '%s %s\\n' {marker} \"$$\"; {exports(env)}sh -c {shlex.quote(command)}"
     )
     quoted = shlex.quote(script)
-    launch = (
+    group = "sh -c " + shlex.quote(
         "if command -v setsid >/dev/null 2>&1; "
         f"then exec setsid -w sh -c {quoted}; else exec sh -c {quoted}; fi"
     )
     if sudo_user is None:
-        return Launch(line=launch, marker=marker.encode())
+        return Launch(line=f"exec {group}", marker=marker.encode())
     if password is not None and ("\n" in password or "\0" in password):
         raise ValueError("a become password cannot contain a newline or NUL byte")
     flags = " ".join(shlex.quote(f) for f in shlex.split(sudo_flags))
     prompt = f"[sudo via remedy, key={nonce}] password: " if password is not None else ""
     auth = f"-S -p {shlex.quote(prompt)}" if prompt else "-n"
-    line = f"exec sudo {flags} {auth} -u {shlex.quote(sudo_user)} -- sh -c {shlex.quote(launch)}"
+    line = f"exec sudo {flags} {auth} -u {shlex.quote(sudo_user)} -- {group}"
     return Launch(line=line, marker=marker.encode(), prompt=prompt.encode(), password=password)
 
 

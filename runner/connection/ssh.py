@@ -65,25 +65,39 @@ class SSHConnection:
         return bool(self._transports) and self._transports[-1].is_active()
 
     def connect(self) -> None:
-        """Open the transport now if it is not open; see ``Connection.connect``."""
+        """Open the transport now if it is not open; see ``Connection.connect``.
+
+        A session that dies is not replaced behind the caller's back: whatever
+        ran on it (and the host lock held on it) ended with it.
+
+        Raises:
+            UnreachableError: connect, auth or host key failure.
+            ConnectionLost: the session opened earlier has died; ``close()``
+                first to open a new one.
+        """
         with self._lock:
             if self._active():
                 return
-            self._close_transports()
+            if self._transports:
+                raise ConnectionLost(f"{self.host}: the SSH session was lost; close() to reconnect")
             route = resolve_route(self._params, load_config(self._params))
-            opened: list[paramiko.Transport] = []
-            try:
-                sock: socket.socket | paramiko.Channel | None = None
-                for hop, after in zip(route.jumps, (*route.jumps[1:], route.target), strict=False):
-                    opened.append(self._open_hop(hop, sock, None))
-                    sock = self._tunnel(opened[-1], hop, after)
-                opened.append(self._open_hop(route.target, sock, self._params.password))
-            except BaseException:
-                for transport in reversed(opened):
-                    transport.close()
-                raise
-            self._transports = opened
+            self._transports = self._open_route(route.jumps, route.target)
             self._user = route.target.user
+
+    def _open_route(self, jumps: tuple[Endpoint, ...], target: Endpoint) -> list[paramiko.Transport]:
+        """Transports to every jump host in turn, each tunnelling to the next, then the target."""
+        opened: list[paramiko.Transport] = []
+        try:
+            sock: socket.socket | paramiko.Channel | None = None
+            for hop, after in zip(jumps, (*jumps[1:], target), strict=False):
+                opened.append(self._open_hop(hop, sock, None))
+                sock = self._tunnel(opened[-1], hop, after)
+            opened.append(self._open_hop(target, sock, self._params.password))
+        except BaseException:
+            for transport in reversed(opened):
+                transport.close()
+            raise
+        return opened
 
     def _open_hop(
         self,

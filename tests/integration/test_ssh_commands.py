@@ -181,3 +181,15 @@ def test_the_host_lock_pattern_reports_busy_to_a_second_holder(ssh: Connection, 
 
     wait_until(take, what="the released lock to be free").close()
     ssh.run(f"rm -f {lock}")
+
+
+def test_a_lost_session_is_not_silently_replaced(sshd: Sshd, connect: Connect) -> None:
+    conn = connect(sshd.params("web1"))
+    held = conn.hold("echo LOCKED; cat")
+    assert held.readline(10) == "LOCKED"
+    sshd.kill_sessions()
+    wait_until(lambda: not held.running, what="the held command to see its session end")
+    with pytest.raises(ConnectionLost, match="close\\(\\) to reconnect"):
+        conn.run("true")
+    conn.close()
+    assert conn.run("true").ok
