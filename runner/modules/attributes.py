@@ -18,7 +18,7 @@ from runner.modules.pathfact import PathInfo, TreeEntry
 
 _OCTAL = re.compile(r"^[0-7]{3,4}$")
 _CLAUSE = re.compile(r"^([ugoa]*)((?:[-+=](?:[rwxXst]*|[ugo]))+)$")
-_ACTION = re.compile(r"([-+=])([rwxXst]*|[ugo])")
+_ACTION = re.compile(r"([-+=])([ugo]|[rwxXst]*)")
 _WHO = {"u": 0o4700, "g": 0o2070, "o": 0o1007, "a": 0o7777}
 _PERM = {"r": 0o444, "w": 0o222, "x": 0o111, "s": 0o6000, "t": 0o1000}
 
