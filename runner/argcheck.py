@@ -257,8 +257,10 @@ def check_value(spec: Arg, value: Any) -> tuple[Any, tuple[str, str] | None]:
         if kind != "str" and ("\x00" in text or "\n" in text):
             return text, ("must not contain NUL or newline characters", "")
         if spec.choices and text not in spec.choices:
+            yaml11 = text.lower() in TRUE_WORDS | FALSE_WORDS
             return text, (f"must be one of {', '.join(spec.choices)}, not {text!r}"
-                          + suggest(text, spec.choices), "")
+                          + suggest(text, spec.choices),
+                          f"'{text}' is a plain string in remedy (not a boolean)" if yaml11 else "")
         return text, None
     if kind == "list":
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):

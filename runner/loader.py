@@ -319,7 +319,7 @@ def load_file(path: str | Path) -> Any:
 def load_bytes(data: bytes, name: str) -> Any:
     """Load one YAML document from bytes; ``name`` is used in error locations."""
     if len(data) > MAX_FILE_BYTES:
-        raise LoadError.at(Location(name), f"file is larger than {MAX_FILE_BYTES // 1024} KiB",
+        raise LoadError.at(Location(name, 1), f"file is larger than {MAX_FILE_BYTES // 1024} KiB",
                            "split it into several files")
     text = _decode(data, name)
     return load_text(text, name)
