@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import os
 import pwd
@@ -43,12 +44,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeAlias
+from typing import Any, Self, TypeAlias
 
 from runner.connection import Become, Connection, ConnectionParams, HeldCommand
 from runner.results import CommandResult
 
 SSHD_PATH = "/usr/sbin/sshd"
+
+__all__ = [
+    "SSHD_PATH",
+    "ClientKeys",
+    "FakeCall",
+    "FakeConnection",
+    "FakeHeld",
+    "RecordingConnection",
+    "Sshd",
+    "SshdFleet",
+    "UnexpectedCommandError",
+    "result",
+]
 
 
 @dataclass(frozen=True)
@@ -137,8 +151,10 @@ class FakeConnection:
 
     def get(self, path: str, *, limit: int = 64 * 1024 * 1024) -> bytes:
         if path not in self.files:
-            raise FileNotFoundError(2, "no such file", path)
-        return self.files[path][: limit + 1]
+            raise FileNotFoundError(errno.ENOENT, "no such file", path)
+        if len(self.files[path]) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
+        return self.files[path]
 
     def hold(self, command: str) -> HeldCommand:
         """A held command whose output lines are the scripted result's stdout."""
@@ -334,22 +350,20 @@ class Sshd:
     ) -> None:
         self.stop(remove=True)
 
-    def params(self, name: str = "sshd", **overrides: object) -> ConnectionParams:
+    def params(self, name: str = "sshd", **overrides: Any) -> ConnectionParams:
         """``ConnectionParams`` for this server (key auth, its known_hosts, no ssh_config)."""
         empty_config = self.directory / "ssh_config"
         empty_config.touch()
-        values: dict[str, object] = {
-            "name": name,
-            "address": "127.0.0.1",
-            "port": self.port,
-            "user": self.user,
-            "key_file": str(self.client_key),
-            "known_hosts": str(self.known_hosts),
-            "ssh_config": str(empty_config),
-            "connect_timeout": 10.0,
-        }
-        values.update(overrides)
-        return ConnectionParams(**values)  # type: ignore[arg-type]
+        params = ConnectionParams(
+            name=name,
+            address="127.0.0.1",
+            port=self.port,
+            user=self.user,
+            key_file=str(self.client_key),
+            known_hosts=str(self.known_hosts),
+            ssh_config=str(empty_config),
+        )
+        return dataclasses.replace(params, **overrides)
 
     def start(self, *, deadline: float = 20.0) -> Self:
         """Generate a host key if needed, start sshd and wait for its banner."""

@@ -110,3 +110,21 @@ def test_the_recording_connection_forwards_and_records() -> None:
     assert held.readline(10) == "LOCKED"
     conn.close()
     assert conn.held == ["echo LOCKED; cat"] and not held.running
+
+
+def test_getting_a_file_larger_than_the_limit_fails_like_real_connections() -> None:
+    conn = FakeConnection(files={"/big": b"x" * 10})
+    with pytest.raises(OSError, match="larger than 5 bytes"):
+        conn.get("/big", limit=5)
+
+
+def test_the_public_names_are_exactly_those_in_all() -> None:
+    import runner.testing as testing
+
+    public = {
+        name
+        for name, value in vars(testing).items()
+        if not name.startswith("_") and getattr(value, "__module__", None) == testing.__name__
+    }
+    assert public <= set(testing.__all__)
+    assert all(hasattr(testing, name) for name in testing.__all__)
