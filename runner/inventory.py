@@ -505,9 +505,16 @@ def load_inventory(paths: Sequence[str | Path]) -> Inventory:
             continue
         roots.append(path if path.is_dir() else path.parent)
     builder.reconcile()
-    group_files = [_vars_dir(builder, root / "group_vars", builder.groups) for root in roots]
     names = [*builder.hosts, *(n for n in LOCALHOST_NAMES if n not in builder.hosts)]
-    host_files = [_vars_dir(builder, root / "host_vars", names) for root in roots]
+    loaded = {
+        root: (
+            _vars_dir(builder, root / "group_vars", list(builder.groups)),
+            _vars_dir(builder, root / "host_vars", names),
+        )
+        for root in dict.fromkeys(roots)
+    }
+    group_files = [loaded[root][0] for root in roots]  # a root given twice applies twice, as in Ansible
+    host_files = [loaded[root][1] for root in roots]
     builder.problems.raise_if_any(InventoryError)
     inventory = builder.freeze(group_files, host_files)
     return replace(inventory, warnings=tuple(_unused_group_files(roots, builder.groups)))
@@ -572,13 +579,16 @@ def _read_text(builder: _Builder, path: Path) -> str | None:
     except OSError as error:
         builder.problems.add(Location(str(path)), f"cannot read file: {error.strerror or error}")
         return None
-    problem = ""
-    if len(data) > MAX_FILE_BYTES:
-        problem = f"file is larger than {MAX_FILE_BYTES // 1024} KiB"
-    elif b"\x00" in data:
-        problem = "NUL byte in file (is this a binary file?)"
+    if len(data) > MAX_FILE_BYTES or b"\x00" in data:
+        problem = (
+            "NUL byte in file (is this a binary file?)"
+            if b"\x00" in data
+            else f"file is larger than {MAX_FILE_BYTES // 1024} KiB"
+        )
+        builder.problems.add(Location(str(path)), problem)
+        return None
     try:
-        text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+        return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         builder.problems.add(
@@ -587,10 +597,6 @@ def _read_text(builder: _Builder, path: Path) -> str | None:
             "save the file as UTF-8",
         )
         return None
-    if problem:
-        builder.problems.add(Location(str(path)), problem)
-        return None
-    return text
 
 
 def _meaningful(line: str) -> bool:
@@ -872,20 +878,17 @@ def _yaml_host(builder: _Builder, path: str, group: str, entry: Any, body: Any, 
 # --- group_vars/ and host_vars/ --------------------------------------------------------
 
 
-def _vars_dir(
-    builder: _Builder,
-    directory: Path,
-    names: Sequence[str] | Mapping[str, Any],
-) -> dict[str, dict[str, Any]]:
+def _vars_dir(builder: _Builder, directory: Path, names: list[str]) -> dict[str, dict[str, Any]]:
     """The vars of each name from ``directory/NAME``, ``NAME.yml``, ``.yaml``, ``.json`` or ``NAME/``."""
     if not directory.exists():
         return {}
     if not directory.is_dir():
         builder.problems.add(Location(str(directory)), f"{directory.name} is not a directory")
         return {}
+    entries = set(os.listdir(directory))
     found: dict[str, dict[str, Any]] = {}
     for name in names:
-        paths = [directory / (name + ext) for ext in _VARS_EXTENSIONS if (directory / (name + ext)).exists()]
+        paths = [directory / (name + ext) for ext in _VARS_EXTENSIONS if name + ext in entries]
         if len(paths) > 1:
             builder.problems.add(
                 Location(str(paths[1])),
@@ -927,8 +930,9 @@ def _load_vars_file(builder: _Builder, path: Path) -> dict[str, Any]:
         return {}
     result: dict[str, Any] = {}
     for key, value in data.items():
-        if builder.check_var(key, _plain(value), data.key_loc(key)):
-            result[key] = _plain(value)
+        value = _plain(value)
+        if builder.check_var(key, value, data.key_loc(key)):
+            result[key] = value
     return result
 
 
@@ -938,8 +942,8 @@ def _unused_group_files(roots: list[Path], groups: Mapping[str, Any]) -> list[Pr
     for root in dict.fromkeys(roots):
         directory = root / "group_vars"
         for entry in sorted(directory.iterdir()) if directory.is_dir() else []:
-            stem = entry.stem if entry.suffix in _VARS_EXTENSIONS else entry.name
-            if stem not in groups and not entry.name.startswith("."):
+            stem = entry.stem if entry.suffix in _VARS_EXTENSIONS else ""
+            if stem and stem not in groups and not entry.name.startswith("."):
                 problems.append(
                     Problem(
                         Location(str(entry)),
