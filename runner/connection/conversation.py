@@ -197,7 +197,9 @@ class Conversation:
             del self._early_err[: len(self._early_err) - keep]
 
     def _flush_stderr(self) -> None:
-        self.stderr.feed(bytes(self._early_err).replace(self._launch.prompt or b"\0", b""))
+        early = bytes(self._early_err)
+        prompt = self._launch.prompt
+        self.stderr.feed(early.replace(prompt, b"") if prompt else early)
         self._early_err.clear()
 
     def result(

@@ -155,3 +155,8 @@ def test_closing_the_connection_ends_its_held_commands(tmp_path: Path) -> None:
     conn.close()
     conn.close()
     wait_until(gone(marker), what="the held command to end")
+
+
+def test_nul_and_control_bytes_on_stderr_survive(local: LocalConnection) -> None:
+    result = local.run("printf 'a\\000b\\033[31m' >&2; exit 2")
+    assert result.stderr == "a\x00b\x1b[31m" and result.rc == 2
