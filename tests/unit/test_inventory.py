@@ -387,3 +387,10 @@ def test_yaml_booleans_follow_the_strict_loader_not_yaml_1_1(tmp_path: Path) -> 
     path = write(tmp_path, "inv.yml", "all:\n  hosts:\n    h1:\n      flag: yes\n")
     inventory: Inventory = load_inventory([path])
     assert inventory.host_vars("h1")["flag"] == "yes"  # Ansible reads True; see DESIGN
+
+
+def test_a_bad_vars_file_shared_by_two_sources_is_reported_once(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.ini", "[web]\nweb1\n")
+    second = write(tmp_path, "b.ini", "[web]\nweb2\n")
+    write(tmp_path, "group_vars/web.yml", "bad-name: 1\n")
+    assert "invalid variable name 'bad-name'" in only_problem(first, second).message
