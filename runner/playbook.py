@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import argcheck, templating
-from runner.errors import Location, PlaybookError, ProblemCollector, suggest
+from runner.errors import InputError, Location, PlaybookError, ProblemCollector, suggest
 from runner.loader import MarkedDict, MarkedList, load_file, location_of
 from runner.model import SECTIONS, Play, Playbook, Task
 from runner.modules import MODULES
@@ -187,14 +187,16 @@ class _PlayReader:
             )
             try:
                 data = load_file(path)
-            except PlaybookError as error:
-                self.problems.extend(error)
-                continue
-            except Exception as error:  # noqa: BLE001 - reported as a problem at the reference
-                self.problems.add(loc, f"cannot load vars file {entry}: {error}")
+            except InputError as error:
+                if any(p.location.line for p in error.problems):
+                    self.problems.extend(error)  # problems inside the vars file, at their lines
+                else:
+                    self.problems.add(loc, f"cannot load vars file {entry}: {error.problems[0].message}",
+                                      "vars_files paths are relative to the playbook's directory")
                 continue
             if not isinstance(data, MarkedDict):
-                self.problems.add(loc, f"vars file {entry} must hold a mapping")
+                self.problems.add(loc, f"vars file {entry} must hold a mapping",
+                                  f"write it as 'name: value' lines, not {argcheck.describe(data)}")
                 continue
             merged.update(data)
         return merged
