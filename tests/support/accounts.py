@@ -7,10 +7,13 @@ sudoers drop-in, and nothing else.
 
 from __future__ import annotations
 
+import pwd
 import secrets
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,25 @@ def create_account() -> Account:
 
 
 def remove_account(account: Account) -> None:
-    """Delete the account, its home and its sudoers drop-in."""
+    """Delete the account, its home and its sudoers drop-in, once its processes are gone.
+
+    Raises:
+        AssertionError: processes of the account outlived the wait, or userdel failed.
+    """
     account.sudoers.unlink(missing_ok=True)
-    subprocess.run(["userdel", "--remove", account.name], check=False, capture_output=True)
+    uid = pwd.getpwnam(account.name).pw_uid
+    wait_until(lambda: not _processes_of(uid), timeout=20, what=f"{account.name}'s processes")
+    done = subprocess.run(["userdel", "--remove", account.name], capture_output=True, text=True)
+    assert done.returncode in (0, 12), f"userdel {account.name}: {done.stderr}"  # 12: home left behind
+
+
+def _processes_of(uid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
