@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from runner.inventory import load_inventory
+from runner.patterns import select_hosts
 
 CORPUS = Path(__file__).parent / "inventory_corpus"
 CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
@@ -104,3 +105,23 @@ def test_remedy_resolves_each_corpus_case_exactly_as_ansible_inventory(
         if inventory.get_host(host).implicit:  # type: ignore[union-attr]
             theirs.pop("ansible_python_interpreter")  # remedy needs no Python on hosts
         assert as_json(inventory.host_json(host)) == theirs, host
+
+
+LIMITS = [
+    ("ini_children", "paris:!par2"),
+    ("patterns_demo", "db,alpha,!web02"),
+    ("yaml_nested", "prod_db*"),
+    ("ini_ranges", "web[2:4]:letters"),
+]
+
+
+@pytest.mark.parametrize(("name", "limit"), LIMITS)
+def test_a_limited_listing_matches_ansible_inventory_limit(
+    name: str, limit: str, oracle_env: dict[str, str]
+) -> None:
+    sources = case_sources(CORPUS / name)
+    inventory = load_inventory(sources)
+    expected = ansible_inventory(oracle_env, sources, "--list", "--limit", limit)
+    expected["_meta"].pop("profile", None)
+    keep = set(select_hosts(inventory, limit))
+    assert as_json(inventory.restricted(keep).to_ansible_json()) == expected

@@ -294,3 +294,8 @@ def test_selection_matches_ansible_list_hosts(pattern: str, inventory: Inventory
     )
     listed = [line.strip() for line in done.stdout.splitlines()[1:] if line.strip()]
     assert select_hosts(inventory, pattern) == listed
+
+
+def test_with_a_comma_colons_no_longer_separate_parts_as_in_ansible(inventory: Inventory) -> None:
+    with pytest.raises(InventoryError, match="'web:&db' matches no host or group"):
+        select_hosts(inventory, "web:&db,alpha")
