@@ -205,7 +205,7 @@ def _curl(
 def _wget(
     a: Mapping[str, Any], method: str, headers: list[tuple[str, str]], timeout: int, *, has_body: bool
 ) -> list[str]:
-    words = ["wget", "-q", "-S", "-O", "-", "-T", str(timeout)]
+    words = ["wget", "-S", "-O", "-", "-T", str(timeout)]
     if not flag(a["validate_certs"]):
         words.append("--no-check-certificate")
     for name, value in headers:
@@ -213,17 +213,20 @@ def _wget(
     if method == "HEAD":
         words.append("--spider")
     elif method == "POST":
-        words.append("--post-file=/dev/stdin" if has_body else "--post-data=")
+        words.append('--post-file="$b"' if has_body else "--post-data=")
     elif method != "GET":
         words.append(f"--method={method}")
         if has_body:
-            words.append("--body-file=/dev/stdin")
+            words.append('--body-file="$b"')
+    # wget needs a seekable body file: stdin is copied to a private temp file first
+    body = ['  b=$(mktemp) || exit 1; cat >"$b"'] if has_body else ["  b="]
     return [
         "  h=$(mktemp) || exit 1",
+        *body,
         f'  {" ".join(words)} -- "$url" 2>"$h"; rc=$?',
         "  code=$(sed -n 's/^ *HTTP\\/[0-9.]* \\([0-9][0-9][0-9]\\).*/\\1/p' \"$h\" | tail -n 1)",
         "  ctype=$(sed -n 's/^ *[Cc]ontent-[Tt]ype: *//p' \"$h\" | tail -n 1 | tr -d '\\r')",
         '  printf \'\\n::status %s 0 %s\\n\' "${code:-000}" "$ctype"',
-        '  if [ -z "$code" ]; then cat "$h" >&2; rm -f "$h"; exit $rc; fi',
-        '  rm -f "$h"',
+        '  if [ -z "$code" ]; then cat "$h" >&2; rm -f "$h" ${b:+"$b"}; exit $rc; fi',
+        '  rm -f "$h" ${b:+"$b"}',
     ]
