@@ -1,0 +1,168 @@
+"""The faults the lab injects into one host, each the way it happens on a real host.
+
+``FAULTS`` maps a fault's name to its one-line summary and its injector, a
+function ``(lab, host) -> None``. Faults stack; ``Lab.reset(host)`` undoes all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cozeservice import REDIS_PREFIX, Redis
+from lab_layout import HostPaths, data_files
+from lab_processes import listening, spawn, wait_for
+
+if TYPE_CHECKING:
+    from lab import Lab
+
+STALE_VERSION = 1  # stale caches hold the content of data version 1
+PG_ROWS_KEPT = 10  # pg_rows_lost keeps conversations 1..10
+
+
+@dataclass(frozen=True)
+class Fault:
+    summary: str
+    inject: Callable[[Lab, str], None]
+
+
+def _dead_pid() -> int:
+    """A pid that named a process a moment ago and names none now."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def port_conflict_stale(lab: Lab, host: str) -> None:
+    """The service runs, but its pid file names a dead process: it is an orphaned instance."""
+    lab.stop_service(host)
+    rec = lab.start_service(host)
+    lab.forget(rec)
+    lab.remember(dataclasses.replace(rec, role="stale-service"))
+    lab.paths(host).pid_file.write_text(f"{_dead_pid()}\n")
+
+
+def port_conflict_foreign(lab: Lab, host: str) -> None:
+    """The service is down and another program (python3 -m http.server) holds its port."""
+    lab.stop_service(host)
+    port = lab.host(host)["service_port"]
+    directory = lab.dir / "foreign" / host
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "index.html").write_text("<h1>not the coze service</h1>\n")
+    argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+            "--directory", str(directory)]  # fmt: skip
+    rec = spawn(argv, role="foreign", host=host, log=directory / "http.server.log")
+    lab.remember(rec)
+    wait_for(lambda: listening(port), timeout=15, what=f"http.server on port {port}")
+
+
+def permission_config(lab: Lab, host: str) -> None:
+    """The service is down and its config is root:root 0600: the service user cannot read it."""
+    lab.stop_service(host)
+    config = lab.paths(host).config
+    os.chown(config, 0, 0)
+    os.chmod(config, 0o600)
+
+
+def permission_logdir(lab: Lab, host: str) -> None:
+    """The log dir and its logs now belong to root (0755/0644): the service cannot write them."""
+    log_dir = lab.paths(host).log_dir
+    for path in (log_dir, *log_dir.iterdir()):
+        os.chown(path, 0, 0)
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+
+def permission_datadir(lab: Lab, host: str) -> None:
+    """The data dir tree now belongs to root, dir mode 0700: the service cannot read its data."""
+    data_dir = lab.paths(host).data_dir
+    for path in (data_dir, *data_dir.rglob("*")):
+        os.chown(path, 0, 0, follow_symlinks=False)
+    os.chmod(data_dir, 0o700)
+
+
+def permission_exec(lab: Lab, host: str) -> None:
+    """The service is down and its start script lost its exec bits (0644)."""
+    lab.stop_service(host)
+    os.chmod(lab.paths(host).start, 0o644)
+
+
+def cache_stale_redis(lab: Lab, host: str) -> None:
+    """Two Redis cache entries hold an old version of their data file."""
+    old = data_files(host, STALE_VERSION)
+    with Redis("127.0.0.1", lab.state["redis"]["port"], lab.host(host)["redis_db"]) as redis:
+        for name in ("workflows.json", "knowledge/faq.md"):
+            redis.set(REDIS_PREFIX + name, old[name])
+
+
+def cache_stale_files(lab: Lab, host: str) -> None:
+    """The file cache holds an old bots.json and an entry for a data file that no longer exists."""
+    cache_dir = lab.paths(host).cache_dir
+    owner = cache_dir.stat()
+    old = data_files(host, STALE_VERSION)
+    for name in ("bots.json", "plugins/weather-legacy.json"):
+        entry = cache_dir / name
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        entry.write_bytes(old[name])
+        os.chown(entry, owner.st_uid, owner.st_gid)
+
+
+def data_corrupt(lab: Lab, host: str) -> None:
+    """bots.json rots silently: one byte changes, size and mtime stay (only the checksum tells)."""
+    path = lab.paths(host).data_dir / "bots.json"
+    info = path.stat()
+    content = bytearray(path.read_bytes())
+    middle = len(content) // 2
+    content[middle] = ord("#") if content[middle] != ord("#") else ord("%")
+    path.write_bytes(bytes(content))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def data_lost(lab: Lab, host: str) -> None:
+    """Every data file is deleted (an rm gone wrong); only MANIFEST.sha256 is left."""
+    data_dir = lab.paths(host).data_dir
+    for path in sorted(data_dir.rglob("*"), reverse=True):
+        if path.is_dir():
+            path.rmdir()
+        elif path.name != "MANIFEST.sha256" or path.parent != data_dir:
+            path.unlink()
+
+
+def backup_newest_corrupt(lab: Lab, host: str) -> None:
+    """data_lost, and the newest full backup is truncated to half (its .sha256 stays)."""
+    data_lost(lab, host)
+    paths: HostPaths = lab.paths(host)
+    newest = sorted(paths.full_dir.glob("backup-*.tar.gz"))[-1]
+    info = newest.stat()
+    with newest.open("r+b") as handle:
+        handle.truncate(info.st_size // 2)
+    os.utime(newest, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def pg_rows_lost(lab: Lab, host: str) -> None:
+    """Rows of <host>.conversations are deleted in PostgreSQL (a pg_dump -Fc backup exists)."""
+    # host names are the lab's own (hostNN): safe as identifiers
+    lab.postgres().psql(f"DELETE FROM {host}.conversations WHERE id > {PG_ROWS_KEPT}")  # noqa: S608
+
+
+FAULTS: dict[str, Fault] = {
+    function.__name__: Fault((function.__doc__ or "").strip(), function)
+    for function in (
+        port_conflict_stale,
+        port_conflict_foreign,
+        permission_config,
+        permission_logdir,
+        permission_datadir,
+        permission_exec,
+        cache_stale_redis,
+        cache_stale_files,
+        data_corrupt,
+        data_lost,
+        backup_newest_corrupt,
+        pg_rows_lost,
+    )
+}
