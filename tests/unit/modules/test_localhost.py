@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import pytest
 
 from runner.modules import MODULES
 from runner.modules.pathfact import Probe, path_fact
+from runner.results import CommandResult
 from tests.unit.modules.localrun import apply, converge, gather, plan, sh
 
 NASTY = ["x; touch {s}", "$(touch {s})", "`touch {s}`", "-rf", 'it\'s "q"', "new\nline", "sp ace", "ü✓"]
@@ -213,12 +215,17 @@ def test_lineinfile_converges_on_a_real_file(tmp_path: Path) -> None:
     assert conf.read_text() == "# coze\nport = 8081\nlog = $(reboot)\n"
 
 
-def test_lineinfile_refuses_a_binary_file(tmp_path: Path) -> None:
-    blob = tmp_path / "blob"
-    blob.write_bytes(b"\x00\xff\xfe binary")
-    change = plan("lineinfile", {"path": str(blob), "line": "x"})
-    # decoded with surrogateescape here the bytes survive; a NUL-free UTF-8 check is the executor's decoding
-    assert change.failed or change.changed
+def test_lineinfile_refuses_a_file_that_is_not_utf8_text(tmp_path: Path) -> None:
+    blob = tmp_path / "latin1.conf"
+    blob.write_bytes(b"caf\xe9 = 1\n")
+    module = MODULES["lineinfile"]()
+    args = {"path": str(blob), "line": "x = 2"}
+    fact = module.facts(args)["path"]
+    raw = subprocess.run(["sh", "-c", fact.command], capture_output=True, check=True)
+    # the connection decodes output as UTF-8 with bad bytes backslash-escaped
+    decoded = CommandResult(fact.command, 0, raw.stdout.decode("utf-8", "backslashreplace"))
+    change = module.plan(args, {"path": fact.parse(decoded)})
+    assert "not UTF-8 text" in change.failed
 
 
 def test_command_guards_and_metacharacters(tmp_path: Path, sentinel: Path) -> None:
@@ -311,7 +318,7 @@ def http_url() -> Iterator[str]:
 def test_uri_against_a_local_server(http_url: str, client: str, tmp_path: Path) -> None:
     module = MODULES["uri"]()
     env = _path_without(tmp_path, "curl") if client == "wget" else None
-    cases = [
+    cases: list[tuple[dict[str, object], int, str]] = [
         ({"url": f"{http_url}/health", "headers": {"X-Note": "it's $(id)"}}, 200, ""),
         ({"url": f"{http_url}/nope"}, 404, "Status code was 404 and not [200]"),
         (
@@ -362,7 +369,7 @@ def service_args(tmp_path: Path) -> Iterator[dict[str, object]]:
     yield args
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if (proc / "cmdline").read_bytes() == b"sleep\x003131\x00":
+            if (proc / "cmdline").read_bytes() in (b"sleep\x003131\x00", b"sleep\x003132\x00"):
                 os.kill(int(proc.name), 9)
         except (FileNotFoundError, ProcessLookupError):
             pass
@@ -397,3 +404,18 @@ def test_pidfile_naming_another_program_is_never_signalled(service_args: dict[st
     change = plan("service", {**service_args, "state": "stopped"})
     assert change.changed and "another program" in change.diffs[0].before
     assert [s.command for s in change.steps] == [f"rm -f -- {pidfile}"]  # type: ignore[union-attr]
+
+
+def test_pidfile_service_that_daemonizes_and_writes_its_own_pidfile(service_args: dict[str, object]) -> None:
+    pidfile = str(service_args["pidfile"])
+    args = {
+        **service_args,
+        "start": f"sleep 3132 & echo $! > {pidfile}",
+        "match": "sleep 3132",
+        "state": "started",
+    }
+    converge("service", args)
+    pid = int(Path(pidfile).read_text())
+    assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x003132\x00"
+    converge("service", {**args, "state": "stopped"})
+    assert not Path(pidfile).exists()

@@ -15,7 +15,7 @@ from runner.modules.attributes import mode_after, normalized
 from runner.modules.base import operand, quote
 
 # Text a POSIX argv can carry: anything but NUL.
-ARG_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=60)
+ARG_TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=60)
 
 
 @settings(max_examples=150, deadline=None)
