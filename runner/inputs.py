@@ -219,9 +219,9 @@ def _unguarded_names(text: str, *, expression: bool) -> set[str]:
     source = "{{ (" + text + ") }}" if expression else text
     try:
         tree = templating.ENV.parse(source)
-    except jinja2.TemplateSyntaxError:
+        names = set(meta.find_undeclared_variables(tree))
+    except (jinja2.TemplateSyntaxError, RecursionError):  # reported by the syntax check
         return set()
-    names = set(meta.find_undeclared_variables(tree))
     for node in tree.find_all((jnodes.Filter, jnodes.Test)):
         if node.name in ("default", "d", "defined", "undefined") and isinstance(node.node, jnodes.Name):
             names.discard(node.node.name)

@@ -98,6 +98,9 @@ def _compile(text: str) -> jinja2.Template:
     return ENV.from_string(text)
 
 
+_TOO_DEEP = "template nested too deeply", "flatten the expression"
+
+
 def check_syntax(text: str, location: Location, problems: ProblemCollector) -> None:
     """Report a template syntax error, or an operation the sandbox always refuses, at ``location``."""
     if not is_template(text):
@@ -108,7 +111,10 @@ def check_syntax(text: str, location: Location, problems: ProblemCollector) -> N
         problems.add(location, f"template syntax error: {error.message}",
                      "check the {{ }} and {% %} pairs")
         return
-    if "_" in text:
+    except (RecursionError, SyntaxError):  # Python refuses the generated code as too nested
+        problems.add(location, *_TOO_DEEP)
+        return
+    if "_" in text or "{%" in text:
         _check_sandbox(ENV.parse(text), location, problems)
 
 
@@ -120,7 +126,10 @@ def check_expression(text: str, location: Location, problems: ProblemCollector) 
         problems.add(location, f"expression syntax error: {error.message}",
                      "conditions are Jinja2 expressions, e.g. result.rc == 0")
         return
-    if "_" in text:
+    except RecursionError:
+        problems.add(location, *_TOO_DEEP)
+        return
+    if "_" in text or "{%" in text:
         _check_sandbox(tree, location, problems)
 
 
@@ -128,11 +137,16 @@ _FORMAT_FIELD = re.compile(r"\{[^{}]*[.\[]_[^{}]*\}?")
 
 
 def _check_sandbox(tree: jnodes.Template, location: Location, problems: ProblemCollector) -> None:
-    """Report what the sandbox refuses whatever the variables hold: ``_`` attributes.
+    """Report what always fails at render: loading other templates, and ``_`` attributes.
 
     That is ``x.__class__``, ``x['__class__']``, ``x | attr('__class__')`` and a
     format string reaching one (``'{0.__class__}'.format(x)``).
     """
+    for loading in tree.find_all((jnodes.Extends, jnodes.Include, jnodes.Import, jnodes.FromImport)):
+        what = type(loading).__name__.lower().replace("fromimport", "from ... import")
+        problems.add(location, f"'{{% {what} %}}' is not available: templates cannot load other files",
+                     "use the template module's src file, or write the text inline")
+        return
     for node in tree.find_all((jnodes.Getattr, jnodes.Getitem, jnodes.Filter, jnodes.Call)):
         name = ""
         if isinstance(node, jnodes.Getattr):
@@ -159,7 +173,7 @@ def undeclared(text: str, *, expression: bool = False) -> set[str]:
     source = "{{ (" + text + ") }}" if expression else text
     try:
         return set(meta.find_undeclared_variables(ENV.parse(source)))
-    except jinja2.TemplateSyntaxError:
+    except (jinja2.TemplateSyntaxError, RecursionError):
         return set()
 
 

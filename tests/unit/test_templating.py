@@ -306,3 +306,24 @@ def test_undeclared_lists_the_variables_a_template_reads() -> None:
     assert templating.undeclared("{{ a }} {{ b.c }} {% for i in d %}{{ i }}{% endfor %}") == {
         "a", "b", "d"}
     assert templating.undeclared("x == y", expression=True) == {"x", "y"}
+
+
+@pytest.mark.parametrize("text", [
+    "{{ " + "(" * 1000 + "1" + ")" * 1000 + " }}",
+    "{{ x" + " | default(1)" * 300 + " }}",
+    "{{ a" + ".b" * 300 + " }}",
+])
+def test_deeply_nested_template_is_a_problem_not_a_crash(text: str) -> None:
+    assert syntax_problems(text) == ["template nested too deeply"]
+    with pytest.raises(TemplateError):
+        render(text, scope({"x": 1, "a": {}}))
+
+
+@pytest.mark.parametrize(("text", "tag"), [
+    ('{% include "/etc/passwd" %}', "include"),
+    ('{% extends "base" %}', "extends"),
+    ('{% import "m" as m %}', "import"),
+])
+def test_templates_cannot_load_other_files(text: str, tag: str) -> None:
+    assert syntax_problems(text) == [
+        f"'{{% {tag} %}}' is not available: templates cannot load other files"]
