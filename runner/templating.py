@@ -93,9 +93,29 @@ def is_template(value: Any) -> bool:
         "{{" in value or "{%" in value)
 
 
+#: Deeper templates are refused: compiling them takes time that grows steeply with depth.
+MAX_TEMPLATE_DEPTH = 48
+
+
+class _TooDeepError(jinja2.TemplateSyntaxError):
+    def __init__(self) -> None:
+        super().__init__("template nested too deeply", 1)
+
+
+def _check_depth(tree: jnodes.Node) -> None:
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TEMPLATE_DEPTH:
+            raise _TooDeepError()
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+
+
 @lru_cache(maxsize=4096)
 def _compile(text: str) -> jinja2.Template:
-    return ENV.from_string(text)
+    tree = ENV.parse(text)
+    _check_depth(tree)
+    return ENV.from_string(tree)
 
 
 _TOO_DEEP = "template nested too deeply", "flatten the expression"
@@ -107,6 +127,9 @@ def check_syntax(text: str, location: Location, problems: ProblemCollector) -> N
         return
     try:
         _compile(text)
+    except _TooDeepError:
+        problems.add(location, *_TOO_DEEP)
+        return
     except jinja2.TemplateSyntaxError as error:
         problems.add(location, f"template syntax error: {error.message}",
                      "check the {{ }} and {% %} pairs")
@@ -122,6 +145,10 @@ def check_expression(text: str, location: Location, problems: ProblemCollector) 
     """Report a syntax error in a bare expression (``when``, ``until``, ``that``)."""
     try:
         tree = ENV.parse("{{ (" + text + ") }}")
+        _check_depth(tree)
+    except _TooDeepError:
+        problems.add(location, *_TOO_DEEP)
+        return
     except jinja2.TemplateSyntaxError as error:
         problems.add(location, f"expression syntax error: {error.message}",
                      "conditions are Jinja2 expressions, e.g. result.rc == 0")
@@ -275,6 +302,7 @@ def _render_text(text: str, scope: Mapping[str, Any], location: Location | None)
 
 @lru_cache(maxsize=4096)
 def _compile_expression(expression: str) -> jinja2.Template:
+    _check_depth(ENV.parse("{{ (" + expression + ") }}"))
     compiled = ENV.compile_expression(expression, undefined_to_none=False)
     template: jinja2.Template = compiled._template  # the Template assigning `result`
     return template
