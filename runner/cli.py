@@ -242,7 +242,7 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
 
     inventory = load_inventory(args.inventory)
     if args.host:
-        if args.host not in inventory.hosts:
+        if inventory.get_host(args.host) is None:
             raise InputError.at(_cli_location("--host"), f"no host named '{args.host}'")
         print(json.dumps(inventory.host_json(args.host), indent=4, sort_keys=True))
         return EXIT_OK

@@ -14,7 +14,8 @@ and exit codes.
     ├── UnreachableError    exit 3: connect, auth or host key (``.host``, ``.reason``)
     ├── CommandError        a command could not complete (``.result``)
     │   ├── CommandTimeout  the deadline passed; the remote process group was killed
-    │   └── ConnectionLost  the session died mid-command: outcome indeterminate
+    │   ├── ConnectionLost  the session died mid-command: outcome indeterminate
+    │   └── CommandInterrupted  SIGINT/SIGTERM: the process group was killed
     ├── LockedError         another run holds the host's lock
     └── ModuleError         a module's expected, user-facing failure
 """
@@ -169,6 +170,10 @@ class CommandTimeout(CommandError):  # noqa: N818 - a leaf named for what happen
 
 class ConnectionLost(CommandError):  # noqa: N818
     """The session died while a command ran: whether it took effect is unknown."""
+
+
+class CommandInterrupted(CommandError):  # noqa: N818
+    """The run was interrupted; the command's process group was killed mid-way."""
 
 
 class LockedError(RemedyError):

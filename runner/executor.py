@@ -11,6 +11,7 @@ connection fails is ``unreachable`` on every task.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -82,7 +83,7 @@ def plan_hosts(inputs: Inputs, options: RunOptions) -> list[HostPlan]:
     limited = set(select_hosts(inventory, options.limit)) if options.limit else None
     per_host: dict[str, list[tuple[Playbook, Play, Mapping[str, Any]]]] = {}
     for book, play in inputs.graph.plays:
-        for host in _play_hosts(inventory, play.hosts):
+        for host in _play_hosts(inventory, play, book):
             if limited is not None and host not in limited:
                 continue
             host_vars = {**play.vars, **inventory.host_vars(host), **inventory.magic_vars(host),
@@ -92,17 +93,24 @@ def plan_hosts(inputs: Inputs, options: RunOptions) -> list[HostPlan]:
     if not per_host:
         raise InputError.at(Location("<command line>"), "no host matches the plays and --limit",
                             "check 'hosts:' in the playbook and the -l pattern")
-    order = [h for h in inventory.hosts if h in per_host]
+    order = list(per_host)  # inventory order, then implicit hosts such as localhost
     return [HostPlan(h, connection_params(h, per_host[h][0][2], options.connect),
                      tuple(per_host[h]), tuple(_nodes_of(inputs, per_host[h]))) for h in order]
 
 
-def _play_hosts(inventory: Any, pattern: str) -> list[str]:
-    """Hosts of a play's pattern; a play matching no host simply does not run."""
+def _play_hosts(inventory: Any, play: Play, book: Playbook) -> list[str]:
+    """Hosts of a play's pattern.
+
+    Raises:
+        InputError: a part of the pattern matches no host (a typo must not
+            silently skip a play), naming the play's location.
+    """
     try:
-        return list(select_hosts(inventory, pattern))
-    except InventoryError:
-        return []
+        return list(select_hosts(inventory, play.hosts))
+    except InventoryError as error:
+        raise InputError.at(play.location, f"hosts: {play.hosts!r} of play "
+                            f"'{play.name or book.name}': {error.problems[0].message}",
+                            error.problems[0].hint) from None
 
 
 def _book_dir(book: Playbook) -> str:
@@ -130,7 +138,7 @@ def connection_params(host: str, host_vars: Mapping[str, Any], options: ConnectO
         kind="local" if kind == "local" else "ssh",
         port=int(port) if port is not None else None,
         user=options.user or _opt(host_vars.get("ansible_user", host_vars.get("ansible_ssh_user"))),
-        key_file=options.key_file or _opt(host_vars.get("ansible_ssh_private_key_file")),
+        key_file=_path(options.key_file or _opt(host_vars.get("ansible_ssh_private_key_file"))),
         password=options.password or _opt(host_vars.get("ansible_password")),
         become_password=options.become_password or _opt(host_vars.get("ansible_become_password")),
         ssh_config=options.ssh_config,
@@ -138,6 +146,10 @@ def connection_params(host: str, host_vars: Mapping[str, Any], options: ConnectO
         accept_new_host_keys=options.accept_new_host_keys,
         connect_timeout=options.connect_timeout,
     )
+
+
+def _path(value: str | None) -> str | None:
+    return None if value is None else os.path.expanduser(value)
 
 
 def _opt(value: Any) -> str | None:
@@ -173,6 +185,8 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
     hosts = plan_hosts(inputs, options)
     run_id = run_id or uuid.uuid4().hex[:12]
     stop = stop or threading.Event()
+    halt = threading.Event()  # no new task starts: set by stop (signals) or a threshold
+    live = _LiveConnections(stop, halt)
     connect = connect or _open_connection
     serial, max_fail = _run_policy(inputs)
     listener.run_started(run_id, [h.name for h in hosts], check=options.check)
@@ -182,14 +196,14 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
     walk_options = WalkOptions(
         check=options.check, diagnose_only=options.diagnose_only, tags=options.tags,
         skip_tags=options.skip_tags, lock_path=options.lock_path, lock_timeout=options.lock_timeout,
-        run_id=run_id, become_password=options.connect.become_password, stop=stop)
+        run_id=run_id, become_password=options.connect.become_password, stop=halt)
     workers = max(1, min(options.forks, len(hosts)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remedy-host") as pool:
         for batch in batches([h.name for h in hosts], serial):
-            if stop.is_set():
+            if halt.is_set():
                 break
             futures = {name: pool.submit(_run_host, by_name[name], inputs, walk_options,
-                                         listener, connect) for name in batch}
+                                         listener, live.wrap(connect)) for name in batch}
             failed = 0
             for name, future in futures.items():
                 results[name] = future.result()
@@ -197,9 +211,10 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
                 if max_fail is not None and failed * 100 / len(batch) > max_fail and not stop.is_set():
                     aborted = (f"max_fail_percentage {max_fail:g}% exceeded in a batch of "
                                f"{len(batch)} ({failed} failed)")
-                    stop.set()
-    interrupted = stop.is_set() and not aborted
-    reason = aborted or "interrupted"
+                    halt.set()
+    live.finish()
+    interrupted = stop.is_set()
+    reason = "interrupted" if interrupted else aborted
     for host in hosts:
         if host.name not in results:
             records = tuple(_record(host.name, n, Status.NOT_RUN, f"not run: {reason}") for n in host.nodes)
@@ -211,6 +226,46 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
               interrupted=interrupted, aborted=aborted)
     listener.run_finished(run)
     return run
+
+
+class _LiveConnections:
+    """Open connections of the run; a signal (``stop``) interrupts every one of them."""
+
+    def __init__(self, stop: threading.Event, halt: threading.Event) -> None:
+        self._lock = threading.Lock()
+        self._open: set[Connection] = set()
+        self._stop = stop
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, args=(halt,), daemon=True,
+                                         name="remedy-stop")
+        self._watcher.start()
+
+    def wrap(self, connect: Connect) -> Connect:
+        def opened(params: ConnectionParams) -> Connection:
+            conn = connect(params)
+            with self._lock:
+                self._open.add(conn)
+            if self._stop.is_set():
+                conn.interrupt()
+            return conn
+        return opened
+
+    def _watch(self, halt: threading.Event) -> None:
+        while not self._done.is_set():
+            if self._stop.wait(0.2):
+                halt.set()
+                with self._lock:
+                    conns = list(self._open)
+                for conn in conns:
+                    try:
+                        conn.interrupt()
+                    except Exception:  # noqa: BLE001, S112 - best effort on the way out
+                        continue
+                return
+
+    def finish(self) -> None:
+        self._done.set()
+        self._watcher.join()
 
 
 def _run_policy(inputs: Inputs) -> tuple[tuple[int | str, ...], float | None]:

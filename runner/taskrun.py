@@ -18,7 +18,7 @@ from typing import Any
 from runner import templating
 from runner.argcheck import check_value, confine, to_bool
 from runner.connection import Become, Connection
-from runner.errors import CommandTimeout, ConnectionLost, InputError, Location, RemedyError
+from runner.errors import CommandInterrupted, CommandTimeout, ConnectionLost, InputError, Location, RemedyError
 from runner.model import Play, Task
 from runner.modules import MODULES
 from runner.modules.base import Change, Command, Fetch, Module, Outcome, Upload
@@ -223,7 +223,7 @@ def _send(ctx: HostContext, task: Task, change: Change, become: Become | None,
             ok = result.rc == 0
         else:
             assert isinstance(step, Fetch)
-            result = fetch(ctx.conn, step)
+            result = fetch(ctx.conn, step, ctx.host)
             attempt.commands.append(result)
             ok = result.rc == 0
         results.append(result)
@@ -251,6 +251,11 @@ def _guarded(ctx: HostContext, task: Task, attempt: _Attempt, call: Any) -> Comm
             attempt.commands.append(error.result)
         raise TaskAbort(Status.INDETERMINATE, f"connection lost while the command ran; its effect "
                         f"is unknown and it will not be re-run ({error})", attempt) from None
+    except CommandInterrupted as error:
+        if isinstance(error.result, CommandResult):
+            attempt.commands.append(error.result)
+        raise TaskAbort(Status.INDETERMINATE, "interrupted: the command was killed mid-way; "
+                        "its effect is unknown", attempt) from None
     attempt.commands.append(result)
     return result
 

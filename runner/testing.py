@@ -108,6 +108,7 @@ class FakeConnection:
         self.calls: list[FakeCall] = []
         self.files: dict[str, bytes] = dict(files or {})
         self.closed = False
+        self.interrupted = False
 
     @property
     def commands(self) -> list[str]:
@@ -155,6 +156,10 @@ class FakeConnection:
         if len(self.files[path]) > limit:
             raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
         return self.files[path]
+
+    def interrupt(self) -> None:
+        """Record the interruption (a fake command never runs long enough to be killed)."""
+        self.interrupted = True
 
     def hold(self, command: str) -> HeldCommand:
         """A held command whose output lines are the scripted result's stdout."""
@@ -215,6 +220,9 @@ class RecordingConnection:
 
     def get(self, path: str, *, limit: int = 64 * 1024 * 1024) -> bytes:
         return self.inner.get(path, limit=limit)
+
+    def interrupt(self) -> None:
+        self.inner.interrupt()
 
     def hold(self, command: str) -> HeldCommand:
         self.held.append(command)

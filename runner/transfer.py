@@ -84,14 +84,19 @@ def upload(conn: Connection, step: Upload, *, become: Become | None,
     return conn.run(upload_script(step), stdin=step.content, become=become, timeout=timeout)
 
 
-def fetch(conn: Connection, step: Fetch) -> CommandResult:
-    """Copy a host file to the controller atomically (temp file + rename)."""
-    command = f"fetch {step.src} -> {step.dest}"
+def fetch(conn: Connection, step: Fetch, host: str) -> CommandResult:
+    """Copy a host file to the controller atomically (temp file + rename).
+
+    Not ``flat``: the file lands at ``dest/<host>/<src>`` (as in Ansible), so
+    hosts never overwrite each other's copies.
+    """
+    dest = step.dest if step.flat else os.path.join(step.dest, host, step.src.lstrip("/"))
+    command = f"fetch {step.src} -> {dest}"
     try:
         data = conn.get(step.src)
     except (OSError, EOFError) as error:
         return CommandResult(command=command, rc=1, stderr=f"cannot read {step.src}: {error}")
-    target = Path(step.dest)
+    target = Path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:

@@ -88,6 +88,14 @@ class Connection(Protocol):
         """Read a file from the host."""
         ...
 
+    def interrupt(self) -> None:
+        """Kill the process group of the running command (and any later one).
+
+        The interrupted ``run`` raises ``CommandInterrupted``. Called from
+        another thread when the run is stopped by SIGINT or SIGTERM.
+        """
+        ...
+
     def hold(self, command: str) -> HeldCommand:
         """Start ``command`` under ``sh -c`` with stdin kept open until the handle is closed."""
         ...

@@ -11,13 +11,14 @@ another, and at most ``cap`` bytes per stream are kept (head and tail).
 from __future__ import annotations
 
 import enum
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from runner.connection.shell import KILL_GRACE, Launch
-from runner.errors import CommandTimeout, ConnectionLost
+from runner.errors import CommandInterrupted, CommandTimeout, ConnectionLost
 from runner.results import CommandResult
 
 #: Seconds to keep reading after the exit status arrived while a background
@@ -39,6 +40,7 @@ class Ending(enum.Enum):
     DEADLINE = "deadline"
     LOST = "lost"
     REJECTED = "rejected"  # sudo asked for the password again
+    CANCELLED = "cancelled"  # the connection was interrupted (SIGINT/SIGTERM)
 
 
 class Pipes(Protocol):
@@ -222,10 +224,14 @@ class Conversation:
         )
 
 
-def pump(pipes: Pipes, talk: Conversation, deadline: float) -> Ending:
-    """Move bytes until the command ends, ``deadline`` (monotonic) passes or the session dies."""
+def pump(pipes: Pipes, talk: Conversation, deadline: float,
+         cancel: threading.Event | None = None) -> Ending:
+    """Move bytes until the command ends, ``deadline`` (monotonic) passes, the session dies,
+    or ``cancel`` is set."""
     exited_at: float | None = None
     while True:
+        if cancel is not None and cancel.is_set() and talk.started:
+            return Ending.CANCELLED
         out, err = pipes.read()
         if out:
             talk.on_stdout(out)
@@ -260,6 +266,7 @@ class Talk:
     timeout: float
     cap: int
     kill: Callable[[int], None] = field(repr=False)
+    cancel: threading.Event | None = field(default=None, repr=False)
 
 
 def converse(host: str, command: str, launch: Launch, opened: Pipes, options: Talk) -> CommandResult:
@@ -272,8 +279,8 @@ def converse(host: str, command: str, launch: Launch, opened: Pipes, options: Ta
     start = time.monotonic()
     talk = Conversation(launch, options.stdin, options.cap)
     try:
-        ending = pump(opened, talk, start + options.timeout)
-        if ending is Ending.DEADLINE:
+        ending = pump(opened, talk, start + options.timeout, options.cancel)
+        if ending in (Ending.DEADLINE, Ending.CANCELLED):
             if talk.pgid:
                 options.kill(talk.pgid)
             pump(opened, talk, time.monotonic() + KILL_GRACE + POLL)
@@ -283,6 +290,9 @@ def converse(host: str, command: str, launch: Launch, opened: Pipes, options: Ta
     if ending is Ending.DEADLINE:
         result = talk.result(command, None, duration, timed_out=True)
         raise CommandTimeout(f"{host}: command timed out after {options.timeout:g}s", result)
+    if ending is Ending.CANCELLED:
+        result = talk.result(command, None, duration)
+        raise CommandInterrupted(f"{host}: interrupted; the command's process group was killed", result)
     if ending is Ending.LOST:
         result = talk.result(command, None, duration)
         raise ConnectionLost(f"{host}: connection lost while a command ran", result)

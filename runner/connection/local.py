@@ -44,6 +44,7 @@ class LocalConnection:
         self._cap = cap
         self._user = pwd.getpwuid(os.geteuid()).pw_name
         self._held: list[LocalHeld] = []
+        self._cancel = threading.Event()
 
     def __repr__(self) -> str:
         return f"LocalConnection(host={self.host!r}, user={self._user!r})"
@@ -59,6 +60,7 @@ class LocalConnection:
         timeout: float | None = None,
         become: Become | None = None,
         env: Mapping[str, str] | None = None,
+        _uncancellable: bool = False,
     ) -> CommandResult:
         """Run ``command`` under ``sh -c``; see ``Connection.run``."""
         sudo = become if become is not None and become.user != self._user else None
@@ -75,13 +77,18 @@ class LocalConnection:
             timeout=DEFAULT_COMMAND_TIMEOUT if timeout is None else timeout,
             cap=self._cap,
             kill=lambda pgid: self._kill(pgid, sudo),
+            cancel=None if _uncancellable else self._cancel,
         )
         return converse(self.host, command, launch, pipes, talk)
 
     def _kill(self, pgid: int, become: Become | None) -> None:
         """End process group ``pgid``: TERM, then KILL after a grace period."""
         with contextlib.suppress(RemedyError):
-            self.run(kill_script(pgid), become=become, timeout=KILL_GRACE + 10)
+            self.run(kill_script(pgid), become=become, timeout=KILL_GRACE + 10, _uncancellable=True)
+
+    def interrupt(self) -> None:
+        """Stop every running and future command: kill its process group, raise ``CommandInterrupted``."""
+        self._cancel.set()
 
     def put(self, data: bytes, path: str) -> None:
         """Write ``data`` to ``path`` (not atomic; callers write a temp path and rename)."""

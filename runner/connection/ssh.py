@@ -56,6 +56,7 @@ class SSHConnection:
         self._user = ""
         self._sftp: paramiko.SFTPClient | None = None
         self._held: list[SSHHeld] = []
+        self._cancel = threading.Event()
 
     def __repr__(self) -> str:
         state = "open" if self._active() else "closed"
@@ -181,6 +182,7 @@ class SSHConnection:
         timeout: float | None = None,
         become: Become | None = None,
         env: Mapping[str, str] | None = None,
+        _uncancellable: bool = False,
     ) -> CommandResult:
         """Run ``command`` under ``sh -c`` on a new channel; see ``Connection.run``."""
         self.connect()
@@ -203,13 +205,14 @@ class SSHConnection:
             timeout=DEFAULT_COMMAND_TIMEOUT if timeout is None else timeout,
             cap=self._cap,
             kill=lambda pgid: self._kill(pgid, sudo),
+            cancel=None if _uncancellable else self._cancel,
         )
         return converse(self.host, command, launch, SSHPipes(channel), talk)
 
     def _kill(self, pgid: int, become: Become | None) -> None:
         """End process group ``pgid`` over a second channel: TERM, then KILL after a grace."""
         with contextlib.suppress(RemedyError):
-            self.run(kill_script(pgid), become=become, timeout=KILL_GRACE + 10)
+            self.run(kill_script(pgid), become=become, timeout=KILL_GRACE + 10, _uncancellable=True)
 
     def _sftp_client(self) -> paramiko.SFTPClient:
         transport = self._transport()
@@ -221,6 +224,10 @@ class SSHConnection:
             if self._sftp is None:
                 raise CommandError(f"{self.host}: cannot start SFTP")
         return self._sftp
+
+    def interrupt(self) -> None:
+        """Stop every running and future command: kill its process group, raise ``CommandInterrupted``."""
+        self._cancel.set()
 
     def put(self, data: bytes, path: str) -> None:
         """Write ``data`` to ``path`` over SFTP (not atomic; callers use a temp path).
