@@ -10,7 +10,8 @@ Redis cache, and a pid file. Every path comes from the config::
 
 ``--config`` defaults to ``$COZE_CONFIG``, then ``/etc/coze/config.yaml``.
 ``--log-dir`` names where to put ``error.log`` when the config itself cannot
-be read (the config's ``log_dir`` wins once it is known). ``--daemon``
+be read (the config's ``log_dir`` wins if it can be read, even from an
+otherwise invalid config). ``--daemon``
 detaches (fork + setsid) and returns only when the service listens or has
 failed, with the service's exit status; its stdio then goes to /dev/null.
 
@@ -95,9 +96,10 @@ _TABLE = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?")
 class StartupError(Exception):
     """The service cannot start; ``code`` is its exit status."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, *, log_dir: Path | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.log_dir = log_dir  # where error.log goes, if known
 
 
 # --- config ------------------------------------------------------------------------------
@@ -151,7 +153,11 @@ def load_config(path: Path) -> Config:
         raise StartupError(EXIT_CONFIG, f"config {path}{line}: invalid YAML") from exc
     problems = _config_problems(data)
     if problems:
-        raise StartupError(EXIT_CONFIG, f"config {path}: " + "; ".join(problems))
+        log_dir = data.get("log_dir") if isinstance(data, dict) else None
+        usable = isinstance(log_dir, str) and log_dir.startswith("/")
+        raise StartupError(
+            EXIT_CONFIG, f"config {path}: " + "; ".join(problems), log_dir=Path(log_dir) if usable else None
+        )
     values = {key: data[key] for key in (*_REQUIRED, *_OPTIONAL) if key in data}
     for key in _PATH_KEYS:
         values[key] = Path(values[key])
@@ -683,7 +689,7 @@ class Service:
         try:
             self.config = load_config(config_path)
         except StartupError as exc:
-            log_bootstrap_error(bootstrap_log_dir, str(exc))
+            log_bootstrap_error(exc.log_dir or bootstrap_log_dir, str(exc))
             raise
         self.config_path = config_path
         try:

@@ -1,0 +1,129 @@
+"""Fixtures for the end-to-end tests: the fault lab of examples/lab, driven through its CLI.
+
+The ``lab`` fixture brings up one lab of three real sshd hosts (with the Coze
+stand-in service, Redis and PostgreSQL) for the whole session and always
+takes it down again. Missing sshd, redis-server or PostgreSQL FAILS the
+tests; ``REMEDY_ALLOW_SKIP=1`` turns that into a skip.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.prerequisites import require, require_sshd
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_DIR = REPO / "examples" / "lab"
+LAB_PY = LAB_DIR / "lab.py"
+if str(LAB_DIR) not in sys.path:
+    sys.path.insert(0, str(LAB_DIR))  # for lab.fetch and lab_layout's constants
+
+
+def require_lab_prerequisites() -> None:
+    """Root, sshd, redis-server and redis-cli, PostgreSQL server binaries, setpriv."""
+    require(os.geteuid() == 0, "the lab needs root (service user, ownership faults)")
+    require_sshd()
+    for tool in ("redis-server", "redis-cli", "setpriv", "tar", "sha256sum"):
+        require(shutil.which(tool) is not None, f"{tool} not found")
+    require(bool(glob.glob("/usr/lib/postgresql/*/bin/initdb")), "PostgreSQL server binaries not found")
+
+
+@dataclass
+class LabHandle:
+    """A lab dir and its CLI."""
+
+    dir: Path
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run ``lab.py --dir DIR ARGS``; fail the test on a non-zero exit when ``check``."""
+        done = subprocess.run(
+            [sys.executable, str(LAB_PY), "--dir", str(self.dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            pytest.fail(f"lab.py {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def state(self) -> dict[str, Any]:
+        return json.loads((self.dir / "lab.json").read_text())  # type: ignore[no-any-return]
+
+    @property
+    def hosts(self) -> list[str]:
+        return sorted(self.state()["hosts"])
+
+    def host(self, name: str) -> dict[str, Any]:
+        return self.state()["hosts"][name]  # type: ignore[no-any-return]
+
+    def health(self, name: str) -> tuple[int | None, Any]:
+        from lab import fetch
+
+        return fetch(self.host(name)["service_port"])
+
+    def root(self, name: str) -> Path:
+        return Path(self.host(name)["root"])
+
+
+def new_lab_dir() -> Path:
+    """A fresh lab dir under /tmp that the service and postgres users can traverse."""
+    directory = Path(tempfile.mkdtemp(prefix="remedy-lab-", dir="/tmp"))
+    directory.chmod(0o755)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[LabHandle]:
+    """A lab of three hosts, up for the whole session; ``down`` runs whatever happens."""
+    require_lab_prerequisites()
+    handle = LabHandle(new_lab_dir())
+    try:
+        handle.cli("up", "3")
+        yield handle
+    finally:
+        handle.cli("down", check=False)
+        shutil.rmtree(handle.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def make_lab() -> Iterator[Callable[[], LabHandle]]:
+    """``make_lab()``: a fresh lab dir (not up yet); every lab made is taken down and removed."""
+    require_lab_prerequisites()
+    made: list[LabHandle] = []
+
+    def _make() -> LabHandle:
+        made.append(LabHandle(new_lab_dir()))
+        return made[-1]
+
+    yield _make
+    for handle in made:
+        if (handle.dir / "lab.json").exists():
+            handle.cli("down", check=False)
+        shutil.rmtree(handle.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def broken(lab: LabHandle) -> Iterator[Callable[[str, str], None]]:
+    """``broken(host, fault)`` injects a fault; every host it touched is reset afterwards."""
+    touched: list[str] = []
+
+    def _break(host: str, fault: str) -> None:
+        touched.append(host)
+        lab.cli("break", host, fault)
+
+    yield _break
+    for host in dict.fromkeys(touched):
+        lab.cli("reset", host)
