@@ -302,6 +302,7 @@ def _run_host(host: HostPlan, inputs: Inputs, options: WalkOptions, listener: Li
     conn: Connection | None = None
     try:
         conn = connect(host.params)
+        conn.connect()  # unreachable hosts (connect, auth, host key) are found here
         walk = HostWalk(host.name, conn, inputs.graph, options, listener.task_finished)
         result = walk.run(list(host.plays))
     except UnreachableError as error:

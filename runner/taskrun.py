@@ -38,6 +38,9 @@ class HostContext:
     become_password: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     secrets: set[str] = field(default_factory=set)
+    #: Check mode: an earlier task of this host predicted a change that was not made,
+    #: so facts read now may not be what the real run will see.
+    pending_change: bool = False
 
 
 @dataclass
@@ -173,6 +176,12 @@ def _attempt(ctx: HostContext, task: Task, scope: templating.Scope) -> _Attempt:
     attempt.predicted = "unknown" if not change.predictable else ("change" if change.changed else "no_change")
     attempt.diffs = list(change.diffs)
     attempt.summary = change.summary
+    if change.failed and ctx.check and ctx.pending_change:
+        attempt.predicted = "unknown"
+        attempt.summary = (f"cannot predict before earlier planned changes are made: "
+                           f"{change.failed}")
+        attempt.data = {**change.data, "check_mode": True}
+        return attempt
     if change.failed:
         attempt.failed = change.failed
         attempt.data = {**change.data, "msg": change.failed}
@@ -180,6 +189,7 @@ def _attempt(ctx: HostContext, task: Task, scope: templating.Scope) -> _Attempt:
     if ctx.check and change.steps:
         attempt.changed = change.changed
         attempt.data = {**change.data, "changed": change.changed, "check_mode": True}
+        ctx.pending_change |= change.changed or not change.predictable
         return attempt
     results = _send(ctx, task, change, become, env, attempt)
     outcome = module.outcome(args, facts, change, results)
