@@ -154,10 +154,8 @@ def load_config(path: Path) -> Config:
     problems = _config_problems(data)
     if problems:
         log_dir = data.get("log_dir") if isinstance(data, dict) else None
-        usable = isinstance(log_dir, str) and log_dir.startswith("/")
-        raise StartupError(
-            EXIT_CONFIG, f"config {path}: " + "; ".join(problems), log_dir=Path(log_dir) if usable else None
-        )
+        known = Path(log_dir) if isinstance(log_dir, str) and log_dir.startswith("/") else None
+        raise StartupError(EXIT_CONFIG, f"config {path}: " + "; ".join(problems), log_dir=known)
     values = {key: data[key] for key in (*_REQUIRED, *_OPTIONAL) if key in data}
     for key in _PATH_KEYS:
         values[key] = Path(values[key])

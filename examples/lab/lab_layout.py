@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from cozeservice import MANIFEST, REDIS_PREFIX, Redis
 from lab_processes import LabError
+from lab_servers import PG_DATABASE, PG_USER
 
 STAMP = "%Y%m%dT%H%M%S"
 VERSIONS = (1, 2, 3)  # data versions; the full backups and incremental levels follow them
@@ -39,20 +40,61 @@ class HostPaths:
 
     root: Path
 
-    config = property(lambda self: self.root / "etc/coze/config.yaml")
-    program = property(lambda self: self.root / "opt/coze/cozeservice.py")
-    start = property(lambda self: self.root / "bin/coze-start")
-    stop = property(lambda self: self.root / "bin/coze-stop")
-    data_dir = property(lambda self: self.root / "var/lib/coze/data")
-    cache_dir = property(lambda self: self.root / "var/cache/coze")
-    log_dir = property(lambda self: self.root / "var/log/coze")
-    pid_dir = property(lambda self: self.root / "run/coze")
-    pid_file = property(lambda self: self.root / "run/coze/coze.pid")
-    backup_dir = property(lambda self: self.root / "var/backups/coze")
-    full_dir = property(lambda self: self.root / "var/backups/coze/full")
-    incremental_dir = property(lambda self: self.root / "var/backups/coze/incremental")
-    snar = property(lambda self: self.root / "var/backups/coze/incremental/data.snar")
-    pg_backup_dir = property(lambda self: self.root / "var/backups/coze/postgres")
+    @property
+    def config(self) -> Path:
+        return self.root / "etc/coze/config.yaml"
+
+    @property
+    def program(self) -> Path:
+        return self.root / "opt/coze/cozeservice.py"
+
+    @property
+    def start(self) -> Path:
+        return self.root / "bin/coze-start"
+
+    @property
+    def stop(self) -> Path:
+        return self.root / "bin/coze-stop"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "var/lib/coze/data"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "var/cache/coze"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "var/log/coze"
+
+    @property
+    def pid_dir(self) -> Path:
+        return self.root / "run/coze"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "run/coze/coze.pid"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.root / "var/backups/coze"
+
+    @property
+    def full_dir(self) -> Path:
+        return self.root / "var/backups/coze/full"
+
+    @property
+    def incremental_dir(self) -> Path:
+        return self.root / "var/backups/coze/incremental"
+
+    @property
+    def snar(self) -> Path:
+        return self.root / "var/backups/coze/incremental/data.snar"
+
+    @property
+    def pg_backup_dir(self) -> Path:
+        return self.root / "var/backups/coze/postgres"
 
     def full_backup(self, stamp: str) -> Path:
         return self.full_dir / f"backup-{stamp}.tar.gz"
@@ -208,7 +250,7 @@ def config_document(paths: HostPaths, spec: HostSpec) -> dict[str, Any]:
         "pid_file": str(paths.pid_file),
         "cache_dir": str(paths.cache_dir),
         "redis_url": f"redis://127.0.0.1:{spec.redis_port}/{spec.redis_db}",
-        "postgres_url": f"postgresql://coze@127.0.0.1:{spec.pg_port}/coze",
+        "postgres_url": f"postgresql://{PG_USER}@127.0.0.1:{spec.pg_port}/{PG_DATABASE}",
         "postgres_table": f"{spec.name}.conversations",
     }
 

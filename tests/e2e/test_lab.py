@@ -144,6 +144,30 @@ def test_every_host_is_reachable_over_ssh_with_the_inventory(lab: LabHandle) -> 
         assert int(result.stdout) == lab.health(host)[1]["pid"]
 
 
+def test_remedy_runs_a_playbook_on_the_lab_and_fails_only_the_unhealthy_host(
+    lab: LabHandle, broken: Callable[[str, str], None], tmp_path: Path
+) -> None:
+    playbook = tmp_path / "health.yml"
+    playbook.write_text(
+        "- name: lab health\n"
+        "  hosts: coze\n"
+        "  tasks:\n"
+        "    - name: read the pid file\n"
+        "      command: cat {{ coze_pid_file }}\n"
+        "    - name: health\n"
+        "      uri:\n"
+        '        url: "{{ coze_health_url }}"\n'
+    )
+    remedy = [sys.executable, "-m", "runner", "run", str(playbook), "-i", str(lab.dir / "inventory.ini")]
+    healthy = subprocess.run(remedy, capture_output=True, text=True, timeout=300)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+
+    broken("host02", "cache_stale_files")
+    unhealthy = subprocess.run([*remedy, "--format", "json"], capture_output=True, text=True, timeout=300)
+    assert unhealthy.returncode == 2, unhealthy.stdout + unhealthy.stderr
+    assert "host02" in unhealthy.stdout
+
+
 # --- faults ------------------------------------------------------------------------------
 
 
