@@ -40,7 +40,7 @@ class Node:
 class TaskGraph:
     """The dependency graph and the run order derived from it."""
 
-    graph: nx.DiGraph
+    graph: nx.DiGraph[str]
     nodes: dict[str, Node]
     order: tuple[str, ...]
     plays: tuple[tuple[Playbook, Play], ...]  # in run order
@@ -48,7 +48,7 @@ class TaskGraph:
 
     def dependencies(self, node_id: str) -> list[str]:
         """Direct predecessors that gate ``node_id`` (not notify edges)."""
-        return [u for u, _, kind in self.graph.in_edges(node_id, data="kind") if kind != NOTIFY]
+        return [u for u, attrs in self.graph.pred[node_id].items() if attrs["kind"] != NOTIFY]
 
     def dependents(self, node_id: str) -> set[str]:
         """Every task that transitively depends on ``node_id``."""
@@ -79,7 +79,7 @@ def build_graph(playbooks: Sequence[Playbook]) -> TaskGraph:
             )
         names[book.name] = book
     problems.raise_if_any(GraphError)
-    graph: nx.DiGraph = nx.DiGraph()
+    graph: nx.DiGraph[str] = nx.DiGraph()
     nodes: dict[str, Node] = {}
     aliases: dict[str, dict[str, str]] = {}
     for b_index, book in enumerate(playbooks):
@@ -114,7 +114,7 @@ def keys_to_plays(playbooks: Sequence[Playbook], keys: list[tuple[int, int]]) ->
 
 
 def _add_play(
-    graph: nx.DiGraph,
+    graph: nx.DiGraph[str],
     nodes: dict[str, Node],
     aliases: dict[str, str],
     book: Playbook,
@@ -132,7 +132,7 @@ def _add_play(
 
 
 def _add_edges(
-    graph: nx.DiGraph, nodes: dict[str, Node], aliases: dict[str, dict[str, str]], problems: ProblemCollector
+    graph: nx.DiGraph[str], nodes: dict[str, Node], aliases: dict[str, dict[str, str]], problems: ProblemCollector
 ) -> None:
     previous: dict[tuple[int, int, int], str] = {}
     for node_id, node in nodes.items():
@@ -154,7 +154,7 @@ def _add_edges(
 
 
 def _add_requires(
-    graph: nx.DiGraph, nodes: dict[str, Node], target: str, node: Node, problems: ProblemCollector
+    graph: nx.DiGraph[str], nodes: dict[str, Node], target: str, node: Node, problems: ProblemCollector
 ) -> None:
     if target == node.id:
         problems.add(
@@ -198,7 +198,7 @@ def _resolve(
     return known[task_id]
 
 
-def _check_cycles(graph: nx.DiGraph, nodes: dict[str, Node]) -> None:
+def _check_cycles(graph: nx.DiGraph[str], nodes: dict[str, Node]) -> None:
     gating = nx.subgraph_view(graph, filter_edge=lambda u, v: graph[u][v]["kind"] != NOTIFY)
     try:
         cycle = nx.find_cycle(gating)
@@ -223,28 +223,28 @@ def _check_cycles(graph: nx.DiGraph, nodes: dict[str, Node]) -> None:
 
 
 def _play_order(
-    playbooks: Sequence[Playbook], nodes: dict[str, Node], graph: nx.DiGraph
+    playbooks: Sequence[Playbook], nodes: dict[str, Node], graph: nx.DiGraph[str]
 ) -> list[tuple[int, int]]:
-    plays: nx.DiGraph = nx.DiGraph()
+    plays: nx.DiGraph[tuple[int, int]] = nx.DiGraph()
     keys: dict[tuple[int, int], tuple[Playbook, Play]] = {}
     for b_index, book in enumerate(playbooks):
         for play in book.plays:
             keys[(b_index, play.index)] = (book, play)
             plays.add_node((b_index, play.index))
-    for source, target, kind in graph.edges(data="kind"):
+    for source, target, attrs in graph.edges(data=True):
         a, b = nodes[source].position[:2], nodes[target].position[:2]
-        if kind == REQUIRES and a != b and not plays.has_edge(a, b):
+        if attrs["kind"] == REQUIRES and a != b and not plays.has_edge(a, b):
             plays.add_edge(a, b, why=(source, target))
     try:
         order = list(nx.lexicographical_topological_sort(plays))
     except nx.NetworkXUnfeasible:
         cycle = nx.find_cycle(plays)
 
-        def play(key: tuple[int, int]) -> str:
+        def shown(key: tuple[int, int]) -> str:
             book, item = keys[key]
             return f"{book.name} play {key[1] + 1} ({item.location})"
 
-        steps = [play(a) for a, _ in cycle] + [f"{keys[cycle[0][0]][0].name} play {cycle[0][0][1] + 1}"]
+        steps = [shown(a) for a, _ in cycle] + [f"{keys[cycle[0][0]][0].name} play {cycle[0][0][1] + 1}"]
         reasons = []
         for a, b in cycle:
             source, target = plays[a][b]["why"]

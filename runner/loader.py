@@ -30,8 +30,12 @@ MAX_DEPTH = 64
 #: Alias expansion may add at most this many nodes beyond the document's own.
 ALIAS_BUDGET = 10_000
 
+#: libyaml's parser, when PyYAML was built with it.
+_CParser: Any
 try:
-    from yaml.cyaml import CParser as _CParser
+    from yaml import cyaml
+
+    _CParser = getattr(cyaml, "CParser", None)
 except ImportError:  # pragma: no cover - PyYAML without libyaml
     _CParser = None
 
@@ -347,8 +351,9 @@ def _decode(data: bytes, name: str) -> str:
 
 def load_text(text: str, name: str) -> Any:
     """Load one YAML document from text."""
-    composer = _Composer(text)
+    composer = None
     try:
+        composer = _Composer(text)  # the pure-Python reader checks characters here
         node = composer.get_single_node()
     except yaml.MarkedYAMLError as error:
         raise _syntax_error(error, name, text) from None
@@ -360,7 +365,8 @@ def load_text(text: str, name: str) -> Any:
         raise LoadError.at(Location(name), f"nesting deeper than {MAX_DEPTH} levels",
                            "flatten the structure") from None
     finally:
-        composer.dispose()
+        if composer is not None:
+            composer.dispose()
     if node is None or (isinstance(node, yaml.ScalarNode) and node.value in _NULL and not node.style):
         raise LoadError.at(Location(name, 1, 1), "file is empty",
                            "a playbook is a list of plays; an inventory a mapping or INI")

@@ -266,7 +266,7 @@ def _run(template: jinja2.Template, scope: Mapping[str, Any]) -> str:
     context = template.new_context(vars=scope, shared=True)  # type: ignore[arg-type]
     # No ``ENV.handle_exception()``: its traceback rewrite copies the context's
     # variables, which a lazy ``Scope`` must not do; callers wrap the error anyway.
-    return ENV.concat(template.root_render_func(context))  # type: ignore[attr-defined,no-any-return]
+    return ENV.concat(template.root_render_func(context))
 
 
 def render(value: Any, scope: Mapping[str, Any], location: Location | None = None) -> Any:
@@ -317,7 +317,7 @@ def evaluate(expression: str, scope: Mapping[str, Any], location: Location | Non
     try:
         template = _compile_expression(expression.strip())
         context = template.new_context(vars=scope, shared=True)  # type: ignore[arg-type]
-        for _ in template.root_render_func(context):  # type: ignore[attr-defined]
+        for _ in template.root_render_func(context):
             pass
         value = context.vars.get("result")
         if isinstance(value, jinja2.Undefined):
