@@ -104,7 +104,8 @@ def safe_load_all(paths: list[str]) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=500, help="tasks per file")
     parser.add_argument("--repeat", type=int, default=5)

@@ -132,7 +132,10 @@ def _add_play(
 
 
 def _add_edges(
-    graph: nx.DiGraph[str], nodes: dict[str, Node], aliases: dict[str, dict[str, str]], problems: ProblemCollector
+    graph: nx.DiGraph[str],
+    nodes: dict[str, Node],
+    aliases: dict[str, dict[str, str]],
+    problems: ProblemCollector,
 ) -> None:
     previous: dict[tuple[int, int, int], str] = {}
     for node_id, node in nodes.items():

@@ -179,7 +179,9 @@ def _defined_by(task: Task) -> set[str]:
     return names
 
 
-def _undefined_in(task: Task, known: set[str], play: Play, scope: frozenset[str] = frozenset()) -> list[Problem]:
+def _undefined_in(
+    task: Task, known: set[str], play: Play, scope: frozenset[str] = frozenset()
+) -> list[Problem]:
     local = scope | set(task.vars) | {task.loop_var}
     problems: list[Problem] = []
     for text, is_expression in _templates_of(task, play):

@@ -89,7 +89,9 @@ def yamlish_text(draw: st.DrawFn) -> str:
             else:
                 lines.append(f"{pad}- " + (render(item, indent + 2).lstrip()
                                            if isinstance(item, list) else render(item, 0)))
-        return prefix.strip() + ("\n" if prefix.strip() else "") + "\n".join(lines) if lines else prefix + "[]"
+        if not lines:
+            return prefix + "[]"
+        return prefix.strip() + ("\n" if prefix.strip() else "") + "\n".join(lines)
 
     text = render(draw(trees), 0)
     if draw(st.booleans()):

@@ -43,6 +43,12 @@ def module_name(path: Path) -> str:
     return ".".join(["runner", *parts])
 
 
+def is_module(dotted: str) -> bool:
+    """Whether ``runner.x.y`` names a module or package (not a class or function)."""
+    path = RUNNER.parent / dotted.replace(".", "/")
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
 def imported_components(path: Path) -> list[tuple[int, str]]:
     """(line, layer key) of every ``runner`` module that ``path`` imports."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
@@ -63,8 +69,7 @@ def imported_components(path: Path) -> list[tuple[int, str]]:
             targets = [stem] if node.module or node.level == 0 else []
             # ``from runner import report`` imports the submodule ``runner.report``
             targets += [f"{stem}.{alias.name}" for alias in node.names
-                        if (RUNNER.parent / f"{stem}.{alias.name}".replace(".", "/")).with_suffix(".py").exists()
-                        or (RUNNER.parent / f"{stem}.{alias.name}".replace(".", "/") / "__init__.py").exists()]
+                        if is_module(f"{stem}.{alias.name}")]
         for target in targets:
             parts = target.split(".")
             if parts[0] == "runner" and len(parts) > 1:
