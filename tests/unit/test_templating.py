@@ -327,3 +327,15 @@ def test_deeply_nested_template_is_a_problem_not_a_crash(text: str) -> None:
 def test_templates_cannot_load_other_files(text: str, tag: str) -> None:
     assert syntax_problems(text) == [
         f"'{{% {tag} %}}' is not available: templates cannot load other files"]
+
+
+def test_sandbox_escape_in_a_playbook_value_runs_nothing(tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    value = "{{ cycler.__init__.__globals__.os.popen('touch " + str(canary) + "').read() }}"
+    for text in (value, "echo " + value):
+        with pytest.raises(TemplateError, match="unsafe template operation"):
+            render(text, scope({}))
+    s = scope({"evil": value})
+    with pytest.raises(TemplateError, match="unsafe template operation"):
+        render("{{ evil }}", s)
+    assert not canary.exists()
