@@ -121,12 +121,13 @@ class Run:
 
     @property
     def exit_code(self) -> int:
-        """0 success, 2 a task or verification failed, 3 a host unreachable, 99 interrupted."""
+        """0 success, 2 a task or verification failed (or a host was not run: locked,
+        threshold), 3 a host unreachable, 99 interrupted."""
         if self.interrupted:
             return 99
         statuses = {r.status for r in self.all_results()} | {h.status for h in self.hosts}
         if Status.UNREACHABLE in statuses:
             return 3
-        if any(s.is_failure for s in statuses) or self.aborted:
-            return 2
+        if any(s.is_failure for s in statuses) or self.aborted or Status.NOT_RUN in statuses:
+            return 2  # a host not run (locked, threshold) is a host not fixed
         return 0

@@ -146,3 +146,53 @@ def test_an_unknown_host_key_is_refused_before_auth_and_nothing_changes(site: Pa
     assert [s.auth_attempts() for s in fleet] == before
     for name in ("host01", "host02"):
         assert oct((site / "hosts" / name / "etc" / "app.conf").stat().st_mode & 0o777) == "0o666"
+
+
+def test_a_changed_host_key_is_refused_with_both_fingerprints(tmp_path: Path) -> None:
+    from runner.testing import Sshd
+
+    with Sshd() as server:
+        old = server.host_key_fingerprint
+        root = tmp_path / "root"
+        root.mkdir()
+        (tmp_path / "ssh_config").write_text("")
+        (tmp_path / "hosts.ini").write_text(
+            f"h ansible_host=127.0.0.1 ansible_port={server.port} ansible_user={server.user} "
+            f"ansible_ssh_private_key_file={server.client_key} remedy_known_hosts={server.known_hosts}\n")
+        (tmp_path / "book.yml").write_text(
+            f"- hosts: all\n  tasks:\n    - file: {{path: {root}/touched, state: touch}}\n")
+        server.restart_with_new_host_key()
+        before = server.auth_attempts()
+        result = remedy(tmp_path, "run", str(tmp_path / "book.yml"), "-i", str(tmp_path / "hosts.ini"))
+        assert result.returncode == 3, result.stderr
+        assert old in result.stderr and server.host_key_fingerprint in result.stderr
+        assert server.auth_attempts() == before
+        assert not (root / "touched").exists()
+
+
+def test_two_concurrent_runs_on_one_host_never_interleave(site: Path, fleet: SshdFleet) -> None:
+    book = site / "slow.yml"
+    book.write_text("""
+- hosts: all
+  tasks:
+    - {name: hold the host, shell: "touch {{ root }}/holding && sleep 5 && rm {{ root }}/holding"}
+""")
+    first = subprocess.Popen([sys.executable, "-m", "runner", "run", str(book), "-i", str(site / "hosts.ini"),
+                              "-l", "host01", "-F", str(site / "ssh_config"), "--audit-log",
+                              str(site / "first.jsonl")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        from tests.support.waiting import wait_until
+
+        wait_until(lambda: (site / "hosts" / "host01" / "holding").exists(), timeout=30,
+                   what="the first run to hold the host")
+        second = remedy(site, "run", str(book), "-i", str(site / "hosts.ini"), "-l", "host01",
+                        "--format", "json")
+        first_out, first_err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 0, first_err
+    assert second.returncode == 2
+    document = json.loads(second.stdout)
+    [task] = document["hosts"][0]["tasks"]
+    assert task["status"] == "not_run" and "locked" in task["message"]
