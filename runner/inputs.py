@@ -160,14 +160,29 @@ def check_variables(books: Iterable[Playbook], inventory: Inventory, extra: Mapp
             for section in SECTIONS:
                 for task in walk_tasks(play.section(section)):
                     known.update(_defined_by(task))
-    problems: list[Problem] = []
+    found: list[Problem] = []
     for book in books:
         for play in book.plays:
             for section in SECTIONS:
                 for task in play.section(section):
-                    problems.extend(_undefined_in(task, known, play))
-    if problems:
-        raise InputError(problems)
+                    found.extend(_undefined_in(task, known, play))
+    if found:
+        raise InputError(_one_per_variable(found))
+
+
+def _one_per_variable(found: list[Problem]) -> list[Problem]:
+    """One problem per undefined variable and file (at its first use), naming the other uses."""
+    by_name: dict[tuple[str, str], list[Problem]] = {}
+    for problem in found:
+        by_name.setdefault((problem.message.split("'")[1], problem.location.file), []).append(problem)
+    merged = []
+    for uses in by_name.values():
+        first = uses[0]
+        others = sorted({p.location.line for p in uses[1:] if p.location.line != first.location.line})
+        also = f" (also used at line{'s' if len(others) > 1 else ''} {', '.join(map(str, others))})" \
+            if others else ""
+        merged.append(Problem(first.location, first.message + also, first.hint))
+    return merged
 
 
 def _defined_by(task: Task) -> set[str]:
