@@ -18,7 +18,14 @@ from typing import Any
 from runner import templating
 from runner.argcheck import check_value, confine, to_bool
 from runner.connection import Become, Connection
-from runner.errors import CommandInterrupted, CommandTimeout, ConnectionLost, InputError, Location, RemedyError
+from runner.errors import (
+    CommandInterrupted,
+    CommandTimeout,
+    ConnectionLost,
+    InputError,
+    Location,
+    RemedyError,
+)
 from runner.model import Play, Task
 from runner.modules import MODULES
 from runner.modules.base import Change, Command, Fetch, Module, Outcome, Upload
