@@ -70,6 +70,7 @@ def run(transport: paramiko.Transport, command: str) -> int:
 
 def connect(fleet: dict, host: dict, known: paramiko.HostKeys) -> paramiko.Transport:
     sock = socket.create_connection((host["address"], host["port"]), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock)
     transport.start_client(timeout=10)
     offered = transport.get_remote_server_key()
