@@ -218,6 +218,8 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
     print(redactor.text(report.render_recap(run)), file=out)
     if args.format == "json":
         document = report.run_document(run, redactor.value)
+        if command == "diagnose":
+            document["diagnosis"] = redactor.value(diagnosis_rows(run))
         print(json.dumps(document, indent=2, sort_keys=True, default=str))
     if getattr(args, "junit", None):
         _write_atomic(Path(args.junit), report.junit_document(run, redactor.text))
@@ -241,26 +243,34 @@ def prediction_mismatches(run: Run) -> list[str]:
     return lines
 
 
-def render_diagnosis(run: Run) -> str:
-    """Hosts x faults: which playbook's fault is present where, with the evidence."""
-    from tabulate import tabulate
-
+def diagnosis_rows(run: Run) -> list[dict[str, Any]]:
+    """Hosts x playbooks: is the playbook's fault present, with the evidence."""
     rows = []
     for host in run.hosts:
-        books: dict[str, list[str]] = {}
+        evidence: dict[str, list[str]] = {}
         states: dict[str, str] = {}
         for result in host.results:
             book = result.task.split(":", 1)[0]
-            if result.phase == "diagnose" and result.message.startswith("fault found"):
-                books.setdefault(book, []).append(result.message[len("fault found: "):])
             states.setdefault(book, "healthy")
-            if result.status in (Status.UNREACHABLE, Status.FAILED, Status.TIMED_OUT):
+            if result.phase == "diagnose" and result.message.startswith("fault found"):
+                evidence.setdefault(book, []).append(result.message[len("fault found: "):])
+            if result.status in (Status.UNREACHABLE, Status.FAILED, Status.TIMED_OUT,
+                                 Status.INDETERMINATE):
                 states[book] = f"{result.status}: {result.message}"
         for book, state in states.items():
-            evidence = books.get(book)
-            verdict = "FAULT" if evidence else state
-            rows.append([host.host, book, verdict, "; ".join(evidence or [])[:120]])
-    return tabulate(rows, headers=["host", "playbook", "diagnosis", "evidence"], tablefmt="simple")
+            found = evidence.get(book, [])
+            rows.append({"host": host.host, "playbook": book,
+                         "diagnosis": "fault" if found else state, "evidence": found})
+    return rows
+
+
+def render_diagnosis(run: Run) -> str:
+    """The diagnosis table."""
+    from tabulate import tabulate
+
+    table = [[r["host"], r["playbook"], r["diagnosis"].upper() if r["diagnosis"] == "fault"
+              else r["diagnosis"], "; ".join(r["evidence"])[:120]] for r in diagnosis_rows(run)]
+    return tabulate(table, headers=["host", "playbook", "diagnosis", "evidence"], tablefmt="simple")
 
 
 def _fingerprint(args: argparse.Namespace) -> dict[str, Any]:
