@@ -45,6 +45,7 @@ class TaskGraph:
     order: tuple[str, ...]
     plays: tuple[tuple[Playbook, Play], ...]  # in run order
     sections: dict[tuple[int, int, int], tuple[str, ...]]  # (playbook, play, section) -> order
+    play_keys: dict[int, tuple[int, int]]  # id(play) -> (playbook, play) index
 
     def dependencies(self, node_id: str) -> list[str]:
         """Direct predecessors that gate ``node_id`` (not notify edges)."""
@@ -55,9 +56,9 @@ class TaskGraph:
         gating = nx.subgraph_view(self.graph, filter_edge=lambda u, v: self.graph[u][v]["kind"] != NOTIFY)
         return set(nx.descendants(gating, node_id))
 
-    def section_order(self, play_key: tuple[int, int], section: str) -> list[Node]:
+    def section_order(self, play: Play, section: str) -> list[Node]:
         """The nodes of one section of one play, in run order."""
-        key = (*play_key, SECTIONS.index(section))
+        key = (*self.play_keys[id(play)], SECTIONS.index(section))
         return [self.nodes[n] for n in self.sections.get(key, ())]
 
 
@@ -106,6 +107,7 @@ def build_graph(playbooks: Sequence[Playbook]) -> TaskGraph:
         order=tuple(order),
         plays=tuple(keys_to_plays(playbooks, plays)),
         sections=sections,
+        play_keys={id(playbooks[b].plays[p]): (b, p) for b, p in plays},
     )
 
 

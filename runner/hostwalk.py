@@ -122,8 +122,7 @@ class HostWalk:
             self.failed_books.add(book.name)
 
     def _section(self, play: Play, section: str) -> list[Node]:
-        return [self.graph.nodes[n] for n in self.graph.order
-                if self.graph.nodes[n].play is play and self.graph.nodes[n].section == section]
+        return self.graph.section_order(play, section)
 
     def ensure_lock(self) -> None:
         """Take the host lock before the first change (not in check mode).

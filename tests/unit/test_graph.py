@@ -149,7 +149,8 @@ def test_sections_run_in_their_fixed_order(write: Write) -> None:
     """
     graph = graph_of(write, site=text)
     assert graph.order == ("site:d", "site:t", "site:v", "site:r")
-    assert [n.id for n in graph.section_order((0, 0), "tasks")] == ["site:t"]
+    play = graph.plays[0][1]
+    assert [n.id for n in graph.section_order(play, "tasks")] == ["site:t"]
 
 
 def test_requiring_a_task_of_a_later_section_is_an_error(write: Write) -> None:
