@@ -6,7 +6,9 @@ module; ``get_module`` resolves a name or returns None.
 
 from __future__ import annotations
 
+from runner.modules.backup import BackupRestoreModule
 from runner.modules.base import Module
+from runner.modules.cache import CacheDirModule
 from runner.modules.commands import CommandModule, ShellModule
 from runner.modules.content import CopyModule, TemplateModule
 from runner.modules.control import AssertModule, DebugModule, FailModule, SetFactModule
@@ -14,6 +16,10 @@ from runner.modules.fetch import FetchModule
 from runner.modules.file import FileModule
 from runner.modules.filestat import StatModule
 from runner.modules.lineinfile import LineinfileModule
+from runner.modules.permissions import PermissionsModule
+from runner.modules.port import PortModule
+from runner.modules.postgres import PostgresRestoreModule
+from runner.modules.rediscache import RedisCacheModule
 from runner.modules.service import ServiceModule
 from runner.modules.uri import UriModule
 from runner.modules.wait_for import WaitForModule
@@ -34,6 +40,12 @@ MODULES: dict[str, type[Module]] = {
     "set_fact": SetFactModule,
     "fail": FailModule,
     "fetch": FetchModule,
+    "port": PortModule,
+    "permissions": PermissionsModule,
+    "redis_cache": RedisCacheModule,
+    "cache_dir": CacheDirModule,
+    "backup_restore": BackupRestoreModule,
+    "postgres_restore": PostgresRestoreModule,
 }
 
 

@@ -19,6 +19,8 @@ def test_registry_holds_every_module_the_design_names() -> None:
     assert set(MODULES) == {
         "command", "shell", "file", "copy", "template", "lineinfile", "stat", "service",
         "wait_for", "uri", "assert", "debug", "set_fact", "fail", "fetch",
+        # the domain modules of the bundled fault playbooks
+        "port", "permissions", "redis_cache", "cache_dir", "backup_restore", "postgres_restore",
     }  # fmt: skip
 
 
