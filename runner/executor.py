@@ -15,7 +15,8 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,13 +207,12 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
                                          listener, live.wrap(connect)) for name in batch}
             failed = 0
             for name, future in futures.items():
-                results[name] = future.result()
+                results[name] = live.await_result(future)
                 failed += results[name].status.is_failure
                 if max_fail is not None and failed * 100 / len(batch) > max_fail and not stop.is_set():
                     aborted = (f"max_fail_percentage {max_fail:g}% exceeded in a batch of "
                                f"{len(batch)} ({failed} failed)")
                     halt.set()
-    live.finish()
     interrupted = stop.is_set()
     reason = "interrupted" if interrupted else aborted
     for host in hosts:
@@ -229,16 +229,19 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
 
 
 class _LiveConnections:
-    """Open connections of the run; a signal (``stop``) interrupts every one of them."""
+    """Open connections of the run; a signal (``stop``) interrupts every one of them.
+
+    The thread that waits for the hosts' results watches ``stop`` while it
+    waits (``await_result``), so no watcher thread has to be woken and joined
+    at the end of a run.
+    """
 
     def __init__(self, stop: threading.Event, halt: threading.Event) -> None:
         self._lock = threading.Lock()
         self._open: set[Connection] = set()
         self._stop = stop
-        self._done = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, args=(halt,), daemon=True,
-                                         name="remedy-stop")
-        self._watcher.start()
+        self._halt = halt
+        self._interrupted = False
 
     def wrap(self, connect: Connect) -> Connect:
         def opened(params: ConnectionParams) -> Connection:
@@ -250,22 +253,27 @@ class _LiveConnections:
             return conn
         return opened
 
-    def _watch(self, halt: threading.Event) -> None:
-        while not self._done.is_set():
-            if self._stop.wait(0.2):
-                halt.set()
-                with self._lock:
-                    conns = list(self._open)
-                for conn in conns:
-                    try:
-                        conn.interrupt()
-                    except Exception:  # noqa: BLE001, S112 - best effort on the way out
-                        continue
-                return
+    def await_result(self, future: Future[HostResult]) -> HostResult:
+        """``future.result()``, interrupting every connection within 0.2 s of ``stop``."""
+        while True:
+            self.check_stop()
+            try:
+                return future.result(timeout=0.2)
+            except FuturesTimeout:
+                continue
 
-    def finish(self) -> None:
-        self._done.set()
-        self._watcher.join()
+    def check_stop(self) -> None:
+        if not self._stop.is_set() or self._interrupted:
+            return
+        self._interrupted = True
+        self._halt.set()
+        with self._lock:
+            conns = list(self._open)
+        for conn in conns:
+            try:
+                conn.interrupt()
+            except Exception:  # noqa: BLE001, S112 - best effort on the way out
+                continue
 
 
 def _run_policy(inputs: Inputs) -> tuple[tuple[int | str, ...], float | None]:
