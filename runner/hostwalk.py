@@ -67,6 +67,7 @@ class HostWalk:
         self.lock: HostLock | None = None
         self.failed_books: set[str] = set()
         self.blocking: set[str] = set()  # tasks whose dependents must be skipped
+        self.fault_found = False  # some diagnosis found its fault on this host
         self.verdict = Status.OK
         self.lock_path = options.lock_path or default_lock_path(host)
 
@@ -89,7 +90,8 @@ class HostWalk:
             if status in statuses or self.verdict is status:
                 return status
         if statuses and statuses <= {Status.HEALTHY, Status.OK, Status.SKIPPED}:
-            return Status.HEALTHY if Status.HEALTHY in statuses else Status.OK
+            healthy = Status.HEALTHY in statuses and not self.fault_found
+            return Status.HEALTHY if healthy else Status.OK
         return Status.CHANGED if Status.CHANGED in statuses else Status.OK
 
     def record(self, result: TaskResult) -> TaskResult:
@@ -135,6 +137,14 @@ class HostWalk:
         lock = HostLock(self.conn, self.lock_path, self.options.run_id)
         lock.acquire(timeout=self.options.lock_timeout, stop=self.options.stop)
         self.lock = lock
+
+
+def _evidence(result: TaskResult) -> str:
+    """What a failing diagnose task found: its message, or its output for ``failed_when``."""
+    if result.message != "failed_when condition is true":
+        return result.message
+    output = str(result.data.get("stdout") or result.data.get("stderr") or "").strip()
+    return output.splitlines()[-1][:200] if output else result.message
 
 
 class _PlayWalk:
@@ -208,8 +218,10 @@ class _PlayWalk:
             found = result.status is Status.FAILED and not result.data.get("error") and (
                 node.task.module in EVIDENCE_MODULES or node.task.failed_when is not None)
             if found:
-                evidence.append(f"{node.task.label}: {result.message}")
-                result = replace(result, status=Status.OK, message=f"fault found: {result.message}")
+                detail = _evidence(result)
+                evidence.append(f"{node.task.label}: {detail}")
+                result = replace(result, status=Status.OK, message=f"fault found: {detail}")
+                self.walk.fault_found = True
             elif result.status.is_failure and not node.task.ignore_errors:
                 if not recheck:
                     self.walk.record(result)
