@@ -4,12 +4,14 @@ Services layer, used by ``ssh`` and ``local``. One job: turn a command, its
 environment and its privilege escalation into the single command line that
 runs on the host, and give the matching kill script.
 
-The wrapped command runs in a process group of its own (``setsid -w`` when the
-host has it) whose id it reports on stdout as a marker line before anything
-else, so that a deadline can end the whole group, not only its shell::
+The wrapped command runs in a process group of its own whose id it reports on
+stdout as a marker line before anything else, so that a deadline can end the
+whole group, not only its shell. sshd already starts each command as the leader
+of a new session; only when the shell is not its group's leader (sudo, some
+other server) is the script re-executed under ``setsid -w``::
 
     exec [sudo -H -S -p PROMPT -u USER --] sh -c '
-        if command -v setsid ...; then exec setsid -w sh -c "$S"; else exec sh -c "$S"; fi'
+        read pgid from /proc/$$/stat; if not the leader and setsid exists: exec setsid -w sh -c "$S"; fi; $S'
     S = trap 'exit 143' TERM; printf '%s %s\\n' REMEDY-<nonce> "$$"; export K='v'; sh -c 'COMMAND'
 
 ``COMMAND`` is not exec'd, so a command killed by signal N exits 128+N, and
@@ -32,6 +34,16 @@ from dataclasses import dataclass, field
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Seconds between ``kill -TERM`` and ``kill -KILL`` of a timed-out process group.
 KILL_GRACE = 2.0
+
+
+#: Runs the script in a process group of its own at the cost of as few processes as
+#: possible: sshd (OpenSSH, dropbear) already starts every command in a new session, so
+#: when this shell leads its process group (read from /proc without forking) the script
+#: runs right here; otherwise (sudo, no /proc) it is re-executed under ``setsid -w``.
+_LEADER_CHECK = (
+    "read -r _ _ _ _ g _ 2>/dev/null </proc/$$/stat || g=; "
+    'if [ "$g" != "$$" ] && command -v setsid >/dev/null 2>&1; then exec setsid -w sh -c {script}; fi; '
+)
 
 
 @dataclass(frozen=True)
@@ -63,11 +75,7 @@ def wrap(
     script = (
         f"trap 'exit 143' TERM; printf '%s %s\\n' {marker} \"$$\"; {exports(env)}sh -c {shlex.quote(command)}"
     )
-    quoted = shlex.quote(script)
-    group = "sh -c " + shlex.quote(
-        "if command -v setsid >/dev/null 2>&1; "
-        f"then exec setsid -w sh -c {quoted}; else exec sh -c {quoted}; fi"
-    )
+    group = "sh -c " + shlex.quote(_LEADER_CHECK.format(script=shlex.quote(script)) + script)
     if sudo_user is None:
         return Launch(line=f"exec {group}", marker=marker.encode())
     if password is not None and ("\n" in password or "\0" in password):

@@ -1,0 +1,39 @@
+"""A 2-host smoke of the benchmark harness (remedy and the paramiko floor), so it cannot rot.
+
+Runs ``benchmarks/harness.py`` end to end on two real sshd hosts: fleet,
+broken state, measurement wrapper, verification of every host, summary. No
+ansible-core or pyinfra install; no timing assertions (benchmarks are not
+timed tests).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.prerequisites import require_sshd
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_harness_fixes_two_hosts_with_remedy_and_the_floor_and_reports_them(tmp_path: Path) -> None:
+    require_sshd()
+    raw = tmp_path / "runs.json"
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# notes kept\n\n<!-- harness:begin -->\nold\n<!-- harness:end -->\n\ntail kept\n")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "harness.py"), "--sizes", "2", "--check-size", "2",
+         "--no-scale", "--tools", "remedy,floor", "--reps", "1", "--json", str(raw),
+         "--write-results", str(results)],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = json.loads(raw.read_text())
+    assert {(r["tool"], r["check"]) for r in runs} == {("remedy", False), ("floor", False), ("remedy", True)}
+    assert all(r["ok"] and r["hosts"] == 2 and r["wall"] > 0 for r in runs), runs
+    remedy = next(r for r in runs if r["tool"] == "remedy" and not r["check"])
+    assert remedy["largest_rss"] > 10 * 2**20 and remedy["peak_fds"] > 0
+    text = results.read_text()
+    assert text.startswith("# notes kept") and text.rstrip().endswith("tail kept")
+    assert "old" not in text and "### 2 hosts, apply" in text and "| floor |" in text
