@@ -46,11 +46,21 @@ def _text_graph(graph: TaskGraph) -> str:
 def _mermaid(graph: TaskGraph) -> str:
     ids = {node_id: f"n{i}" for i, node_id in enumerate(graph.order)}
     lines = ["graph TD"]
-    for node_id in graph.order:
-        node = graph.nodes[node_id]
-        label = _escape_label(f"{node.task.label}")
-        shape = f'{{"{label}"}}' if node.section in ("diagnose", "verify") else f'["{label}"]'
-        lines.append(f"    {ids[node_id]}{shape}")
+    books = list(dict.fromkeys(graph.nodes[n].playbook.name for n in graph.order))
+    for book in books:
+        indent = "    "
+        if len(books) > 1:  # one subgraph per playbook, so a set stays readable
+            lines.append(f'    subgraph {_escape_label(book)}["{_escape_label(book)}"]')
+            indent = "        "
+        for node_id in graph.order:
+            node = graph.nodes[node_id]
+            if node.playbook.name != book:
+                continue
+            label = _escape_label(node.task.label)
+            shape = f'{{"{label}"}}' if node.section in ("diagnose", "verify") else f'["{label}"]'
+            lines.append(f"{indent}{ids[node_id]}{shape}")
+        if len(books) > 1:
+            lines.append("    end")
     edges: list[tuple[str, str, str]] = list(graph.graph.edges(data="kind"))
     for source, target, kind in edges:
         if kind == NOTIFY:
