@@ -16,6 +16,7 @@ from runner.modules.fetch import FetchModule
 from runner.modules.file import FileModule
 from runner.modules.filestat import StatModule
 from runner.modules.lineinfile import LineinfileModule
+from runner.modules.memcached import MemcachedModule
 from runner.modules.permissions import PermissionsModule
 from runner.modules.port import PortModule
 from runner.modules.postgres import PostgresRestoreModule
@@ -46,6 +47,7 @@ MODULES: dict[str, type[Module]] = {
     "cache_dir": CacheDirModule,
     "backup_restore": BackupRestoreModule,
     "postgres_restore": PostgresRestoreModule,
+    "memcached": MemcachedModule,
 }
 
 
