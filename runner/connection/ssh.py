@@ -41,6 +41,9 @@ from runner.results import CommandResult
 #: connect and, separately, the SSH banner and key exchange.
 AUTH_TIMEOUT = 30.0
 _CHUNK = 256 * 1024
+#: stdin up to this size is written by the caller's thread when the channel's window
+#: has room for it; larger stdin gets a writer thread so that output keeps flowing.
+_INLINE_STDIN = 64 * 1024
 _SWALLOWED = (OSError, EOFError, paramiko.SSHException)
 
 
@@ -355,6 +358,9 @@ class SSHPipes:
             self._channel.sendall(data)
 
     def feed(self, data: bytes | None) -> None:
+        if not data or len(data) <= min(_INLINE_STDIN, self._channel.out_window_size):
+            self._write_all(data)  # fits the window: sendall cannot block, no thread needed
+            return
         threading.Thread(target=self._write_all, args=(data,), daemon=True).start()
 
     def _write_all(self, data: bytes | None) -> None:

@@ -12,6 +12,7 @@ here opens a socket.
 from __future__ import annotations
 
 import getpass
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -57,9 +58,22 @@ def load_config(params: ConnectionParams) -> paramiko.SSHConfig:
     if params.ssh_config is None and not path.exists():
         return paramiko.SSHConfig()
     try:
+        if "exec" in path.read_text(encoding="utf-8", errors="replace").lower():
+            _enable_match_exec()
         return paramiko.SSHConfig.from_path(str(path))
     except (OSError, paramiko.SSHException, ValueError) as exc:
         raise UnreachableError(params.name, "connect", f"cannot read ssh_config {path}: {exc}") from None
+
+
+def _enable_match_exec() -> None:
+    """Give paramiko the ``invoke`` that ``open_connection`` kept it from importing."""
+    import paramiko.config
+
+    if getattr(paramiko.config, "invoke", None) is None:
+        try:
+            setattr(paramiko.config, "invoke", importlib.import_module("invoke"))  # noqa: B010
+        except ImportError:
+            pass  # paramiko raises its own error if the config really runs ``exec``
 
 
 def resolve_route(params: ConnectionParams, config: paramiko.SSHConfig) -> Route:
