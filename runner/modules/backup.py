@@ -16,7 +16,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from runner.modules.backupchoice import Archive, BackupFacts, Choice, choose, describe_point, parse_point
+from runner.modules.backupchoice import (
+    Archive,
+    BackupFacts,
+    Choice,
+    choose,
+    describe_point,
+    only_checked,
+    parse_point,
+)
 from runner.modules.base import Arg, Change, Command, Fact, Module, quote
 from runner.results import CommandResult, Diff
 
@@ -52,10 +60,14 @@ class BackupRestoreModule(Module):
         "manifest": Arg("str", default="MANIFEST.sha256",
                         doc="sha256sum file inside the tree that a restore must satisfy; '' for none."),
         "snapshot": Arg("str", required=True, doc="Name of this restore's staging dir and safety snapshot."),
-        "state": Arg("str", default="restored", choices=("restored", "reverted"),
-                     doc="restored: restore; reverted: put the safety snapshot back."),
+        "state": Arg("str", default="restored", choices=("restored", "checked", "reverted"),
+                     doc="restored: restore; checked: only choose the backup (fails if none is valid); "
+                     "reverted: put the safety snapshot back."),
         "force": Arg("bool", default=False, doc="Restore even when dest passes its manifest check."),
     }
+
+    def reads_only(self, args: Mapping[str, Any]) -> bool:
+        return args.get("state") == "checked"
 
     def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
         a = self.resolved(args)
@@ -70,7 +82,7 @@ class BackupRestoreModule(Module):
         dest = str(a["dest"]).rstrip("/")
         if a["state"] == "reverted":
             return _revert_plan(dest, a, f)
-        return _restore_plan(dest, a, f)
+        return only_checked(a, _restore_plan(dest, a, f))
 
 
 def _paths(a: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -83,7 +95,7 @@ def _problem(a: Mapping[str, Any]) -> str:
         return f"snapshot {a['snapshot']!r}: use letters, digits, '.', '_' and '-'"
     if str(a["dest"]).rstrip("/") in ("", ".", ".."):
         return f"refusing to restore {a['dest']!r}"
-    if a["state"] == "restored" and not (a["full_dir"] or a["incremental_dir"]):
+    if a["state"] != "reverted" and not (a["full_dir"] or a["incremental_dir"]):
         return "give full_dir or incremental_dir (or both)"
     if a["restore_point"] and parse_point(str(a["restore_point"])) is None:
         return f"restore_point {a['restore_point']!r} is not a time such as 2024-03-14T10:00:00Z"
@@ -113,7 +125,7 @@ def _probe(a: Mapping[str, Any]) -> str:
             "  printf '%s\\n' \"$out\" | grep -v '^sha256sum:' | head -n 5 | sed 's/^/bad /'",
             'elif [ -d "$d" ]; then echo "check=missing"; fi',
         ]
-    if a["state"] == "restored":
+    if a["state"] != "reverted":
         for kind, directory, pattern in (("full", a["full_dir"], a["full_pattern"]),
                                          ("inc", a["incremental_dir"], a["incremental_pattern"])):
             if directory:

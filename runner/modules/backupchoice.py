@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from runner.modules.base import Change
+
 _STAMP = re.compile(r"(\d{8}T\d{6})")
 _LEVEL = re.compile(r"\.level(\d+)\.")
 _POINT_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
@@ -158,3 +160,11 @@ def choose(archives: Iterable[Archive], point: datetime | None) -> Choice:
         if why not in skipped:
             skipped.append(why)
     return Choice((), None, tuple(f"skipped {s}" for s in skipped))
+
+
+def only_checked(a: Any, change: Change) -> Change:
+    """With ``state: checked``, the restore's choice (or its failure) without its steps."""
+    if a["state"] != "checked":
+        return change
+    return Change(changed=False, summary=change.summary.replace("restore ", "would restore ", 1),
+                  data=change.data, failed=change.failed)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.modules.backupchoice import Archive, choose, describe_point, parse_point
+from runner.modules.backupchoice import Archive, choose, describe_point, only_checked, parse_point
 from runner.modules.base import Arg, Change, Command, Fact, Module, quote
 from runner.results import CommandResult, Diff
 
@@ -63,8 +63,9 @@ class PostgresRestoreModule(Module):
         "min_rows": Arg("int", default=1, doc="Rows verify_table must hold after a restore."),
         "snapshot": Arg("str", required=True, doc="Name of this restore's staging and snapshot "
                         "(lowercase letters, digits, _)."),
-        "state": Arg("str", default="restored", choices=("restored", "reverted"),
-                     doc="restored: restore; reverted: rename the snapshot back."),
+        "state": Arg("str", default="restored", choices=("restored", "checked", "reverted"),
+                     doc="restored: restore; checked: only choose the backup (fails if none is valid); "
+                     "reverted: rename the snapshot back."),
         "force": Arg("bool", default=False, doc="Restore even when verify_table holds min_rows rows."),
         "host": Arg("str", default="127.0.0.1", doc="The PostgreSQL server, or its socket dir."),
         "port": Arg("int", default=5432, doc="Its port."),
@@ -73,6 +74,9 @@ class PostgresRestoreModule(Module):
         "password_file": Arg("path", doc="A file on the host holding the password (PGPASSWORD)."),
         "bin_dir": Arg("path", default="", doc="Directory of psql and pg_restore; '' uses PATH."),
     }
+
+    def reads_only(self, args: Mapping[str, Any]) -> bool:
+        return args.get("state") == "checked"
 
     def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
         a = self.resolved(args)
@@ -86,7 +90,7 @@ class PostgresRestoreModule(Module):
             return Change(changed=False, failed=problem)
         if a["state"] == "reverted":
             return _revert_plan(a, f)
-        return _restore_plan(a, f)
+        return only_checked(a, _restore_plan(a, f))
 
 
 def _names(a: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -104,8 +108,8 @@ def _problem(a: Mapping[str, Any]) -> str:
         return f"snapshot {a['snapshot']!r}: use lowercase letters, digits and _ (at most 30)"
     if not _TABLE.match(str(a["verify_table"] or "")):
         return f"verify_table {a['verify_table']!r} is not a [schema.]table name"
-    if a["state"] == "restored" and not a["dump_dir"]:
-        return "state restored needs dump_dir"
+    if a["state"] != "reverted" and not a["dump_dir"]:
+        return "dump_dir is needed to restore"
     if a["restore_point"] and parse_point(str(a["restore_point"])) is None:
         return f"restore_point {a['restore_point']!r} is not a time such as 2024-03-14T10:00:00Z"
     return ""
@@ -151,7 +155,7 @@ def _probe(a: Mapping[str, Any]) -> str:
         f"echo staging=$(q {database} -tAc {quote(_count('pg_database', f'datname = {_sql_text(stage)}'))})",
         f"echo sessions=$(q {database} -tAc {quote(_sessions_sql(a))})",
     ]
-    if a["state"] == "restored":
+    if a["state"] != "reverted":
         lines += [
             f"b={quote(a['dump_dir'])}",
             f'for x in "$b"/{"".join(c if c in "*?[]" else quote(c) for c in str(a["dump_pattern"]))}; do',

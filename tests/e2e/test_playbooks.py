@@ -21,6 +21,7 @@ were, byte for byte (logs and the pid file aside: the service restarts).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socketserver
 import threading
@@ -31,11 +32,47 @@ from typing import Any
 import pytest
 from lab_processes import free_port
 
+from runner.inputs import bundled_playbooks
+from runner.modules import MODULES
+from runner.playbook import load_playbook
 from tests.e2e.conftest import LabHandle, new_lab_dir, require_lab_prerequisites
 from tests.e2e.fleet import RUNTIME, Fleet, Outcome
 
 LAB_SIZE = 10
 FORCE_FAILURE = "coze_health_path=/no-such-endpoint"
+
+
+PLAYBOOKS = ("port_conflict", "permission_error", "cache_flush", "restore_from_backup")
+
+
+# --- the playbooks as documents (no lab needed) ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", PLAYBOOKS)
+def test_the_header_documents_every_variable_and_every_section(name: str) -> None:
+    book = load_playbook(bundled_playbooks()[name])
+    for play in book.plays:
+        undocumented = [k for k in play.vars if not re.search(rf"^\s+{re.escape(k)}\s", book.header, re.M)]
+        assert not undocumented, f"{name}: variables missing from the header: {undocumented}"
+        for section in ("diagnose", "tasks", "verify", "rollback"):
+            assert play.section(section), f"{name} has no {section}"
+    for word in ("Guide:", "Symptoms", "Diagnosis", "Verify", "Rollback", "Variables", "May change",
+                 "Assumptions"):
+        assert word in book.header, f"{name}: the header does not say {word}"
+
+
+@pytest.mark.parametrize("name", PLAYBOOKS)
+def test_diagnose_and_verify_only_read(name: str) -> None:
+    """Every diagnose/verify task is a read-only module, or a command that declares it changes nothing."""
+    book = load_playbook(bundled_playbooks()[name])
+    for play in book.plays:
+        for section in ("diagnose", "verify"):
+            for task in play.section(section):
+                if task.module in ("shell", "command"):
+                    assert task.changed_when is not None, f"{name} {section}: {task.label}"
+                else:
+                    module = MODULES[task.module]()
+                    assert module.read_only or module.reads_only(task.args), f"{name} {section}: {task.label}"
 
 
 @pytest.fixture(scope="module")
@@ -258,6 +295,44 @@ def test_cache_flush_also_flushes_memcached(fleet: Fleet) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- a host that differs: a clear diagnosis, nothing changed ----------------------------------
+
+
+def test_no_valid_backup_stops_before_the_service_is_touched(fleet: Fleet) -> None:
+    fleet.break_host("host08", "data_lost")
+    backups = fleet.lab.root("host08") / "var/backups/coze"
+    for archive in [*backups.glob("full/*.tar.gz"), *backups.glob("incremental/*.tar.gz")]:
+        archive.write_bytes(archive.read_bytes()[:100])  # every backup truncated
+    before = fleet.untouched_state("host08")
+    run = fleet.remedy("run", "restore_from_backup", "-l", "host08")
+    assert run.rc == 2 and run.status("host08") == "failed", run.explain()
+    choose = next(t for t in run.host("host08")["tasks"] if t["task"].endswith(":choose_files"))
+    assert choose["status"] == "failed" and "no valid backup" in choose["message"], choose
+    assert "does not match its .sha256" in choose["message"]
+    assert not run.changed("host08")
+    assert fleet.untouched_state("host08") == before  # the service was not even stopped
+
+
+def test_unreachable_redis_is_a_failed_diagnosis_not_a_change(fleet: Fleet) -> None:
+    fleet.break_host("host09", "cache_stale_files")
+    before = fleet.untouched_state("host09")
+    run = fleet.remedy("run", "cache_flush", "-l", "host09", "-e", f"redis_port={free_port()}")
+    assert run.rc == 2 and run.status("host09") == "failed", run.explain()
+    probe = next(t for t in run.host("host09")["tasks"] if t["task"].endswith(":redis_check"))
+    assert "cannot reach Redis" in probe["message"], probe
+    assert not run.changed("host09")
+    assert fleet.untouched_state("host09") == before
+
+
+def test_a_config_without_a_port_line_is_a_failed_diagnosis(fleet: Fleet) -> None:
+    fleet.break_host("host10", "port_conflict_foreign")
+    run = fleet.remedy("run", "port_conflict", "-l", "host10", "-e", "coze_port_regexp=^listen_port:")
+    assert run.rc == 2 and run.status("host10") == "failed", run.explain()
+    probe = next(t for t in run.host("host10")["tasks"] if t["task"].endswith(":configured_port"))
+    assert "cannot read a port line" in probe["message"], probe
+    assert not run.changed("host10")
 
 
 # --- rollback ------------------------------------------------------------------------------
