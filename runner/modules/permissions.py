@@ -187,7 +187,7 @@ def _parse_tree(result: CommandResult) -> TreeFacts:
         raw = int(parts[1], 16)
         entries.append(Entry(parts[6], _TYPES.get(raw & 0o170000, "o"), raw & 0o7777, int(parts[2]),
                              int(parts[3]), parts[4], parts[5]))
-    unique = tuple(dict.fromkeys(entries))
+    unique = tuple(sorted(dict.fromkeys(entries), key=lambda e: e.path))
     return TreeFacts(exists=True, kind=kind, total=int(found.get("total", "0") or 0), differing=unique)
 
 
@@ -226,8 +226,9 @@ def _enforce_plan(a: Mapping[str, Any], f: TreeFacts, data: dict[str, Any]) -> C
         steps += [Command(c) for c in _finds(_only(a, "owner", "group"), action)]
     wrong = {(e.path == str(a["path"]), e.kind) for e in f.differing if _mode_wrong(a, e)}
     steps += [Command(c) for top, kind, c in _chmods(a) if (top, kind) in wrong]
-    before = [_describe(e) for e in f.differing]
-    after = [_wanted(a, e) for e in f.differing]
+    top = str(a["path"])
+    before = [_relative(_describe(e), top) for e in f.differing]
+    after = [_relative(_wanted(a, e), top) for e in f.differing]
     more = len(before) - SHOWN
     if more > 0:
         before, after = before[:SHOWN] + [f"... and {more} more"], after[:SHOWN] + [f"... and {more} more"]
@@ -238,6 +239,15 @@ def _enforce_plan(a: Mapping[str, Any], f: TreeFacts, data: dict[str, Any]) -> C
         summary=f"fix {len(f.differing)} of {f.total} entries of {a['path']} ({_counts(a, f)})",
         data=data,
     )
+
+
+def _relative(line: str, top: str) -> str:
+    """An entry line with its path relative to the declared path (``.`` for the path itself)."""
+    if line.startswith(top + ": "):
+        return "." + line[len(top):]
+    if line.startswith(top.rstrip("/") + "/"):
+        return "./" + line[len(top.rstrip("/")) + 1:]
+    return line
 
 
 def _counts(a: Mapping[str, Any], f: TreeFacts) -> str:
