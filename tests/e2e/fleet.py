@@ -88,11 +88,18 @@ class Fleet:
         path.write_text(json.dumps({"all": {"hosts": host_vars}}))
         return path
 
+    def locks(self) -> Path:
+        """Host locks in the lab dir: the default /tmp/remedy-hostNN.lock is shared by every lab
+        on this machine (their hosts have the same names and one filesystem)."""
+        hosts = self.lab.dir / "hosts"
+        return self.extra_inventory("locks", {h: {"remedy_lock_path": str(hosts / f"{h}.lock")}
+                                              for h in self.hosts})
+
     def remedy(self, command: str, playbook: str, *args: str, inventories: tuple[Path, ...] = (),
                timeout: float = 600) -> Outcome:
         """``remedy COMMAND PLAYBOOK -i <lab> --format json ...`` from the checkout."""
         argv = [sys.executable, "-m", "runner", command, playbook, "-i", str(self.inventory)]
-        for inventory in inventories:
+        for inventory in (self.locks(), *inventories):
             argv += ["-i", str(inventory)]
         argv += ["--format", "json", "--audit-log", str(self.work / "audit.jsonl"), *args]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO,
@@ -136,16 +143,16 @@ class Fleet:
         return (pid, started)
 
     def redis_keys(self, host: str) -> dict[str, str]:
-        """Every key of the host's Redis db with the sha1 of its value (and its TTL)."""
+        """Every key of the host's Redis db: the sha1 of its value, and whether it expires."""
+        from cozeservice import Redis
+
         port, db = self.lab.state()["redis"]["port"], self.lab.host(host)["redis_db"]
-        cli = ["redis-cli", "-p", str(port), "-n", str(db)]
-        keys = subprocess.run([*cli, "--scan"], capture_output=True, text=True, check=True).stdout.split()
         values = {}
-        for key in sorted(keys):
-            value = subprocess.run([*cli, "GET", key], capture_output=True, check=True).stdout
-            ttl = subprocess.run([*cli, "TTL", key], capture_output=True, text=True, check=True).stdout
-            expiry = "persistent" if ttl.strip() == "-1" else "expiring"  # the seconds left tick down
-            values[key] = f"{hashlib.sha1(value).hexdigest()} {expiry}"  # noqa: S324 - a fingerprint
+        with Redis("127.0.0.1", port, db) as redis:
+            for key in redis.scan("*"):
+                value = redis.command("DUMP", key) or b""
+                expiry = "persistent" if redis.command("TTL", key) == -1 else "expiring"  # seconds tick down
+                values[key.decode(errors="replace")] = f"{hashlib.sha1(value).hexdigest()} {expiry}"  # noqa: S324
         return values
 
     def pg_rows(self, host: str) -> str:
