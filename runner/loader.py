@@ -458,6 +458,8 @@ def _syntax_error(error: yaml.MarkedYAMLError, name: str, text: str) -> LoadErro
     location = Location(name, mark.line + 1, mark.column + 1) if mark else Location(name)
     problem = error.problem or "syntax error"
     hint = ""
+    if "exceeded maximum nesting depth" in problem:  # libyaml's own cap (newer releases)
+        return LoadError.at(location, f"nesting deeper than {MAX_DEPTH} levels", "flatten the structure")
     if "expected a single document" in str(error.context or "") or "but found another document" in problem:
         return LoadError.at(location, "more than one YAML document in the file",
                             "keep one document per file (remove the extra '---')")
