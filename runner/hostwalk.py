@@ -116,7 +116,7 @@ class HostWalk:
         ctx = HostContext(self.host, self.conn, play, Path(book.path).resolve().parent,
                           check=self.options.check, become_password=self.options.become_password,
                           stop=self.options.stop)
-        scope = templating.Scope([(host_vars, True)])
+        scope = templating.Scope([(host_vars, True), ({"remedy_run_id": self.options.run_id}, False)])
         registered: dict[str, Any] = {}
         play_walk = _PlayWalk(self, ctx, scope, registered)
         play_walk.run(nodes, every)

@@ -255,8 +255,8 @@ def diagnosis_rows(run: Run) -> list[dict[str, Any]]:
             if result.phase == "diagnose" and result.message.startswith("fault found"):
                 evidence.setdefault(book, []).append(result.message[len("fault found: "):])
             if result.status in (Status.UNREACHABLE, Status.FAILED, Status.TIMED_OUT,
-                                 Status.INDETERMINATE):
-                states[book] = f"{result.status}: {result.message}"
+                                 Status.INDETERMINATE) and states[book] == "healthy":
+                states[book] = f"{result.status}: {result.message}"  # the first cause, not its echoes
         for book, state in states.items():
             found = evidence.get(book, [])
             rows.append({"host": host.host, "playbook": book,

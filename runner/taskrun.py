@@ -3,7 +3,9 @@
 Stages layer, called by ``hostwalk``. ``run_task`` never raises: every
 exception becomes the task's ``TaskResult`` (timed_out, indeterminate or
 failed). In check mode only the module's read-only facts are probed; its
-steps are never sent.
+steps are never sent, so the probes of a task and of the play's tasks after
+it are fetched together in one round trip (``ProbeCache``); outside check mode, so are
+those of consecutive read-only tasks and the task after them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from runner import templating
 from runner.argcheck import check_value, confine, to_bool
 from runner.connection import Become, Connection
+from runner.connection.batch import run_batch
 from runner.errors import (
     CommandInterrupted,
     CommandTimeout,
@@ -32,6 +35,21 @@ from runner.modules.base import Change, Command, Fetch, Module, Outcome, Upload
 from runner.results import CommandResult, Diff, Status, TaskResult
 from runner.transfer import fetch, upload
 
+#: A probe command with the privilege and environment it runs with.
+ProbeKey = tuple[str, Become | None, tuple[tuple[str, str], ...]]
+
+
+@dataclass
+class ProbeCache:
+    """Probe results fetched ahead of their tasks; forgotten whenever a step is sent."""
+
+    results: dict[ProbeKey, CommandResult] = field(default_factory=dict)
+    considered: set[int] = field(default_factory=set)  # id() of tasks already looked ahead at
+
+    def clear(self) -> None:
+        self.results.clear()
+        self.considered.clear()
+
 
 @dataclass
 class HostContext:
@@ -45,6 +63,7 @@ class HostContext:
     become_password: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     secrets: set[str] = field(default_factory=set)
+    probes: ProbeCache = field(default_factory=ProbeCache)
     #: Check mode: an earlier task of this host predicted a change that was not made,
     #: so facts read now may not be what the real run will see.
     pending_change: bool = False
@@ -97,6 +116,7 @@ def run_task(ctx: HostContext, node_id: str, task: Task, scope: templating.Scope
 
 
 def _run(ctx: HostContext, task: Task, scope: templating.Scope, base: TaskResult) -> TaskResult:
+    _prefetch(ctx, task, scope)
     scope = scope.child(task.vars, templated=True)
     for condition in task.when:
         if not _truth(condition, scope, task.location):
@@ -111,12 +131,15 @@ def _run(ctx: HostContext, task: Task, scope: templating.Scope, base: TaskResult
                        message=f"loop must be a list, got {type(items).__name__}")
     total = _Attempt(predicted="no_change")
     results = []
+    summaries: list[str] = []
     for index, item in enumerate(items):
         item_scope = scope.child({task.loop_var: item, "ansible_loop": {"index0": index,
                                                                       "index": index + 1}})
         one = _with_retries(ctx, task, item_scope)
         one.data[task.loop_var] = item
         results.append(one.data)
+        if one.summary and (one.changed or one.predicted != "no_change"):
+            summaries.append(one.summary)
         total.changed |= one.changed
         total.diffs += one.diffs
         total.commands += one.commands
@@ -127,7 +150,16 @@ def _run(ctx: HostContext, task: Task, scope: templating.Scope, base: TaskResult
             total.status = one.status
             break
     total.data = {"results": results, "changed": total.changed, "failed": bool(total.failed)}
+    total.summary = _loop_summary(len(items), summaries)
     return _result(base, total)
+
+
+def _loop_summary(count: int, summaries: list[str]) -> str:
+    """One line for a whole loop: what its items will do or did."""
+    if not summaries:
+        return f"{count} item(s), nothing to change"
+    shown = "; ".join(summaries[:3]) + (f"; and {len(summaries) - 3} more" if len(summaries) > 3 else "")
+    return f"{len(summaries)} of {count} item(s): {shown}"
 
 
 def _merge_prediction(current: str, new: str) -> str:
@@ -222,14 +254,89 @@ def _probe(ctx: HostContext, task: Task, module: Module, args: Mapping[str, Any]
            become: Become | None, env: Mapping[str, str], attempt: _Attempt) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     for name, fact in module.facts(args).items():
+        cached = ctx.probes.results.get(_probe_key(fact.command, become, env))
+        if cached is not None:
+            attempt.commands.append(cached)
+            facts[name] = fact.parse(cached)
+            continue
         result = _call(ctx, task, fact.command, attempt, become=become, env=env)
         facts[name] = fact.parse(result)
     return facts
 
 
+def _probe_key(command: str, become: Become | None, env: Mapping[str, str]) -> ProbeKey:
+    return (command, become, tuple(sorted(env.items())))
+
+
+def _prefetch(ctx: HostContext, task: Task, scope: templating.Scope) -> None:
+    """Fetch the probes of ``task`` and of the tasks after it in one round trip, where sound.
+
+    In check mode no step is sent, so the probes of every later task of the
+    section come along. Outside it, only while the tasks are read-only
+    (``stat``, ``assert``, ...), up to and including the first task that may
+    change the host: its probe still runs before its own steps. Any step sent
+    forgets every result fetched ahead. Tasks are rendered ahead with the scope
+    known now; one whose rendering needs more (a later ``register``) or whose
+    ``when`` is false is left out and probes on its own when it runs, and a
+    result is used only by a task that renders exactly the same command.
+    """
+    cache = ctx.probes
+    if id(task) in cache.considered or not (ctx.check or _reads_only(task)):
+        return
+    section = next((tasks for tasks in (ctx.play.diagnose, ctx.play.tasks, ctx.play.handlers,
+                                        ctx.play.verify, ctx.play.rollback)
+                    if any(t is task for t in tasks)), ())
+    start = next((i for i, t in enumerate(section) if t is task), len(section))
+    wanted: dict[ProbeKey, str] = {}
+    for other in section[start:]:
+        if id(other) in cache.considered:
+            continue
+        cache.considered.add(id(other))
+        for key, command in _ahead(ctx, other, scope):
+            if key not in cache.results:
+                wanted.setdefault(key, command)
+        if not (ctx.check or _reads_only(other)):
+            break
+    group = [(k, c) for k, c in wanted.items() if k[1:] == next(iter(wanted))[1:]]
+    if len(group) < 2:
+        return
+    try:
+        results = run_batch(ctx.conn, [c for _, c in group], become=group[0][0][1],
+                            env=dict(group[0][0][2]), timeout=task.timeout)
+    except Exception:  # noqa: BLE001 - each task then probes on its own and reports what went wrong
+        return
+    for (key, _), result in zip(group, results or [], strict=False):
+        cache.results[key] = result
+
+
+def _reads_only(task: Task) -> bool:
+    module = MODULES.get(task.module)
+    return module is not None and not task.is_block and module.read_only
+
+
+def _ahead(ctx: HostContext, task: Task, scope: templating.Scope) -> list[tuple[ProbeKey, str]]:
+    """The probe commands ``task`` would send if it ran now; [] when that is not known yet."""
+    if task.is_block or task.loop is not None or task.module not in MODULES:
+        return []
+    try:
+        inner = scope.child(task.vars, templated=True)
+        if not all(_truth(c, inner, task.location) for c in task.when):
+            return []
+        module = MODULES[task.module]()
+        args = _render_args(ctx, task, module, inner)
+        become = _become(ctx, task, inner)
+        env = {str(k): str(v) for k, v in templating.render(
+            {**ctx.play.environment, **task.environment}, inner, task.location).items()}
+        return [(_probe_key(f.command, become, env), f.command) for f in module.facts(args).values()]
+    except Exception:  # noqa: BLE001 - a task that cannot be rendered yet is simply not prefetched
+        return []
+
+
 def _send(ctx: HostContext, task: Task, change: Change, become: Become | None,
           env: Mapping[str, str], attempt: _Attempt) -> list[CommandResult]:
     results: list[CommandResult] = []
+    if change.steps:
+        ctx.probes.clear()
     for step in change.steps:
         if isinstance(step, Command):
             result = _call(ctx, task, step.command, attempt, become=become, env=env, stdin=step.stdin)

@@ -424,6 +424,8 @@ class Lab:
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(self.dir / "ssh" / "client_ed25519"),
             "remedy_known_hosts": str(self.dir / "ssh" / "known_hosts"),
+            # hosts of every lab on this machine share names: keep their run locks apart
+            "remedy_lock_path": str(self.dir / "hosts" / f"{name}.lock"),
             "coze_instance": name,
             "coze_root": str(paths.root),
             "coze_config": str(paths.config),
