@@ -151,7 +151,7 @@ def _run_plan(args: argparse.Namespace, plan: list[tuple[int, bool, list[str]]],
                     if not scale and n >= 50 and tool == "ansible" and rep >= args.slow_reps:
                         continue
                     sample = run_one(tool, fleet_n, roots[:n], check=check, rep=rep, work=work,
-                                     fds=tool == "remedy", timeout=args.timeout, owner=owner)
+                                     fds=tool.startswith("remedy"), timeout=args.timeout, owner=owner)
                     samples.append(sample)
                     state = "ok" if sample.ok else "INVALID " + "; ".join(sample.problems[:2])
                     print(f"  n={n:<4} {'check' if check else 'apply'} rep={rep} {tool:<14} "

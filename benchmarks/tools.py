@@ -5,7 +5,9 @@ host keys against the same known_hosts file. Each ``Tool.prepare`` writes
 the tool's own inventory (and config) into a fresh run directory and returns
 the command line, environment and working directory of one run.
 
-* ``remedy``: ``python -m runner run remedy.yml`` with its defaults.
+* ``remedy``: ``python -m runner run remedy.yml`` with its defaults;
+  ``remedy-wide`` the same with ``--forks`` = the number of hosts (every host
+  connected at once: what a host costs while it is open).
 * ``floor``: ``benchmarks/floor.py``, paramiko directly.
 * ``ansible``: ``ansible-playbook`` with default settings (forks 5, no
   pipelining, the default ``ssh_args`` with ControlPersist=60s); each run gets
@@ -126,13 +128,15 @@ def _yaml_inventory(path: Path, fleet: Fleet, extra: dict[str, str], *, lock: bo
     path.write_text(json.dumps({"all": {"vars": group_vars, "hosts": hosts}}, indent=1))
 
 
-def _remedy(run_dir: Path, fleet: Fleet, check: bool) -> Launch:
+def _remedy(run_dir: Path, fleet: Fleet, check: bool, *, wide: bool = False) -> Launch:
     inventory = run_dir / "inventory.yml"
     _yaml_inventory(inventory, fleet, {"remedy_known_hosts": fleet.known_hosts}, lock=True)
     argv = [sys.executable, "-m", "runner", "run", str(WORKLOAD / "remedy.yml"), "-i", str(inventory),
             "--known-hosts", fleet.known_hosts, "--audit-log", str(run_dir / "audit.jsonl")]
     if check:
         argv.append("--check")
+    if wide:
+        argv += ["--forks", str(len(fleet.hosts))]
     env = _base_env()
     env["PYTHONPATH"] = str(REPO)
     return Launch(argv, env, run_dir)
@@ -194,6 +198,7 @@ def _pyinfra(run_dir: Path, fleet: Fleet, check: bool) -> Launch:
 
 TOOLS: dict[str, Tool] = {
     "remedy": Tool("remedy", _remedy),
+    "remedy-wide": Tool("remedy-wide", lambda d, f, c: _remedy(d, f, c, wide=True)),
     "floor": Tool("floor", _floor, check_mode=False),
     "ansible": Tool("ansible", lambda d, f, c: _ansible(d, f, c, tuned=False), needs_venv=True),
     "ansible-tuned": Tool("ansible-tuned", lambda d, f, c: _ansible(d, f, c, tuned=True), needs_venv=True),
