@@ -34,4 +34,6 @@ server.shell(
     name="verify the restored data",
     commands=[f"cd {root}/data && sha256sum -c --quiet ../backup/data.sha256"],
 )
-files.line(name="set the log level", path=f"{root}/etc/app.conf", line="^log_level=.*", replace="log_level=info")
+files.line(
+    name="set the log level", path=f"{root}/etc/app.conf", line="^log_level=.*", replace="log_level=info"
+)
