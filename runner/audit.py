@@ -39,7 +39,8 @@ class AuditLog:
                       "run_id": self._run_id, "seq": self._seq, "event": event, **fields}
             line = json.dumps(self.redactor.value(record), sort_keys=True, default=str) + "\n"
             os.write(self._fd, line.encode("utf-8", "backslashreplace"))
-            os.fsync(self._fd)
+            fd = self._fd
+        os.fsync(fd)  # outside the lock: hosts do not queue behind each other's fsync
 
     def run_started(self, run_id: str, hosts: Sequence[str], *, check: bool) -> None:
         self._run_id = run_id

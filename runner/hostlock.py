@@ -23,7 +23,8 @@ _HOLD = """lock={path}
 umask 077
 if [ -L "$lock" ] || [ -L "$lock.d" ]; then echo "ERROR refusing the symlink $lock"; exit 1; fi
 if command -v flock >/dev/null 2>&1; then
-  exec 9>>"$lock" || {{ echo "ERROR cannot open $lock"; exit 1; }}
+  if ! (: >>"$lock") 2>/dev/null; then echo "ERROR cannot open $lock for writing"; exit 1; fi
+  exec 9>>"$lock"
   if flock -n 9; then
     printf '%s\\n' {owner} > "$lock"; echo LOCKED; cat >/dev/null; : > "$lock"
   else

@@ -237,3 +237,17 @@ def test_a_second_run_holding_the_lock_reports_not_run(tmp_path: Path, hosts: Pa
     assert statuses(result) == {"tasks[1]": "not_run"}
     assert "locked" in result.hosts[0].results[0].message
     assert logged(tmp_path) == []
+
+
+def test_a_lock_path_that_cannot_be_written_is_named_in_the_message(tmp_path: Path, hosts: Path) -> None:
+    unwritable = tmp_path / "a-directory"
+    unwritable.mkdir()
+    result, _, _ = run(tmp_path, hosts, """
+- hosts: h0
+  tasks:
+    - {mark: {name: a, log: LOG}}
+""", lock_path=str(unwritable))
+    [record] = result.hosts[0].results
+    assert record.status is Status.NOT_RUN
+    assert f"cannot open {unwritable} for writing" in record.message
+    assert logged(tmp_path) == []
