@@ -14,7 +14,7 @@ from typing import Any
 from runner import templating
 from runner.model import Task
 from runner.results import Status, TaskResult
-from runner.taskrun import HostContext, ignore_failure, remember, run_task
+from runner.taskrun import HostContext, ignore_failure, remember, run_task, truth
 
 
 def run_block(ctx: HostContext, node_id: str, block: Task, scope: templating.Scope,
@@ -23,7 +23,7 @@ def run_block(ctx: HostContext, node_id: str, block: Task, scope: templating.Sco
     children: list[TaskResult] = []
     scope = scope.child(block.vars, templated=True)
     for condition in block.when:
-        if not _truthy(condition, scope, block):
+        if not truth(condition, scope, block.location):
             return TaskResult(ctx.host, node_id, block.label, Status.SKIPPED,
                               message="condition false", phase=phase)
     failed = _run_list(ctx, node_id, block.block, scope, phase, registered, children)
@@ -48,16 +48,6 @@ def run_block(ctx: HostContext, node_id: str, block: Task, scope: templating.Sco
                       predicted=predicted, data=data, phase=phase,
                       diffs=tuple(d for c in children for d in c.diffs),
                       commands=tuple(cmd for c in children for cmd in c.commands))
-
-
-def _truthy(condition: Any, scope: templating.Scope, block: Task) -> bool:
-    from runner.argcheck import to_bool
-
-    if isinstance(condition, bool):
-        return condition
-    value = templating.evaluate(str(condition), scope, block.location)
-    result = to_bool(value)
-    return bool(value) if result is None else result
 
 
 def _run_list(ctx: HostContext, node_id: str, tasks: tuple[Task, ...], scope: templating.Scope,

@@ -217,10 +217,7 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
     reason = "interrupted" if interrupted else aborted
     for host in hosts:
         if host.name not in results:
-            records = tuple(_record(host.name, n, Status.NOT_RUN, f"not run: {reason}") for n in host.nodes)
-            for record in records:
-                listener.task_finished(record)
-            results[host.name] = HostResult(host.name, records, Status.NOT_RUN)
+            results[host.name] = _close_host(host, listener, Status.NOT_RUN, f"not run: {reason}")
             listener.host_finished(results[host.name])
     run = Run(run_id=run_id, hosts=tuple(results[h.name] for h in hosts), check=options.check,
               interrupted=interrupted, aborted=aborted)
@@ -296,37 +293,35 @@ def _record(host: str, node: Node, status: Status, message: str) -> TaskResult:
     return TaskResult(host, node.id, node.task.label, status, message=message, phase=node.section)
 
 
+def _close_host(host: HostPlan, listener: Listener, status: Status, message: str,
+                previous: tuple[TaskResult, ...] = ()) -> HostResult:
+    """Give every task of ``host`` not in ``previous`` its terminal record: one per task."""
+    done = {r.task for r in previous}
+    records = tuple(_record(host.name, n, status, message) for n in host.nodes if n.id not in done)
+    for record in records:
+        listener.task_finished(record)
+    return HostResult(host.name, previous + records, status)
+
+
 def _run_host(host: HostPlan, inputs: Inputs, options: WalkOptions, listener: Listener,
               connect: Connect) -> HostResult:
     """Connect, walk, close; every failure becomes records. Never raises."""
     listener.host_started(host.name)
-    if options.stop.is_set():
-        records = tuple(_record(host.name, n, Status.NOT_RUN, "not run: run stopped") for n in host.nodes)
-        for record in records:
-            listener.task_finished(record)
-        result = HostResult(host.name, records, Status.NOT_RUN)
-        listener.host_finished(result)
-        return result
     conn: Connection | None = None
+    walk: HostWalk | None = None
     try:
-        conn = connect(host.params)
-        conn.connect()  # unreachable hosts (connect, auth, host key) are found here
-        walk = HostWalk(host.name, conn, inputs.graph, options, listener.task_finished)
-        result = walk.run(list(host.plays))
+        if options.stop.is_set():
+            result = _close_host(host, listener, Status.NOT_RUN, "not run: run stopped")
+        else:
+            conn = connect(host.params)
+            conn.connect()  # unreachable hosts (connect, auth, host key) are found here
+            walk = HostWalk(host.name, conn, inputs.graph, options, listener.task_finished)
+            result = walk.run(list(host.plays))
     except UnreachableError as error:
-        records = tuple(_record(host.name, n, Status.UNREACHABLE, f"{error.reason}: {error.detail}")
-                        for n in host.nodes)
-        for record in records:
-            listener.task_finished(record)
-        result = HostResult(host.name, records, Status.UNREACHABLE)
+        result = _close_host(host, listener, Status.UNREACHABLE, f"{error.reason}: {error.detail}")
     except Exception as error:  # noqa: BLE001 - no exception crosses the executor
-        done = {r.task for r in getattr(locals().get("walk"), "results", [])}
-        records = tuple(_record(host.name, n, Status.FAILED, f"internal error: {error!r}")
-                        for n in host.nodes if n.id not in done)
-        for record in records:
-            listener.task_finished(record)
-        previous = tuple(getattr(locals().get("walk"), "results", []))
-        result = HostResult(host.name, previous + records, Status.FAILED)
+        previous = tuple(walk.results) if walk is not None else ()
+        result = _close_host(host, listener, Status.FAILED, f"internal error: {error!r}", previous)
     finally:
         if conn is not None:
             try:

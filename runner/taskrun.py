@@ -119,7 +119,7 @@ def _run(ctx: HostContext, task: Task, scope: templating.Scope, base: TaskResult
     _prefetch(ctx, task, scope)
     scope = scope.child(task.vars, templated=True)
     for condition in task.when:
-        if not _truth(condition, scope, task.location):
+        if not truth(condition, scope, task.location):
             return replace(base, status=Status.SKIPPED, message="condition false",
                            data={"skipped": True, "changed": False})
     if task.loop is None:
@@ -167,7 +167,8 @@ def _merge_prediction(current: str, new: str) -> str:
     return max(current, new, key=lambda p: order.index(p) if p in order else 0)
 
 
-def _truth(condition: Any, scope: Mapping[str, Any], location: Location) -> bool:
+def truth(condition: Any, scope: Mapping[str, Any], location: Location) -> bool:
+    """Whether a ``when``-like condition (a boolean or an expression) holds."""
     if isinstance(condition, bool):
         return condition
     value = templating.evaluate(str(condition), scope, location)
@@ -184,7 +185,7 @@ def _with_retries(ctx: HostContext, task: Task, scope: templating.Scope) -> _Att
         if task.until is None or ctx.check or attempt.status is not None:
             return attempt
         check_scope = scope.child(_registered(task, attempt))
-        if all(_truth(c, check_scope, task.location) for c in task.until):
+        if all(truth(c, check_scope, task.location) for c in task.until):
             attempt.data["attempts"] = attempts
             return attempt
         if attempts > retries:
@@ -243,9 +244,9 @@ def _verdicts(task: Task, scope: templating.Scope, attempt: _Attempt) -> _Attemp
         return attempt
     check_scope = scope.child(_registered(task, attempt))
     if task.changed_when is not None:
-        attempt.changed = all(_truth(c, check_scope, task.location) for c in task.changed_when)
+        attempt.changed = all(truth(c, check_scope, task.location) for c in task.changed_when)
     if task.failed_when is not None:
-        failed = all(_truth(c, check_scope, task.location) for c in task.failed_when)
+        failed = all(truth(c, check_scope, task.location) for c in task.failed_when)
         attempt.failed = ("failed_when condition is true" if failed else "")
     return attempt
 
@@ -320,7 +321,7 @@ def _ahead(ctx: HostContext, task: Task, scope: templating.Scope) -> list[tuple[
         return []
     try:
         inner = scope.child(task.vars, templated=True)
-        if not all(_truth(c, inner, task.location) for c in task.when):
+        if not all(truth(c, inner, task.location) for c in task.when):
             return []
         module = MODULES[task.module]()
         args = _render_args(ctx, task, module, inner)
@@ -418,7 +419,7 @@ def _evaluate_expr(name: str, value: Any, scope: templating.Scope, location: Loc
         return (str(value), templating.evaluate(str(value), scope, location))
     items = value if isinstance(value, list) else [value]
     return [(str(item), item if isinstance(item, bool) else
-             bool(_truth(item, scope, location))) for item in items]
+             bool(truth(item, scope, location))) for item in items]
 
 
 def _read_local(ctx: HostContext, path: str, kind: str, scope: templating.Scope,
@@ -467,4 +468,4 @@ def remember(task: Task, result: TaskResult, registered: dict[str, Any]) -> None
         registered.update(result.data.get("ansible_facts", {}))
 
 
-__all__ = ["HostContext", "Outcome", "ignore_failure", "remember", "run_task"]
+__all__ = ["HostContext", "Outcome", "ignore_failure", "remember", "run_task", "truth"]

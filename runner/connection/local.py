@@ -30,7 +30,7 @@ from runner.connection import (
     HeldCommand,
 )
 from runner.connection.conversation import Talk, converse
-from runner.connection.shell import KILL_GRACE, kill_script, wrap
+from runner.connection.shell import KILL_GRACE, kill_script, wrap_as
 from runner.errors import RemedyError
 from runner.results import CommandResult
 
@@ -63,14 +63,8 @@ class LocalConnection:
         _uncancellable: bool = False,
     ) -> CommandResult:
         """Run ``command`` under ``sh -c``; see ``Connection.run``."""
-        sudo = become if become is not None and become.user != self._user else None
-        launch = wrap(
-            command,
-            env=env,
-            sudo_user=sudo.user if sudo else None,
-            sudo_flags=sudo.flags if sudo else "",
-            password=(sudo.password or self._params.become_password) if sudo else None,
-        )
+        launch, sudo = wrap_as(command, env=env, become=become, login_user=self._user,
+                               become_password=self._params.become_password)
         pipes = LocalPipes(launch.line)
         talk = Talk(
             stdin=stdin,

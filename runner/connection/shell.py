@@ -29,6 +29,10 @@ import secrets
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runner.connection import Become
 
 #: Environment names accepted for ``env``: what ``export`` takes without surprises.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -54,6 +58,30 @@ class Launch:
     marker: bytes  # stdout starts with b"<marker> <pgid>\n" once the command runs
     prompt: bytes = b""  # sudo's password prompt on stderr; empty when no password is sent
     password: str | None = field(default=None, repr=False)
+
+
+def wrap_as(
+    command: str,
+    *,
+    env: Mapping[str, str] | None,
+    become: Become | None,
+    login_user: str,
+    become_password: str | None,
+) -> tuple[Launch, Become | None]:
+    """``wrap`` for a connection logged in as ``login_user``: sudo only to another user.
+
+    Returns the launch and the ``Become`` actually used (None when no sudo is needed),
+    which the kill of a timed-out command must use too.
+    """
+    sudo = become if become is not None and become.user != login_user else None
+    launch = wrap(
+        command,
+        env=env,
+        sudo_user=sudo.user if sudo else None,
+        sudo_flags=sudo.flags if sudo else "",
+        password=(sudo.password or become_password) if sudo else None,
+    )
+    return launch, sudo
 
 
 def wrap(

@@ -31,7 +31,7 @@ from runner.connection import (
     hostkeys,
 )
 from runner.connection.conversation import POLL, Talk, converse
-from runner.connection.shell import KILL_GRACE, kill_script, wrap
+from runner.connection.shell import KILL_GRACE, kill_script, wrap_as
 from runner.connection.sshauth import authenticate
 from runner.connection.sshconfig import Endpoint, load_config, resolve_route
 from runner.errors import CommandError, ConnectionLost, RemedyError, UnreachableError
@@ -192,14 +192,8 @@ class SSHConnection:
     ) -> CommandResult:
         """Run ``command`` under ``sh -c`` on a new channel; see ``Connection.run``."""
         self.connect()
-        sudo = become if become is not None and become.user != self._user else None
-        launch = wrap(
-            command,
-            env=env,
-            sudo_user=sudo.user if sudo else None,
-            sudo_flags=sudo.flags if sudo else "",
-            password=(sudo.password or self._params.become_password) if sudo else None,
-        )
+        launch, sudo = wrap_as(command, env=env, become=become, login_user=self._user,
+                               become_password=self._params.become_password)
         channel = self._channel()
         try:
             channel.exec_command(launch.line)

@@ -14,7 +14,6 @@ import socket
 import stat
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 from runner.modules import MODULES
 from runner.modules.pathfact import Probe, path_fact
 from runner.results import CommandResult
+from tests.support.waiting import wait_until
 from tests.unit.modules.localrun import apply, converge, gather, plan, sh
 
 NASTY = ["x; touch {s}", "$(touch {s})", "`touch {s}`", "-rf", 'it\'s "q"', "new\nline", "sp ace", "ü✓"]
@@ -392,10 +392,8 @@ def test_pidfile_service_starts_stops_and_clears_a_stale_pidfile(service_args: d
     assert _alive(pid)
     assert "sleep 3131" in Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
     converge("service", {**service_args, "state": "stopped"})
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(pid) and not pidfile.exists()
+    wait_until(lambda: not _alive(pid), timeout=5, what="the stopped service to exit")
+    assert not pidfile.exists()
 
 
 def test_pidfile_naming_another_program_is_never_signalled(service_args: dict[str, object]) -> None:
