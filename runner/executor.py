@@ -27,6 +27,7 @@ from runner.graph import Node
 from runner.hostwalk import HostWalk, WalkOptions
 from runner.inputs import Inputs
 from runner.model import Play, Playbook
+from runner.modules.base import flag
 from runner.patterns import select_hosts
 from runner.results import HostResult, Run, Status, TaskResult
 
@@ -146,6 +147,7 @@ def connection_params(host: str, host_vars: Mapping[str, Any], options: ConnectO
         known_hosts=options.known_hosts or _opt(host_vars.get("remedy_known_hosts")),
         accept_new_host_keys=options.accept_new_host_keys,
         connect_timeout=options.connect_timeout,
+        persistent_shell=flag(host_vars.get("remedy_persistent_shell", True)),
     )
 
 

@@ -30,14 +30,9 @@ if [ -e "$dest" ] && [ ! -f "$dest" ]; then echo "$dest exists and is not a regu
 tmp=$(umask 077; mktemp "$dir/.remedy.XXXXXXXX") || exit 73
 trap 'rm -f -- "$tmp"' EXIT HUP INT TERM
 cat > "$tmp" || exit 74
-sum=$( (sha256sum -- "$tmp" 2>/dev/null || openssl dgst -sha256 -r "$tmp") | cut -c1-64)
-if [ "$sum" != %(sha)s ]; then echo "checksum mismatch after transfer" >&2; exit 75; fi
-if [ -e "$dest" ]; then
-  chown --reference="$dest" -- "$tmp" 2>/dev/null || true
-  chmod --reference="$dest" -- "$tmp" 2>/dev/null || true
-else
-  chmod 0644 -- "$tmp"
-fi
+sum=$(sha256sum -- "$tmp" 2>/dev/null || openssl dgst -sha256 -r "$tmp")
+if [ "${sum%%%% *}" != %(sha)s ]; then echo "checksum mismatch after transfer" >&2; exit 75; fi
+%(inherit)s
 %(attributes)s
 %(validate)s
 %(backup)s
@@ -68,7 +63,14 @@ def upload_script(step: Upload) -> str:
     if step.backup:
         backup = ('if [ -f "$dest" ]; then cp -p -- "$dest" "$dest.$(date +%Y%m%d%H%M%S).$$.bak" '
                   "|| exit 79; fi")
+    inherit = []  # what the step does not set is kept from the file it replaces
+    if not (step.owner and step.group):
+        inherit.append('[ -e "$dest" ] && { chown --reference="$dest" -- "$tmp" 2>/dev/null || true; }')
+    if not step.mode:
+        inherit.append('if [ -e "$dest" ]; then chmod --reference="$dest" -- "$tmp" 2>/dev/null || true; '
+                       'else chmod 0644 -- "$tmp"; fi')
     return _SCRIPT % {
+        "inherit": "\n".join(inherit),
         "dest": quote(step.dest),
         "dir": quote(parent_dir(step.dest)),
         "sha": quote(hashlib.sha256(step.content).hexdigest()),

@@ -2,7 +2,8 @@
 
 Services layer. A connection runs POSIX ``sh`` command strings on one host and
 moves files; the executor is its only caller. Implementations: ``ssh``
-(paramiko, one transport per host) and ``local`` (subprocess); ``open_connection``
+(paramiko, one transport per host, commands through one persistent shell) and
+``local`` (subprocess); ``open_connection``
 picks one by ``ConnectionParams.kind`` and imports paramiko only for ``ssh``.
 ``runner.testing`` has a scripted ``FakeConnection`` for tests.
 """
@@ -126,7 +127,8 @@ class ConnectionParams:
     ``ansible_port`` -> port, ``ansible_user`` -> user,
     ``ansible_ssh_private_key_file`` -> key_file, ``ansible_connection`` ->
     kind (``ssh`` | ``local``), ``ansible_password`` -> password,
-    ``ansible_become_password`` -> become_password.
+    ``ansible_become_password`` -> become_password; remedy's
+    ``remedy_persistent_shell`` (default true) -> persistent_shell.
     """
 
     name: str
@@ -143,6 +145,7 @@ class ConnectionParams:
     connect_timeout: float = 10.0
     keepalive: float = 15.0
     proxy_jump: str | None = None  # "user@host:port,host2" as in ssh -J
+    persistent_shell: bool = True  # commands through one long-lived sh (see ``persistent``)
 
 
 def open_connection(params: ConnectionParams) -> Connection:

@@ -12,9 +12,10 @@ other server) is the script re-executed under ``setsid -w``::
 
     exec [sudo -H -S -p PROMPT -u USER --] sh -c '
         read pgid from /proc/$$/stat; if not the leader and setsid exists: exec setsid -w sh -c "$S"; fi; $S'
-    S = trap 'exit 143' TERM; printf '%s %s\\n' REMEDY-<nonce> "$$"; export K='v'; sh -c 'COMMAND'
+    S = trap 'exit 143' TERM; printf '%s %s\\n' REMEDY-<nonce> "$$"; export K='v'; eval 'COMMAND'
 
-``COMMAND`` is not exec'd, so a command killed by signal N exits 128+N, and
+``COMMAND`` is evaluated by that same shell (one process fewer than ``sh -c``)
+and not exec'd, so a command killed by signal N exits 128+N, and
 the trap lets the group's TERM end ``S`` with a status instead of a signal.
 
 The line is one simple command (``exec prog args``), so the login shell that
@@ -52,12 +53,17 @@ _LEADER_CHECK = (
 
 @dataclass(frozen=True)
 class Launch:
-    """One wrapped command: the line to execute and what to look for in its output."""
+    """One wrapped command: the program to execute and what to look for in its output."""
 
-    line: str
+    program: str  # a simple command: ``sh -c SCRIPT`` or ``sudo ... -- sh -c SCRIPT``
     marker: bytes  # stdout starts with b"<marker> <pgid>\n" once the command runs
     prompt: bytes = b""  # sudo's password prompt on stderr; empty when no password is sent
     password: str | None = field(default=None, repr=False)
+
+    @property
+    def line(self) -> str:
+        """The command line for a channel of its own: the program replaces the login shell."""
+        return f"exec {self.program}"
 
 
 def wrap_as(
@@ -101,18 +107,18 @@ def wrap(
     nonce = secrets.token_hex(8)
     marker = f"REMEDY-{nonce}"
     script = (
-        f"trap 'exit 143' TERM; printf '%s %s\\n' {marker} \"$$\"; {exports(env)}sh -c {shlex.quote(command)}"
+        f"trap 'exit 143' TERM; printf '%s %s\\n' {marker} \"$$\"; {exports(env)}eval {shlex.quote(command)}"
     )
     group = "sh -c " + shlex.quote(_LEADER_CHECK.format(script=shlex.quote(script)) + script)
     if sudo_user is None:
-        return Launch(line=f"exec {group}", marker=marker.encode())
+        return Launch(program=group, marker=marker.encode())
     if password is not None and ("\n" in password or "\0" in password):
         raise ValueError("a become password cannot contain a newline or NUL byte")
     flags = " ".join(shlex.quote(f) for f in shlex.split(sudo_flags))
     prompt = f"[sudo via remedy, key={nonce}] password: " if password is not None else ""
     auth = f"-S -p {shlex.quote(prompt)}" if prompt else "-n"
-    line = f"exec sudo {flags} {auth} -u {shlex.quote(sudo_user)} -- {group}"
-    return Launch(line=line, marker=marker.encode(), prompt=prompt.encode(), password=password)
+    program = f"sudo {flags} {auth} -u {shlex.quote(sudo_user)} -- {group}"
+    return Launch(program=program, marker=marker.encode(), prompt=prompt.encode(), password=password)
 
 
 def exports(env: Mapping[str, str] | None) -> str:

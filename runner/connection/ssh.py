@@ -2,8 +2,9 @@
 
 Services layer. The transport is opened once (``connect()`` or the first use)
 through any ProxyJump hosts, each hop's host key verified before it is
-authenticated to; every command gets a channel of its own and file transfers
-share one SFTP session on the same transport. Commands are wrapped by
+authenticated to; commands run one after another in the session's persistent
+shell (``persistent``; a channel of their own when it cannot take them) and
+file transfers share one SFTP session on the same transport. Commands are wrapped by
 ``shell.wrap`` and driven by ``conversation.converse``, which gives the deadline,
 the process-group kill, sudo's password dialogue and the output caps.
 """
@@ -30,7 +31,8 @@ from runner.connection import (
     HeldCommand,
     hostkeys,
 )
-from runner.connection.conversation import POLL, Talk, converse
+from runner.connection.conversation import POLL, Pipes, Talk, converse
+from runner.connection.persistent import PersistentShell, ShellTainted
 from runner.connection.shell import KILL_GRACE, kill_script, wrap_as
 from runner.connection.sshauth import authenticate
 from runner.connection.sshconfig import Endpoint, load_config, resolve_route
@@ -60,6 +62,8 @@ class SSHConnection:
         self._sftp: paramiko.SFTPClient | None = None
         self._held: list[SSHHeld] = []
         self._cancel = threading.Event()
+        self._shell: PersistentShell | None = None
+        self._shell_unavailable = not params.persistent_shell  # then a channel per command
 
     def __repr__(self) -> str:
         state = "open" if self._active() else "closed"
@@ -194,12 +198,12 @@ class SSHConnection:
         self.connect()
         launch, sudo = wrap_as(command, env=env, become=become, login_user=self._user,
                                become_password=self._params.become_password)
-        channel = self._channel()
-        try:
-            channel.exec_command(launch.line)
-        except _SWALLOWED as exc:
-            channel.close()
-            raise CommandError(f"{self.host}: cannot start a command: {exc}") from None
+        pipes: Pipes | None = None
+        if launch.password is None:
+            shell = self._persistent_shell()
+            pipes = shell.begin(launch, stdin) if shell is not None else None
+        if pipes is None:
+            pipes = self._exec(launch.line)
         talk = Talk(
             stdin=stdin,
             timeout=DEFAULT_COMMAND_TIMEOUT if timeout is None else timeout,
@@ -207,7 +211,30 @@ class SSHConnection:
             kill=lambda pgid: self._kill(pgid, sudo),
             cancel=None if _uncancellable else self._cancel,
         )
-        return converse(self.host, command, launch, SSHPipes(channel), talk)
+        try:
+            return converse(self.host, command, launch, pipes, talk)
+        except ShellTainted:  # it did not run; the shell is retired, the next one is clean
+            return self.run(command, stdin=stdin, timeout=timeout, become=become, env=env,
+                            _uncancellable=_uncancellable)
+
+    def _exec(self, line: str) -> SSHPipes:
+        """``line`` started on a channel of its own."""
+        channel = self._channel()
+        try:
+            channel.exec_command(line)
+        except _SWALLOWED as exc:
+            channel.close()
+            raise CommandError(f"{self.host}: cannot start a command: {exc}") from None
+        return SSHPipes(channel)
+
+    def _persistent_shell(self) -> PersistentShell | None:
+        """The session's long-lived shell, started on first use; None where it is unavailable."""
+        if self._shell_unavailable:
+            return None
+        if self._shell is None or not self._shell.usable:
+            self._shell = PersistentShell.start(self._transport(), self._params.connect_timeout)
+            self._shell_unavailable = self._shell is None and self._active()
+        return self._shell
 
     def _kill(self, pgid: int, become: Become | None) -> None:
         """End process group ``pgid`` over a second channel: TERM, then KILL after a grace."""
@@ -290,6 +317,9 @@ class SSHConnection:
             self._close_transports()
 
     def _close_transports(self) -> None:
+        if self._shell is not None:
+            self._shell.retire()
+            self._shell = None
         while self._held:
             self._held.pop().close()
         if self._sftp is not None:

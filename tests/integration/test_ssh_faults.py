@@ -35,6 +35,7 @@ def params(server: ScriptedServer, tmp_path: Path, password: str = PASSWORD) -> 
         ssh_config=str(config),
         key_file=str(tmp_path / "no-such-key"),
         connect_timeout=5.0,
+        persistent_shell=False,  # each scripted behaviour answers one exec channel
     )
 
 

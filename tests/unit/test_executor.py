@@ -11,7 +11,7 @@ import pytest
 
 from runner.connection import ConnectionParams, open_connection
 from runner.events import NullListener
-from runner.executor import RunOptions, batches, execute
+from runner.executor import ConnectOptions, RunOptions, batches, connection_params, execute
 from runner.inputs import load_inputs
 from runner.modules import MODULES
 from runner.modules.base import Arg, Change, Command, Module, quote
@@ -251,3 +251,9 @@ def test_a_lock_path_that_cannot_be_written_is_named_in_the_message(tmp_path: Pa
     assert record.status is Status.NOT_RUN
     assert f"cannot open {unwritable} for writing" in record.message
     assert logged(tmp_path) == []
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, True), (True, True), ("no", False), (False, False)])
+def test_remedy_persistent_shell_turns_the_shell_off_per_host(value: Any, expected: bool) -> None:
+    host_vars = {"ansible_host": "127.0.0.1"} | ({} if value is None else {"remedy_persistent_shell": value})
+    assert connection_params("web1", host_vars, ConnectOptions()).persistent_shell is expected

@@ -1,0 +1,77 @@
+"""The persistent shell of an SSH session against a real sshd: one shell, exact output, no leaks."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+
+import pytest
+
+from runner.connection import Connection, ConnectionParams
+from runner.connection.persistent import STDIN_LIMIT
+from runner.errors import CommandTimeout
+from runner.testing import Sshd
+from tests.support.waiting import wait_until
+
+Connect = Callable[[ConnectionParams], Connection]
+
+
+def parent(conn: Connection) -> str:
+    """The pid and name of the process that started the command's shell on the host."""
+    return conn.run('echo "$PPID $(cat /proc/$PPID/comm)"').stdout.strip()
+
+
+def test_commands_of_a_session_share_one_long_lived_shell(ssh: Connection) -> None:
+    first = parent(ssh)
+    assert first.endswith(" sh") and all(parent(ssh) == first for _ in range(3))
+
+
+def test_without_the_persistent_shell_each_command_has_its_own_channel(
+    shared_sshd: Sshd, connect: Connect
+) -> None:
+    conn = connect(dataclasses.replace(shared_sshd.params("web1"), persistent_shell=False))
+    assert parent(conn).endswith(" sshd")
+    assert conn.run("printf 'x\\n'; exit 4").rc == 4
+
+
+def test_output_is_split_exactly_at_each_command(ssh: Connection) -> None:
+    assert ssh.run("printf 'no newline'").stdout == "no newline"
+    assert ssh.run("printf '\\n\\n'").stdout == "\n\n"
+    lookalike = "\nREMEDY-END-0123456789abcdef 0\n"  # not this command's delimiter
+    result = ssh.run(f"printf '{lookalike}'; printf '{lookalike}' >&2; exit 3")
+    assert (result.rc, result.stdout, result.stderr) == (3, lookalike, lookalike)
+    assert ssh.run("true").stdout == ""
+
+
+@pytest.mark.parametrize("size", [1, 4096, STDIN_LIMIT, STDIN_LIMIT + 1])
+def test_stdin_arrives_byte_for_byte_in_and_beyond_the_shell(ssh: Connection, size: int) -> None:
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    shell = parent(ssh)
+    result = ssh.run('sha256sum; echo "$PPID $(cat /proc/$PPID/comm)"', stdin=data)
+    digest, pid = result.stdout.split()[0], " ".join(result.stdout.split()[-2:])
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert (pid == shell) is (size <= STDIN_LIMIT)  # larger stdin takes a channel of its own
+
+
+def test_a_process_left_behind_never_writes_into_a_later_command(ssh: Connection, marker: str) -> None:
+    before = parent(ssh)
+    writer = f"while :; do echo stray; echo stray >&2; sleep 0.01; done # {marker}"
+    ssh.run(f"sh -c '{writer}' & echo started")
+    try:
+        for _ in range(20):
+            result = ssh.run("echo clean; echo quiet >&2")
+            assert (result.stdout, result.stderr) == ("clean\n", "quiet\n")
+        assert parent(ssh) != before  # the shell it could write into was retired
+    finally:
+        pattern = f"[{marker[0]}]{marker[1:]}"
+        ssh.run(f"pkill -f -- '{pattern}'")
+
+
+def test_a_timed_out_command_is_killed_and_the_shell_goes_on(ssh: Connection, marker: str) -> None:
+    with pytest.raises(CommandTimeout) as caught:
+        ssh.run(f"echo started; sleep 300 # {marker}", timeout=1)
+    assert caught.value.result.stdout == "started\n"
+    pattern = f"[{marker[0]}]{marker[1:]}"
+    wait_until(lambda: ssh.run(f"pgrep -f -- '{pattern}'").rc == 1, what="the timed-out group to end")
+    assert ssh.run("echo next").stdout == "next\n"
