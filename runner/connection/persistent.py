@@ -149,6 +149,20 @@ _LITERAL = [chr(b) if (32 <= b < 127 and chr(b) not in "\\'%") or b == 10 else f
             for b in range(256)]
 
 
+def _field_after(data: bytes, prefix: bytes) -> tuple[bytes | None, int]:
+    """The rest of the line that starts with ``prefix`` in ``data``, and where ``prefix`` is.
+
+    (None, -1) until that line is complete.
+    """
+    at = data.find(prefix)
+    if at < 0:
+        return None, -1
+    end = data.find(b"\n", at + len(prefix))
+    if end < 0:
+        return None, -1
+    return data[at + len(prefix):end], at
+
+
 def _read_line(channel: paramiko.Channel, start: bytes, deadline: float) -> str | None:
     """stdout up to and including the line that starts with ``start``, without that line's end."""
     buffer = b""
@@ -175,10 +189,10 @@ class ShellPipes:
         self._shell = shell
         self._channel = shell._channel
         self._transport = self._channel.get_transport()
-        self._out_end = re.compile(rb"\n" + re.escape(end) + rb" (\d+|L)\n")
-        self._err_end = b"\n" + end + b"\n"
+        # str.find, not regexes: a pattern with a fresh nonce would be compiled per command
         self._delimiter = b"\n" + end  # how both delimiter lines begin
-        self._start = re.compile(re.escape(marker) + rb" (\d+)\n")
+        self._err_end = self._delimiter + b"\n"
+        self._start = marker + b" "  # the start marker line: marker, process group, newline
         self._head = b""  # stdout until the start marker, to learn the process group
         self._group: int | None = None
         self._out = b""
@@ -212,12 +226,13 @@ class ShellPipes:
         return out, err
 
     def _take_out(self) -> bytes:
-        found = self._out_end.search(self._out)
-        if found is not None:
-            self._refused = found.group(1) == b"L"
-            self._rc = -1 if self._refused else int(found.group(1))
-            data, self._out = self._out[: found.start()], b""
-        elif self._learn_group():
+        marker_line_last = self._learn_group()
+        value, at = _field_after(self._out, self._delimiter + b" ")
+        if value is not None and (value == b"L" or value.isdigit()):
+            self._refused = value == b"L"
+            self._rc = -1 if self._refused else int(value)
+            data, self._out = self._out[:at], b""
+        elif marker_line_last:
             data, self._out = self._out, b""  # its last newline ends the start marker's line
         else:
             data = self._release("_out")
@@ -232,11 +247,11 @@ class ShellPipes:
         """
         if self._group is not None:
             return False
-        started = self._start.search(self._head)
-        if started is None:
+        value, at = _field_after(self._head, self._start)
+        if value is None or not value.isdigit():
             return False
-        self._group = int(started.group(1))
-        at_end = started.end() == len(self._head)
+        self._group = int(value)
+        at_end = at + len(self._start) + len(value) + 1 == len(self._head)
         self._head = b""
         return at_end
 

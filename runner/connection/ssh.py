@@ -148,9 +148,11 @@ class SSHConnection:
     def _dial(self, hop: Endpoint) -> socket.socket:
         timeout = self._params.connect_timeout
         try:
-            sock = socket.create_connection((hop.hostname, hop.port), timeout=timeout)
+            plain = socket.create_connection((hop.hostname, hop.port), timeout=timeout)
         except OSError as exc:
             raise UnreachableError(self.host, "connect", f"{hop}: {exc}") from None
+        sock = _QuickAckSocket(fileno=plain.detach()) if hasattr(socket, "TCP_QUICKACK") else plain
+        sock.settimeout(timeout)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         # Every command is a few small request/reply packets: without NODELAY, Nagle's
         # algorithm and the peer's delayed ACK stall each of them by ~40 ms.
@@ -329,6 +331,22 @@ class SSHConnection:
         for transport in reversed(self._transports):
             transport.close()
         self._transports = []
+
+
+class _QuickAckSocket(socket.socket):
+    """A TCP socket that acknowledges what it receives at once (Linux ``TCP_QUICKACK``).
+
+    sshd does not set ``TCP_NODELAY`` for sessions without a terminal, so when it
+    sends two small packets in a row (the first channel's confirmation follows
+    a global request) Nagle's algorithm holds the second until the first is
+    acknowledged, and a delayed ACK makes that ~40 ms. The kernel leaves
+    quick-ACK mode by itself, so it is set again before every read.
+    """
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        with contextlib.suppress(OSError):
+            self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return super().recv(bufsize, flags)
 
 
 def _prefer_key_types(transport: paramiko.Transport, known: list[str]) -> None:
