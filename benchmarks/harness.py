@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -316,8 +317,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM ends the run like Ctrl-C: the sshd hosts, the account and the work dir go."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _stop)
     if any(TOOLS[t].needs_venv for t in args.tools.split(",") if t):
         print("preparing benchmarks/.venv (ansible-core, pyinfra) ...", file=sys.stderr)
         ensure_venv()

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import threading
 from pathlib import Path
 
 import paramiko
+from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
 
 from runner.errors import UnreachableError
 
 #: Serialises appends to known_hosts files when many hosts connect at once.
 _RECORD_LOCK = threading.Lock()
+#: The lines of each known_hosts file read so far, by path, with the (mtime, size) they had.
+_LINES: dict[Path, tuple[tuple[int, int], tuple[str, ...]]] = {}
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -39,18 +43,55 @@ def known_hosts_path(configured: str | None) -> Path:
     return Path(configured or "~/.ssh/known_hosts").expanduser()
 
 
-def load(path: Path) -> paramiko.HostKeys:
-    """The keys recorded in ``path``; a missing file records none."""
-    keys = paramiko.HostKeys()
-    if path.exists():
-        keys.load(str(path))
-    return keys
+def lookup(path: Path, name: str) -> dict[str, paramiko.PKey]:
+    """The keys recorded for ``name`` in ``path``, by key type; a missing file records none.
+
+    Only the lines that name the host are decoded into keys (plain or hashed
+    ``|1|`` names, as ``paramiko.HostKeys.lookup`` matches them), and a file is
+    read once for as long as it does not change: a known_hosts with thousands
+    of entries costs a scan per host, not thousands of key decodings.
+    """
+    found: dict[str, paramiko.PKey] = {}
+    for line in _lines(path):
+        names = line.split(None, 1)[0].split(",")
+        if not any(_names(name, pattern) for pattern in names):
+            continue
+        try:
+            entry = HostKeyEntry.from_line(line)
+        except (InvalidHostKey, paramiko.SSHException, ValueError):
+            continue  # an unreadable entry vouches for nothing
+        if entry is not None and entry.key is not None:
+            found[entry.key.get_name()] = entry.key
+    return found
+
+
+def _names(name: str, pattern: str) -> bool:
+    if pattern == name:
+        return True
+    if not pattern.startswith("|1|"):
+        return False
+    return hmac.compare_digest(paramiko.HostKeys.hash_host(name, pattern), pattern)
+
+
+def _lines(path: Path) -> tuple[str, ...]:
+    """The non-comment lines of ``path``, read again only when its mtime or size changed."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return ()
+    stamp = (info.st_mtime_ns, info.st_size)
+    cached = _LINES.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = tuple(s for raw in text.splitlines() if (s := raw.strip()) and not s.startswith("#"))
+    _LINES[path] = (stamp, lines)
+    return lines
 
 
 def known_key_types(path: Path, name: str) -> list[str]:
     """Key types recorded for ``name``, to ask the server for those first."""
-    recorded = load(path).lookup(name)
-    return list(recorded.keys()) if recorded else []
+    return list(lookup(path, name))
 
 
 def verify(host: str, name: str, offered: paramiko.PKey, path: Path, *, accept_new: bool) -> None:
@@ -61,7 +102,7 @@ def verify(host: str, name: str, offered: paramiko.PKey, path: Path, *, accept_n
             ``accept_new`` is off) or differs from the recorded one.
     """
     actual = fingerprint(offered)
-    recorded = load(path).lookup(name)
+    recorded = lookup(path, name)
     if not recorded:
         if accept_new:
             record(path, name, offered)

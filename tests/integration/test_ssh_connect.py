@@ -94,6 +94,22 @@ def test_accept_new_records_an_unknown_key_and_then_trusts_only_it(
     assert known.read_text() == line
 
 
+def test_a_hashed_entry_among_many_others_is_found_and_checked(
+    sshd: Sshd, tmp_path: Path, connect: Connect
+) -> None:
+    known = tmp_path / "known_hosts"
+    kind, blob = Path(f"{sshd.host_key}.pub").read_text().split()[:2]
+    others = [f"[10.9.{i // 250}.{i % 250}]:2222 {kind} {blob}" for i in range(3000)]
+    known.write_text("\n".join(["# comment", "[127.0.0.2]:22 ssh-ed25519 not-base64!", *others,
+                                f"[127.0.0.1]:{sshd.port} {kind} {blob}", ""]))
+    subprocess.run(["ssh-keygen", "-H", "-f", str(known)], check=True, capture_output=True)
+    assert f"[127.0.0.1]:{sshd.port}" not in known.read_text()  # every name is hashed now
+    params = sshd.params("web1", known_hosts=str(known))
+    assert connect(params).run("true").ok
+    sshd.restart_with_new_host_key()
+    assert unreachable(params).reason == "host_key"
+
+
 def test_a_host_on_port_22_is_looked_up_without_brackets(sshd: Sshd, tmp_path: Path) -> None:
     known = tmp_path / "known_hosts"
     kind, blob = Path(f"{sshd.host_key}.pub").read_text().split()[:2]
