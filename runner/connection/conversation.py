@@ -11,6 +11,7 @@ another, and at most ``cap`` bytes per stream are kept (head and tail).
 from __future__ import annotations
 
 import enum
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,16 @@ _PREAMBLE_CAP = 64 * 1024
 _NOTE_ROOM = 96
 #: What ``CommandResult.stderr`` says when sudo rejected the password.
 INCORRECT_PASSWORD = "sudo: incorrect password"  # noqa: S105 - a message, not a secret
+
+
+def wait_readable(channel: object, timeout: float) -> None:
+    """Block until ``channel`` (anything with ``fileno()``) is readable or ``timeout`` passes.
+
+    ``poll``, not ``select``: with hundreds of hosts open, descriptors pass 1024.
+    """
+    poller = select.poll()
+    poller.register(channel.fileno(), select.POLLIN)  # type: ignore[attr-defined]
+    poller.poll(max(0.0, timeout) * 1000)
 
 
 class Ending(enum.Enum):

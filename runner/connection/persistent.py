@@ -29,12 +29,12 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-import select
 import threading
 import time
 
 import paramiko
 
+from runner.connection.conversation import wait_readable
 from runner.connection.shell import Launch
 
 _CHUNK = 256 * 1024
@@ -64,6 +64,7 @@ class PersistentShell:
         self._busy = threading.Lock()
         self._retired = False
         self._last_group: int | None = None  # process group of the previous command
+        self._last_sudo = False  # whether it ran under sudo
 
     @classmethod
     def start(cls, transport: paramiko.Transport, timeout: float) -> PersistentShell | None:
@@ -99,30 +100,44 @@ class PersistentShell:
         """
         if stdin and len(stdin) > STDIN_LIMIT:
             return None
-        if not self.usable or not self._busy.acquire(blocking=False):
-            return None
         end = f"REMEDY-END-{secrets.token_hex(8)}"
         source = f"printf '{printf_literal(stdin)}' | " if stdin else ""
         redirect = "" if stdin else " </dev/null"
         run = (f"{source}setsid {launch.program}{redirect}; "
-               f"printf '\\n%s %s\\n' {end} \"$?\"; printf '\\n%s\\n' {end} >&2")
+               f"printf '\\n%s %s\\n' {end} \"$?\"; printf '\\n%s E\\n' {end} >&2")
         if self._last_group:
             # processes left in the previous command's group may still write to this
             # shell's output: then this command does not run here (``ShellTainted``)
-            run = (f"if kill -0 -{self._last_group} 2>/dev/null; then "
-                   f"printf '\\n%s L\\n' {end}; printf '\\n%s\\n' {end} >&2; else {run}; fi")
-        line = run + "\n"
+            run = (f"if {self._leftover_check()}; then "
+                   f"printf '\\n%s L\\n' {end}; printf '\\n%s E\\n' {end} >&2; else {run}; fi")
+        # Start lines on both streams: whatever came before them is not this command's.
+        line = f"printf '%s S\\n' {end}; printf '%s S\\n' {end} >&2; {run}\n"
+        if not self.usable or not self._busy.acquire(blocking=False):
+            return None
         try:
             self._channel.sendall(line.encode())
         except _SWALLOWED:
             self._busy.release()
             self.retire()
             return None
-        return ShellPipes(self, end.encode(), launch.marker)
+        return ShellPipes(self, end.encode(), launch)
 
-    def _finish(self, group: int | None, *, clean: bool) -> None:
+    def _leftover_check(self) -> str:
+        """A test that succeeds while the previous command's process group has members.
+
+        After sudo the group may belong to another user: ``kill -0`` then fails
+        with EPERM although the group exists, which counts as members left.
+        """
+        group = self._last_group
+        if not self._last_sudo:
+            return f"kill -0 -{group} 2>/dev/null"
+        return (f'{{ e=$(LC_ALL=C kill -0 -{group} 2>&1) || '
+                f'case "$e" in *ermitted*) true;; *) false;; esac; }}')
+
+    def _finish(self, launch: Launch, group: int | None, *, clean: bool) -> None:
         """One command is over; an unclean end (unfinished, refused) retires the shell."""
         self._last_group = group
+        self._last_sudo = launch.program.startswith("sudo ")
         if not clean:
             self.retire()
         self._busy.release()
@@ -179,109 +194,124 @@ def _read_line(channel: paramiko.Channel, start: bytes, deadline: float) -> str 
         remaining = deadline - time.monotonic()
         if channel.closed or channel.eof_received or remaining <= 0:
             return None
-        select.select([channel], [], [], min(remaining, 1.0))
+        wait_readable(channel, min(remaining, 1.0))
+
+
+class _Stream:
+    """One output stream of one command: its start line, its data, its end delimiter.
+
+    Bytes before the start line are another command's (a leftover writer, the
+    login shell) and are dropped, and so is anything after the end. The last
+    line is held back while it may be the beginning of the end delimiter.
+    """
+
+    def __init__(self, end: bytes) -> None:
+        self._start = end + b" S\n"
+        self._end = b"\n" + end + b" "  # then a value and a newline
+        self._buffer = b""
+        self.started = False
+        self.value: bytes | None = None  # what the end delimiter carried
+        self.head = b""  # the first bytes after the start line (for the start marker)
+
+    def feed(self, chunk: bytes) -> bytes:
+        """What of ``chunk`` (with what was held back) is the command's output for sure."""
+        if self.value is not None:
+            return b""
+        self._buffer += chunk
+        fresh = chunk
+        if not self.started:
+            at = self._buffer.find(self._start)
+            if at < 0:
+                self._buffer = self._buffer[-len(self._start):]
+                return b""
+            self.started, self._buffer = True, self._buffer[at + len(self._start):]
+            fresh = self._buffer
+        if len(self.head) < 64 * 1024:
+            self.head += fresh
+        value, at = _field_after(self._buffer, self._end)
+        if value is not None:
+            self.value, data, self._buffer = value, self._buffer[:at], b""
+            return data
+        return self._release()
+
+    def _release(self) -> bytes:
+        buffer = self._buffer
+        cut = buffer.rfind(b"\n")
+        tail = buffer[cut:] if cut >= 0 else b""
+        if not tail or not (self._end.startswith(tail) or tail.startswith(self._end)):
+            self._buffer = b""
+            return buffer
+        self._buffer = tail
+        return buffer[:cut]
+
+    def flush(self) -> bytes:
+        """Everything held back: no delimiter will come, or the held newline is not one."""
+        data, self._buffer = (self._buffer if self.started else b""), b""
+        return data
 
 
 class ShellPipes:
     """``conversation.Pipes`` for one command running in the persistent shell."""
 
-    def __init__(self, shell: PersistentShell, end: bytes, marker: bytes) -> None:
+    def __init__(self, shell: PersistentShell, end: bytes, launch: Launch) -> None:
         self._shell = shell
+        self._launch = launch
         self._channel = shell._channel
         self._transport = self._channel.get_transport()
-        # str.find, not regexes: a pattern with a fresh nonce would be compiled per command
-        self._delimiter = b"\n" + end  # how both delimiter lines begin
-        self._err_end = self._delimiter + b"\n"
-        self._start = marker + b" "  # the start marker line: marker, process group, newline
-        self._head = b""  # stdout until the start marker, to learn the process group
+        self._out = _Stream(end)
+        self._err = _Stream(end)
+        self._marker = launch.marker + b" "  # the start marker line: marker, process group
         self._group: int | None = None
-        self._out = b""
-        self._err = b""
-        self._rc: int | None = None
-        self._refused = False
-        self._err_done = False
         self._closed = False
 
     def read(self) -> tuple[bytes, bytes]:
         """Output of this command available now.
 
         Raises:
-            ShellTainted: the shell refused to run it (see ``PersistentShell.begin``).
+            ShellTainted: the command did not run: the shell refused it (see
+                ``PersistentShell.begin``), or ended before starting it.
         """
         chan = self._channel
         out = err = b""
-        if self._rc is None and chan.recv_ready():
-            chunk = chan.recv(_CHUNK)
-            self._out += chunk
-            if self._group is None and len(self._head) < 64 * 1024:
-                self._head += chunk
-            out = self._take_out()
-        if not self._err_done and chan.recv_stderr_ready():
-            self._err += chan.recv_stderr(_CHUNK)
-            err = self._take_err()
-        if self._refused and self._err_done:
+        while chan.recv_ready():  # a finished stream is still read (and dropped): the window stays open
+            out += self._out.feed(chan.recv(_CHUNK))
+            if self._learn_group():
+                out += self._out.flush()  # its last newline ends the start marker's line
+        while chan.recv_stderr_ready():
+            err += self._err.feed(chan.recv_stderr(_CHUNK))
+        if self._out.value == b"L" and self._err.value is not None:
             raise ShellTainted
         if not (out or err) and (chan.closed or chan.eof_received) and not self.finished():
-            out, err, self._out, self._err = self._out, self._err, b"", b""  # no delimiter will come
+            if self._group is None and self._transport is not None and self._transport.is_active():
+                raise ShellTainted  # the shell died before the command started
+            return self._out.flush(), self._err.flush()  # no delimiter will come
         return out, err
-
-    def _take_out(self) -> bytes:
-        marker_line_last = self._learn_group()
-        value, at = _field_after(self._out, self._delimiter + b" ")
-        if value is not None and (value == b"L" or value.isdigit()):
-            self._refused = value == b"L"
-            self._rc = -1 if self._refused else int(value)
-            data, self._out = self._out[:at], b""
-        elif marker_line_last:
-            data, self._out = self._out, b""  # its last newline ends the start marker's line
-        else:
-            data = self._release("_out")
-        return data
 
     def _learn_group(self) -> bool:
         """Find the command's process group in its start marker (see ``shell.wrap``).
 
-        True when the marker's line ends exactly at the end of what is buffered:
+        True when the marker's line ends exactly at the end of what arrived:
         that newline cannot begin a delimiter, so it is passed on at once (the
         caller needs the whole line to know what to kill).
         """
         if self._group is not None:
             return False
-        value, at = _field_after(self._head, self._start)
+        head = self._out.head
+        value, at = _field_after(head, self._marker)
         if value is None or not value.isdigit():
             return False
         self._group = int(value)
-        at_end = at + len(self._start) + len(value) + 1 == len(self._head)
-        self._head = b""
-        return at_end
-
-    def _take_err(self) -> bytes:
-        at = self._err.find(self._err_end)
-        if at >= 0:
-            self._err_done = True
-            data, self._err = self._err[:at], b""
-            return data
-        return self._release("_err")
-
-    def _release(self, name: str) -> bytes:
-        """Everything buffered except a last line that may be the start of a delimiter."""
-        buffer: bytes = getattr(self, name)
-        cut = buffer.rfind(b"\n")
-        tail = buffer[cut:] if cut >= 0 else b""
-        if not tail or not (self._delimiter.startswith(tail) or tail.startswith(self._delimiter)):
-            setattr(self, name, b"")
-            return buffer
-        setattr(self, name, tail)
-        return buffer[:cut]
+        return at + len(self._marker) + len(value) + 1 == len(head) and self._out.value is None
 
     def wait(self, timeout: float) -> None:
-        select.select([self._channel], [], [], timeout)
+        wait_readable(self._channel, timeout)
 
     def finished(self) -> bool:
-        return self._rc is not None and self._err_done
+        return self._out.value is not None and self._err.value is not None
 
     def exit_code(self) -> int | None:
-        return self._rc if self.finished() else None
+        value = self._out.value
+        return int(value) if self.finished() and value is not None and value.isdigit() else None
 
     def drained(self) -> bool:
         return self.finished()
@@ -298,9 +328,10 @@ class ShellPipes:
         """Never needed: a command with a stdin dialogue does not run in the shell."""
 
     def feed(self, data: bytes | None) -> None:
-        """Nothing to write: the command's stdin is /dev/null."""
+        """Nothing to write: stdin came with the command line, or is /dev/null."""
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._shell._finish(self._group, clean=self.finished() and not self._refused)
+            clean = self.finished() and self._out.value != b"L"
+            self._shell._finish(self._launch, self._group, clean=clean)

@@ -107,7 +107,8 @@ def wrap(
     nonce = secrets.token_hex(8)
     marker = f"REMEDY-{nonce}"
     script = (
-        f"trap 'exit 143' TERM; printf '%s %s\\n' {marker} \"$$\"; {exports(env)}eval {shlex.quote(command)}"
+        f"unset g; trap 'exit 143' TERM; printf '%s %s\\n' {marker} \"$$\"; "
+        f"{exports(env)}eval {shlex.quote(' ' + command)}"  # the space: a command may begin with -
     )
     group = "sh -c " + shlex.quote(_LEADER_CHECK.format(script=shlex.quote(script)) + script)
     if sudo_user is None:

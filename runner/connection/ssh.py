@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import select
 import shlex
 import socket
 import threading
@@ -31,7 +30,7 @@ from runner.connection import (
     HeldCommand,
     hostkeys,
 )
-from runner.connection.conversation import POLL, Pipes, Talk, converse
+from runner.connection.conversation import POLL, Pipes, Talk, converse, wait_readable
 from runner.connection.persistent import PersistentShell, ShellTainted
 from runner.connection.shell import KILL_GRACE, kill_script, wrap_as
 from runner.connection.sshauth import authenticate
@@ -196,7 +195,7 @@ class SSHConnection:
         env: Mapping[str, str] | None = None,
         _uncancellable: bool = False,
     ) -> CommandResult:
-        """Run ``command`` under ``sh -c`` on a new channel; see ``Connection.run``."""
+        """Run ``command`` in the persistent shell, else on a channel of its own; see ``Connection.run``."""
         self.connect()
         launch, sudo = wrap_as(command, env=env, become=become, login_user=self._user,
                                become_password=self._params.become_password)
@@ -378,7 +377,7 @@ class SSHPipes:
         if chan.eof_received or chan.closed:
             chan.status_event.wait(timeout)
         else:
-            select.select([chan], [], [], timeout)
+            wait_readable(chan, timeout)
 
     def finished(self) -> bool:
         return self._channel.status_event.is_set()
@@ -439,7 +438,7 @@ class SSHHeld:
             remaining = deadline - time.monotonic()
             if chan.closed or chan.eof_received or remaining <= 0:
                 return None
-            select.select([chan], [], [], min(remaining, POLL))
+            wait_readable(chan, min(remaining, POLL))
         line, _, rest = bytes(self._buffer).partition(b"\n")
         self._buffer = bytearray(rest)
         return line.decode("utf-8", "backslashreplace")

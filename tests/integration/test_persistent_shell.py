@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from runner.connection import Connection, ConnectionParams
+from runner.connection import Become, Connection, ConnectionParams
 from runner.connection.persistent import STDIN_LIMIT
 from runner.errors import CommandTimeout
 from runner.testing import Sshd
+from tests.support.accounts import Account
 from tests.support.waiting import wait_until
 
 Connect = Callable[[ConnectionParams], Connection]
@@ -75,3 +77,43 @@ def test_a_timed_out_command_is_killed_and_the_shell_goes_on(ssh: Connection, ma
     pattern = f"[{marker[0]}]{marker[1:]}"
     wait_until(lambda: ssh.run(f"pgrep -f -- '{pattern}'").rc == 1, what="the timed-out group to end")
     assert ssh.run("echo next").stdout == "next\n"
+
+
+def test_a_shell_killed_between_commands_is_replaced_without_losing_the_next(
+    ssh: Connection, shared_sshd: Sshd, connect: Connect
+) -> None:
+    pid = parent(ssh).split()[0]
+    other = connect(shared_sshd.params("web1"))
+    other.run(f"kill -KILL {pid}")
+    wait_until(lambda: other.run(f"kill -0 {pid}").rc != 0, what="the shell to die")
+    assert ssh.run("echo ok").stdout == "ok\n"
+    assert parent(ssh).split()[0] != pid
+
+
+@pytest.fixture
+def nopasswd_ssh(shared_sshd: Sshd, account: Account, connect: Connect) -> Iterator[Connection]:
+    """The unprivileged test account over SSH, allowed ``sudo -n`` to root while the test runs."""
+    drop_in = Path("/etc/sudoers.d") / f"{account.name.replace('.', '_')}-nopasswd"
+    drop_in.write_text(f"{account.name} ALL=(ALL) NOPASSWD: ALL\n")
+    drop_in.chmod(0o440)
+    try:
+        yield connect(shared_sshd.params("web1", user=account.name))
+    finally:
+        drop_in.unlink()
+
+
+def test_a_root_process_left_behind_by_become_retires_the_shell(
+    nopasswd_ssh: Connection, marker: str
+) -> None:
+    root = Become(user="root")
+    before = parent(nopasswd_ssh)
+    writer = f"while :; do echo stray; echo stray >&2; sleep 0.01; done # {marker}"
+    assert nopasswd_ssh.run(f"id -un; sh -c '{writer}' &", become=root).stdout.startswith("root\n")
+    try:
+        for _ in range(20):
+            result = nopasswd_ssh.run("echo clean; echo quiet >&2")
+            assert (result.stdout, result.stderr) == ("clean\n", "quiet\n")
+        assert parent(nopasswd_ssh) != before
+    finally:
+        pattern = f"[{marker[0]}]{marker[1:]}"
+        nopasswd_ssh.run(f"pkill -f -- '{pattern}'", become=root)
