@@ -147,9 +147,12 @@ def _create(
     if wanted.owner or wanted.group:
         steps.append(Command(chown_command(wanted.owner or "", wanted.group or "", path)))
         after.extend(f"{k}: {v}" for k, v in (("owner", wanted.owner), ("group", wanted.group)) if v)
+    # one command: creating and setting the attributes is one round trip, and stops at
+    # the first part that fails
+    joined = Command(" && ".join(step.command for step in steps))
     return Change(
         changed=True,
-        steps=tuple(steps),
+        steps=(joined,),
         diffs=(Diff(info.path, "state: absent\n", "".join(f"{line}\n" for line in after)),),
         summary=f"create {what} {info.path}",
     )
