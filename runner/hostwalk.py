@@ -30,7 +30,7 @@ from runner.graph import Node, TaskGraph
 from runner.hostlock import HostLock, LockBusy, default_lock_path
 from runner.model import SECTIONS, Play, Playbook
 from runner.results import HostResult, Status, TaskResult
-from runner.taskrun import HostContext, ignore_failure, remember, run_task
+from runner.taskrun import FAILED_WHEN, HostContext, ignore_failure, remember, run_task
 
 EVIDENCE_MODULES = frozenset({"assert", "fail"})
 
@@ -141,7 +141,7 @@ class HostWalk:
 
 def _evidence(result: TaskResult) -> str:
     """What a failing diagnose task found: its message, or its output for ``failed_when``."""
-    if result.message != "failed_when condition is true":
+    if result.message != FAILED_WHEN:
         return result.message
     output = str(result.data.get("stdout") or result.data.get("stderr") or "").strip()
     return output.splitlines()[-1][:200] if output else result.message

@@ -29,12 +29,14 @@ from runner.errors import (
     Location,
     RemedyError,
 )
-from runner.model import Play, Task
+from runner.model import SECTIONS, Play, Task
 from runner.modules import MODULES
 from runner.modules.base import Change, Command, Fetch, Module, Outcome, Upload
 from runner.results import CommandResult, Diff, Status, TaskResult
 from runner.transfer import fetch, upload
 
+#: The failure message of a task whose ``failed_when`` held.
+FAILED_WHEN = "failed_when condition is true"
 #: A probe command with the privilege and environment it runs with.
 ProbeKey = tuple[str, Become | None, tuple[tuple[str, str], ...]]
 
@@ -247,7 +249,7 @@ def _verdicts(task: Task, scope: templating.Scope, attempt: _Attempt) -> _Attemp
         attempt.changed = all(truth(c, check_scope, task.location) for c in task.changed_when)
     if task.failed_when is not None:
         failed = all(truth(c, check_scope, task.location) for c in task.failed_when)
-        attempt.failed = ("failed_when condition is true" if failed else "")
+        attempt.failed = FAILED_WHEN if failed else ""
     return attempt
 
 
@@ -284,9 +286,8 @@ def _prefetch(ctx: HostContext, task: Task, scope: templating.Scope) -> None:
     cache = ctx.probes
     if id(task) in cache.considered or not (ctx.check or _reads_only(task)):
         return
-    section = next((tasks for tasks in (ctx.play.diagnose, ctx.play.tasks, ctx.play.handlers,
-                                        ctx.play.verify, ctx.play.rollback)
-                    if any(t is task for t in tasks)), ())
+    sections = (getattr(ctx.play, name) for name in SECTIONS)
+    section = next((tasks for tasks in sections if any(t is task for t in tasks)), ())
     start = next((i for i, t in enumerate(section) if t is task), len(section))
     wanted: dict[ProbeKey, str] = {}
     for other in section[start:]:

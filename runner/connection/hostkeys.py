@@ -89,20 +89,15 @@ def _lines(path: Path) -> tuple[str, ...]:
     return lines
 
 
-def known_key_types(path: Path, name: str) -> list[str]:
-    """Key types recorded for ``name``, to ask the server for those first."""
-    return list(lookup(path, name))
-
-
-def verify(host: str, name: str, offered: paramiko.PKey, path: Path, *, accept_new: bool) -> None:
-    """Check ``offered`` against the key recorded for ``name`` in ``path``.
+def verify(host: str, name: str, offered: paramiko.PKey, recorded: dict[str, paramiko.PKey], path: Path,
+           *, accept_new: bool) -> None:
+    """Check ``offered`` against ``recorded``, the keys ``lookup(path, name)`` found.
 
     Raises:
         UnreachableError: reason ``host_key``, when the key is unknown (and
             ``accept_new`` is off) or differs from the recorded one.
     """
     actual = fingerprint(offered)
-    recorded = lookup(path, name)
     if not recorded:
         if accept_new:
             record(path, name, offered)

@@ -27,13 +27,13 @@ itself and keeps the inherited stdout open is not detected.
 from __future__ import annotations
 
 import contextlib
-import re
 import secrets
 import threading
 import time
 
 import paramiko
 
+from runner.connection import HeldCommand
 from runner.connection.conversation import wait_readable
 from runner.connection.shell import Launch
 
@@ -67,25 +67,26 @@ class PersistentShell:
         self._last_sudo = False  # whether it ran under sudo
 
     @classmethod
-    def start(cls, transport: paramiko.Transport, timeout: float) -> PersistentShell | None:
-        """Start ``sh`` on a new channel and check it; None when it is not usable."""
-        channel: paramiko.Channel | None = None
-        try:
-            channel = transport.open_session(timeout=timeout)
-            channel.exec_command("exec sh")
-            nonce = f"REMEDY-SHELL-{secrets.token_hex(8)}"
+    def start(cls, channel: paramiko.Channel, lines: HeldCommand, timeout: float) -> PersistentShell | None:
+        """Check the ``sh`` started on ``channel`` (``lines`` reads its stdout); None if unusable.
+
+        An unusable shell's channel is closed.
+        """
+        nonce = f"REMEDY-SHELL-{secrets.token_hex(8)}"
+        deadline = time.monotonic() + timeout
+        previous, line = "", ""
+        with contextlib.suppress(*_SWALLOWED):
             channel.sendall(_HELLO.format(nonce=nonce).encode())
-            answer = _read_line(channel, nonce.encode(), time.monotonic() + timeout)
-        except _SWALLOWED:
-            answer = None
-        lines = answer.splitlines() if answer else []
-        fields = lines[-1].split() if lines else []
+            # a login shell may print its own lines first: the answer is the last two
+            while not line.startswith(nonce):
+                previous, line = line, lines.readline(max(0.0, deadline - time.monotonic())) or ""
+                if not line and (not lines.running or time.monotonic() >= deadline):
+                    break
+        fields = line.split()
         # the command's parent must be the shell itself, not a process that setsid forked
-        if len(lines) >= 2 and len(fields) == 2 and lines[-2].strip() == fields[1] and channel is not None:
+        if len(fields) == 2 and fields[0] == nonce and previous.strip() == fields[1]:
             return cls(channel)
-        if channel is not None:
-            with contextlib.suppress(*_SWALLOWED):
-                channel.close()
+        lines.close()
         return None
 
     @property
@@ -176,25 +177,6 @@ def _field_after(data: bytes, prefix: bytes) -> tuple[bytes | None, int]:
     if end < 0:
         return None, -1
     return data[at + len(prefix):end], at
-
-
-def _read_line(channel: paramiko.Channel, start: bytes, deadline: float) -> str | None:
-    """stdout up to and including the line that starts with ``start``, without that line's end."""
-    buffer = b""
-    while True:
-        if channel.recv_stderr_ready():
-            channel.recv_stderr(_CHUNK)
-        if channel.recv_ready():
-            buffer += channel.recv(_CHUNK)
-            at = buffer.find(start)
-            if at >= 0 and b"\n" in buffer[at:]:
-                head, rest = buffer[:at], buffer[at:]
-                return (head + rest.split(b"\n", 1)[0]).decode("utf-8", "replace")
-            continue
-        remaining = deadline - time.monotonic()
-        if channel.closed or channel.eof_received or remaining <= 0:
-            return None
-        wait_readable(channel, min(remaining, 1.0))
 
 
 class _Stream:
@@ -321,8 +303,8 @@ class ShellPipes:
             return False
         chan = self._channel
         dead = self._transport is None or not self._transport.is_active()
-        return dead or chan.closed or (chan.eof_received and not chan.recv_ready()
-                                       and not chan.recv_stderr_ready())
+        return bool(dead or chan.closed or (chan.eof_received and not chan.recv_ready()
+                                            and not chan.recv_stderr_ready()))
 
     def send(self, data: bytes) -> None:
         """Never needed: a command with a stdin dialogue does not run in the shell."""

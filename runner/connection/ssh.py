@@ -119,10 +119,12 @@ class SSHConnection:
         known = hostkeys.known_hosts_path(self._params.known_hosts)
         name = hostkeys.entry_name(hop.hostname, hop.port)
         try:
-            _prefer_key_types(transport, hostkeys.known_key_types(known, name))
+            recorded = hostkeys.lookup(known, name)
+            _prefer_key_types(transport, list(recorded))
             self._handshake(transport, hop)
             offered = transport.get_remote_server_key()
-            hostkeys.verify(self.host, name, offered, known, accept_new=self._params.accept_new_host_keys)
+            hostkeys.verify(self.host, name, offered, recorded, known,
+                            accept_new=self._params.accept_new_host_keys)
             authenticate(transport, self.host, hop, password)
         except UnreachableError:
             transport.close()
@@ -204,7 +206,7 @@ class SSHConnection:
             shell = self._persistent_shell()
             pipes = shell.begin(launch, stdin) if shell is not None else None
         if pipes is None:
-            pipes = self._exec(launch.line)
+            pipes = SSHPipes(self._exec(launch.line))
         talk = Talk(
             stdin=stdin,
             timeout=DEFAULT_COMMAND_TIMEOUT if timeout is None else timeout,
@@ -218,22 +220,29 @@ class SSHConnection:
             return self.run(command, stdin=stdin, timeout=timeout, become=become, env=env,
                             _uncancellable=_uncancellable)
 
-    def _exec(self, line: str) -> SSHPipes:
-        """``line`` started on a channel of its own."""
+    def _exec(self, line: str) -> paramiko.Channel:
+        """A channel of its own running ``line``.
+
+        Raises:
+            CommandError: the channel cannot be opened or the command not started.
+        """
         channel = self._channel()
         try:
             channel.exec_command(line)
         except _SWALLOWED as exc:
             channel.close()
             raise CommandError(f"{self.host}: cannot start a command: {exc}") from None
-        return SSHPipes(channel)
+        return channel
 
     def _persistent_shell(self) -> PersistentShell | None:
         """The session's long-lived shell, started on first use; None where it is unavailable."""
         if self._shell_unavailable:
             return None
         if self._shell is None or not self._shell.usable:
-            self._shell = PersistentShell.start(self._transport(), self._params.connect_timeout)
+            self._shell = None
+            with contextlib.suppress(CommandError):
+                channel = self._exec("exec sh")
+                self._shell = PersistentShell.start(channel, SSHHeld(channel), self._params.connect_timeout)
             self._shell_unavailable = self._shell is None and self._active()
         return self._shell
 
@@ -299,13 +308,7 @@ class SSHConnection:
 
     def hold(self, command: str) -> HeldCommand:
         """Start ``command`` with its stdin kept open; see ``HeldCommand``."""
-        channel = self._channel()
-        try:
-            channel.exec_command(f"exec sh -c {shlex.quote(command)}")
-        except _SWALLOWED as exc:
-            channel.close()
-            raise CommandError(f"{self.host}: cannot start a command: {exc}") from None
-        held = SSHHeld(channel)
+        held = SSHHeld(self._exec(f"exec sh -c {shlex.quote(command)}"))
         self._held.append(held)
         return held
 

@@ -20,18 +20,18 @@ from runner.modules.backupchoice import (
     Archive,
     BackupFacts,
     Choice,
+    RestoreModule,
     choose,
     describe_point,
-    only_checked,
     parse_point,
 )
-from runner.modules.base import Arg, Change, Command, Fact, Module, quote
+from runner.modules.base import Arg, Change, Command, quote
 from runner.results import CommandResult, Diff
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
-class BackupRestoreModule(Module):
+class BackupRestoreModule(RestoreModule):
     """Restore ``dest`` from the newest valid backup (or the newest at or before ``restore_point``).
 
     Backups are ``full_dir/<full_pattern>`` archives and, in
@@ -46,6 +46,7 @@ class BackupRestoreModule(Module):
     """
 
     name = "backup_restore"
+    fact = "backups"
     summary = "Restore a directory from verified tar.gz backups via staging, keeping a snapshot"
     args = {
         "dest": Arg("path", required=True, doc="The directory to restore (e.g. the data dir)."),
@@ -66,23 +67,20 @@ class BackupRestoreModule(Module):
         "force": Arg("bool", default=False, doc="Restore even when dest passes its manifest check."),
     }
 
-    def reads_only(self, args: Mapping[str, Any]) -> bool:
-        return args.get("state") == "checked"
+    def problem(self, a: Mapping[str, Any]) -> str:
+        return _problem(a)
 
-    def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
-        a = self.resolved(args)
-        return {"backups": Fact(":" if _problem(a) else _probe(a), _parse)}
+    def probe(self, a: Mapping[str, Any]) -> str:
+        return _probe(a)
 
-    def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
-        a = self.resolved(args)
-        f: BackupFacts = facts["backups"]
-        problem = _problem(a) or f.error
-        if problem:
-            return Change(changed=False, failed=problem)
-        dest = str(a["dest"]).rstrip("/")
-        if a["state"] == "reverted":
-            return _revert_plan(dest, a, f)
-        return only_checked(a, _restore_plan(dest, a, f))
+    def parse(self, result: CommandResult) -> BackupFacts:
+        return _parse(result)
+
+    def restore(self, a: Mapping[str, Any], found: BackupFacts) -> Change:
+        return _restore_plan(_paths(a)[0], a, found)
+
+    def revert(self, a: Mapping[str, Any], found: BackupFacts) -> Change:
+        return _revert_plan(_paths(a)[0], a, found)
 
 
 def _paths(a: Mapping[str, Any]) -> tuple[str, str, str]:

@@ -10,12 +10,13 @@ time whose archives all match their checksums, and says what it skipped.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from runner.modules.base import Change
+from runner.modules.base import Change, Fact, Module
+from runner.results import CommandResult
 
 _STAMP = re.compile(r"(\d{8}T\d{6})")
 _LEVEL = re.compile(r"\.level(\d+)\.")
@@ -168,3 +169,51 @@ def only_checked(a: Any, change: Change) -> Change:
         return change
     return Change(changed=False, summary=change.summary.replace("restore ", "would restore ", 1),
                   data=change.data, failed=change.failed)
+
+
+class RestoreModule(Module):
+    """What ``backup_restore`` and ``postgres_restore`` share: one probe, then restore, check or revert.
+
+    ``state: checked`` only reads. Arguments with a ``problem`` skip the probe
+    (``:``) and fail the plan with that problem, as does a probe that failed.
+    Subclasses give the probe's name (``fact``) and the five parts below.
+    """
+
+    fact: ClassVar[str]
+
+    def reads_only(self, args: Mapping[str, Any]) -> bool:
+        return args.get("state") == "checked"
+
+    def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
+        a = self.resolved(args)
+        return {self.fact: Fact(":" if self.problem(a) else self.probe(a), self.parse)}
+
+    def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
+        a = self.resolved(args)
+        found = facts[self.fact]
+        problem = self.problem(a) or found.error
+        if problem:
+            return Change(changed=False, failed=problem)
+        if a["state"] == "reverted":
+            return self.revert(a, found)
+        return only_checked(a, self.restore(a, found))
+
+    def problem(self, a: Mapping[str, Any]) -> str:
+        """What is wrong with the resolved arguments; "" when nothing is."""
+        raise NotImplementedError
+
+    def probe(self, a: Mapping[str, Any]) -> str:
+        """The read-only script that inspects the backups and the live data."""
+        raise NotImplementedError
+
+    def parse(self, result: CommandResult) -> Any:
+        """The probe's result as facts with an ``error`` attribute ("" when it worked)."""
+        raise NotImplementedError
+
+    def restore(self, a: Mapping[str, Any], found: Any) -> Change:
+        """The plan of ``state: restored`` (``checked`` keeps its choice, drops its steps)."""
+        raise NotImplementedError
+
+    def revert(self, a: Mapping[str, Any], found: Any) -> Change:
+        """The plan of ``state: reverted``: put the safety snapshot back."""
+        raise NotImplementedError

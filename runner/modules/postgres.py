@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.modules.backupchoice import Archive, choose, describe_point, only_checked, parse_point
-from runner.modules.base import Arg, Change, Command, Fact, Module, quote
+from runner.modules.backupchoice import Archive, RestoreModule, choose, describe_point, parse_point
+from runner.modules.base import Arg, Change, Command, quote
 from runner.results import CommandResult, Diff
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -38,7 +38,7 @@ class PgFacts:
     error: str = ""
 
 
-class PostgresRestoreModule(Module):
+class PostgresRestoreModule(RestoreModule):
     """Restore a PostgreSQL database (or one schema of it) from verified ``pg_dump -Fc`` archives.
 
     Dumps are ``dump_dir/<dump_pattern>`` files whose names carry their time
@@ -52,6 +52,7 @@ class PostgresRestoreModule(Module):
     """
 
     name = "postgres_restore"
+    fact = "postgres"
     summary = "Restore PostgreSQL from verified pg_dump archives via a staging database, with undo"
     args = {
         "database": Arg("str", required=True, doc="The live database."),
@@ -75,22 +76,20 @@ class PostgresRestoreModule(Module):
         "bin_dir": Arg("path", default="", doc="Directory of psql and pg_restore; '' uses PATH."),
     }
 
-    def reads_only(self, args: Mapping[str, Any]) -> bool:
-        return args.get("state") == "checked"
+    def problem(self, a: Mapping[str, Any]) -> str:
+        return _problem(a)
 
-    def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
-        a = self.resolved(args)
-        return {"postgres": Fact(":" if _problem(a) else _probe(a), _parse)}
+    def probe(self, a: Mapping[str, Any]) -> str:
+        return _probe(a)
 
-    def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
-        a = self.resolved(args)
-        f: PgFacts = facts["postgres"]
-        problem = _problem(a) or f.error
-        if problem:
-            return Change(changed=False, failed=problem)
-        if a["state"] == "reverted":
-            return _revert_plan(a, f)
-        return only_checked(a, _restore_plan(a, f))
+    def parse(self, result: CommandResult) -> PgFacts:
+        return _parse(result)
+
+    def restore(self, a: Mapping[str, Any], found: PgFacts) -> Change:
+        return _restore_plan(a, found)
+
+    def revert(self, a: Mapping[str, Any], found: PgFacts) -> Change:
+        return _revert_plan(a, found)
 
 
 def _names(a: Mapping[str, Any]) -> tuple[str, str, str]:
