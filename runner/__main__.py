@@ -1,7 +1,5 @@
 """``python -m runner``: the remedy command line."""
 
-import sys
+from runner.cli import entry
 
-from runner.cli import main
-
-sys.exit(main())
+entry()

@@ -8,6 +8,7 @@ signal handlers, calls ``executor.execute`` and renders the results.
 from __future__ import annotations
 
 import argparse
+import gc
 import getpass
 import hashlib
 import json
@@ -22,9 +23,10 @@ from typing import Any, TextIO
 
 from runner import report
 from runner.audit import AuditLog
+from runner.connection import import_ssh
 from runner.errors import InputError, Location, Problem
 from runner.events import Listeners, NullListener
-from runner.executor import ConnectOptions, RunOptions, execute, plan_hosts
+from runner.executor import ConnectOptions, HostPlan, RunOptions, execute, plan_hosts
 from runner.inputs import bundled_playbooks, load_inputs
 from runner.redaction import Redactor
 from runner.results import HostResult, Run, Status, TaskResult
@@ -155,12 +157,29 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     audit = _open_audit(args.audit_log, redactor)
     console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=args.quiet, diff=args.diff)
     stop = threading.Event()
+    _settle_start_up(hosts)
     try:
         with _Signals(stop):
             run = execute(inputs, options, Listeners([audit, console]), stop=stop)
     finally:
         audit.close()
     return run, redactor
+
+
+def _settle_start_up(hosts: Sequence[HostPlan]) -> None:
+    """Freeze what start-up loaded and turn the garbage collector back on.
+
+    ``cli.entry`` starts the program with the collector off. What it loaded
+    (modules, inputs, paramiko's modules for SSH hosts) lives until exit; frozen,
+    it is left out of every later collection. Callers that run ``cli.main``
+    in-process keep their collector as it was.
+    """
+    if gc.isenabled():
+        return
+    if any(host.params.kind == "ssh" for host in hosts):
+        import_ssh()
+    gc.freeze()
+    gc.enable()
 
 
 def _load_plan(path: str) -> dict[str, Any]:
@@ -266,11 +285,9 @@ def diagnosis_rows(run: Run) -> list[dict[str, Any]]:
 
 def render_diagnosis(run: Run) -> str:
     """The diagnosis table."""
-    from tabulate import tabulate
-
-    table = [[r["host"], r["playbook"], r["diagnosis"].upper() if r["diagnosis"] == "fault"
-              else r["diagnosis"], "; ".join(r["evidence"])[:120]] for r in diagnosis_rows(run)]
-    return tabulate(table, headers=["host", "playbook", "diagnosis", "evidence"], tablefmt="simple")
+    rows = [[r["host"], r["playbook"], r["diagnosis"].upper() if r["diagnosis"] == "fault"
+             else r["diagnosis"], "; ".join(r["evidence"])[:120]] for r in diagnosis_rows(run)]
+    return report.table(rows, ["host", "playbook", "diagnosis", "evidence"])
 
 
 def _fingerprint(args: argparse.Namespace) -> dict[str, Any]:

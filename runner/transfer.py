@@ -3,7 +3,8 @@
 Services layer, used by the executor to perform ``Upload`` and ``Fetch``
 steps. An upload is one remote ``sh`` script fed the content on stdin: it
 refuses a symlink destination, writes a temp file in the destination's
-directory (same filesystem, private mode), checks its sha256, applies
+directory (same filesystem, a random name created exclusively, private or
+final mode), checks its sha256, applies
 owner/group/mode, runs the optional ``validate`` command on the temp file,
 keeps an optional backup, and renames over the destination. Any failure
 removes the temp file and leaves the destination untouched.
@@ -13,6 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
+import re
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -24,35 +28,50 @@ _SCRIPT = r"""
 set -u
 dest=%(dest)s
 dir=%(dir)s
+tmp=%(tmp)s
 if [ -L "$dest" ]; then echo "refusing to write through the symlink $dest" >&2; exit 70; fi
 if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 71; fi
 if [ -e "$dest" ] && [ ! -f "$dest" ]; then echo "$dest exists and is not a regular file" >&2; exit 72; fi
-tmp=$(umask 077; mktemp "$dir/.remedy.XXXXXXXX") || exit 73
 trap 'rm -f -- "$tmp"' EXIT HUP INT TERM
-cat > "$tmp" || exit 74
+( umask %(umask)s; set -C; exec cat > "$tmp" ) || exit 74
 sum=$(sha256sum -- "$tmp" 2>/dev/null || openssl dgst -sha256 -r "$tmp")
 if [ "${sum%%%% *}" != %(sha)s ]; then echo "checksum mismatch after transfer" >&2; exit 75; fi
 %(inherit)s
 %(attributes)s
 %(validate)s
 %(backup)s
-sync -f "$tmp" 2>/dev/null || true
+sync -- "$tmp" 2>/dev/null || true
 mv -f -- "$tmp" "$dest" || exit 78
 trap - EXIT HUP INT TERM
 echo "written $dest"
 """
 
+#: True when the temp file already has the destination's owner and group: the
+#: destination belongs to this shell's user and group, and so does the new file
+#: (whose group differs when the directory is setgid). Shell builtins only.
+_OWNED_ALIKE = '{ [ -O "$dest" ] && [ -G "$dest" ] && [ -G "$tmp" ]; }'
+#: Modes a new file can be created with directly (no execute or special bits).
+_CREATABLE = re.compile(r"0?[0246]{3}")
+
 
 def upload_script(step: Upload) -> str:
-    """The remote script that performs ``step`` (content goes on stdin)."""
+    """The remote script that performs ``step`` (content goes on stdin).
+
+    The temp file gets a random name and is created with ``O_EXCL`` (``set -C``)
+    by the same redirection that writes it, so nothing can stand in for it in
+    between; a plain mode (no execute or special bits) is set by the umask it is
+    created with, and a chown that would change nothing is skipped.
+    """
     attributes = []
+    skip = f"{_OWNED_ALIKE} || " if step.owner_is_dest else ""
     if step.owner and step.group:
-        attributes.append(f'chown -- {quote(step.owner + ":" + step.group)} "$tmp" || exit 76')
+        attributes.append(f'{skip}chown -- {quote(step.owner + ":" + step.group)} "$tmp" || exit 76')
     elif step.owner:
         attributes.append(f'chown -- {quote(step.owner)} "$tmp" || exit 76')
     elif step.group:
         attributes.append(f'chgrp -- {quote(step.group)} "$tmp" || exit 76')
-    if step.mode:
+    created = step.mode is not None and _CREATABLE.fullmatch(step.mode) is not None
+    if step.mode and not created:
         attributes.append(f'chmod -- {quote(step.mode)} "$tmp" || exit 76')
     validate = ""
     if step.validate:
@@ -65,14 +84,18 @@ def upload_script(step: Upload) -> str:
                   "|| exit 79; fi")
     inherit = []  # what the step does not set is kept from the file it replaces
     if not (step.owner and step.group):
-        inherit.append('[ -e "$dest" ] && { chown --reference="$dest" -- "$tmp" 2>/dev/null || true; }')
+        inherit.append(f'[ -e "$dest" ] && ! {_OWNED_ALIKE} && '
+                       '{ chown --reference="$dest" -- "$tmp" 2>/dev/null || true; }')
     if not step.mode:
         inherit.append('if [ -e "$dest" ]; then chmod --reference="$dest" -- "$tmp" 2>/dev/null || true; '
                        'else chmod 0644 -- "$tmp"; fi')
+    directory = parent_dir(step.dest)
     return _SCRIPT % {
         "inherit": "\n".join(inherit),
         "dest": quote(step.dest),
-        "dir": quote(parent_dir(step.dest)),
+        "dir": quote(directory),
+        "tmp": quote(posixpath.join(directory, f".remedy.{secrets.token_hex(8)}")),
+        "umask": f"{0o777 & ~int(step.mode, 8):03o}" if created and step.mode else "077",
         "sha": quote(hashlib.sha256(step.content).hexdigest()),
         "attributes": "\n".join(attributes),
         "validate": validate,

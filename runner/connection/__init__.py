@@ -115,6 +115,7 @@ __all__ = [
     "Connection",
     "ConnectionParams",
     "HeldCommand",
+    "import_ssh",
     "open_connection",
 ]
 
@@ -161,14 +162,14 @@ def open_connection(params: ConnectionParams) -> Connection:
 
         return LocalConnection(params)
     if params.kind == "ssh":
-        _import_paramiko()
+        import_ssh()
         from runner.connection.ssh import SSHConnection
 
         return SSHConnection(params)
     raise ValueError(f"{params.name}: unknown connection kind {params.kind!r} (ssh or local)")
 
 
-def _import_paramiko() -> None:
+def import_ssh() -> None:
     """Import paramiko without ``invoke``, which it loads only for ssh_config's ``Match exec``.
 
     invoke (and the unittest.mock it imports) is half of paramiko's import time

@@ -97,6 +97,7 @@ class Upload:
     group: str | None = None
     backup: bool = False
     validate: str | None = None  # command with %s for the temp path
+    owner_is_dest: bool = False  # owner and group are dest's own (kept): no chown when they are the user's
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,8 @@ def write_plan(info: PathInfo, write: Write, *, force: bool = True) -> Change:
         mode=show(target if target is not None else 0o644),
         owner=write.wanted.owner or (str(info.uid) if info.exists else None),
         group=write.wanted.group or (str(info.gid) if info.exists else None),
+        owner_is_dest=info.exists and write.wanted.owner in (None, str(info.uid))
+        and write.wanted.group in (None, str(info.gid)),
         backup=write.backup,
         validate=write.validate,
     )

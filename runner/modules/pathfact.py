@@ -116,8 +116,8 @@ def probe_command(path: str, probe: Probe = Probe()) -> str:
         'if [ -d "$d" ]; then echo parent=directory; elif [ -e "$d" ]; then echo parent=other; '
         "else echo parent=absent; fi",
         'if [ "$t" = absent ]; then exit 0; fi',
-        f"stat {stat_opts} 'stat=%f:%u:%g:%s:%Y:%U:%G' -- \"$p\" 2>/dev/null || "
-        f'{{ echo "lsn=$(ls -ldn{"L" if probe.follow else ""} -- "$p")"; '
+        f"st=$(stat {stat_opts} 'stat=%f:%u:%g:%s:%Y:%U:%G' -- \"$p\" 2>/dev/null) && echo \"$st\" || "
+        f'{{ st=; echo "lsn=$(ls -ldn{"L" if probe.follow else ""} -- "$p")"; '
         f'echo "lsl=$(ls -ld{"L" if probe.follow else ""} -- "$p")"; }}',
         'if [ -r "$p" ]; then echo readable=1; fi',
         'if [ -w "$p" ]; then echo writeable=1; fi',
@@ -138,9 +138,11 @@ def probe_command(path: str, probe: Probe = Probe()) -> str:
         )
     if probe.content_limit:
         lines.append(
-            'if [ "$t" = file ] && n=$(wc -c <"$p" 2>/dev/null) && [ -n "$n" ] && '
-            f'[ $n -le {int(probe.content_limit)} ]; then echo "::content"; cat -- "$p"; echo; '
-            'echo "::end"; fi'
+            # the size from stat's line (no process), else from wc
+            'if [ "$t" = file ]; then n=${st#stat=*:*:*:}; n=${n%%:*}; '
+            "case $n in ''|*[!0-9]*) n=$(wc -c <\"$p\" 2>/dev/null);; esac; "
+            f'if [ -n "$n" ] && [ $n -le {int(probe.content_limit)} ]; then '
+            'echo "::content"; cat -- "$p"; echo; echo "::end"; fi; fi'
         )
     lines.append(":")
     return "\n".join(lines)

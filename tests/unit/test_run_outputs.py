@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 
+from runner import report
 from runner.cli import main
 from runner.modules import MODULES
+from runner.session import _settle_start_up
 from tests.unit.test_executor import Mark
 
 CANARY = "Canary-7f3a9-secret"
@@ -87,3 +92,39 @@ def test_an_unwritable_audit_log_refuses_to_run(tmp_path: Path, setup: tuple[Pat
     assert code == 4
     assert "audit log" in capsys.readouterr().err
     assert not (tmp_path / "log").exists()
+
+
+def test_tables_count_wide_characters_as_two_columns() -> None:
+    text = report.table([["主机一", "changed", 3], ["h2", "失败", 12]], ["host", "result", "n"])
+    lines = text.splitlines()
+    # every row's second column starts at the same terminal column
+    starts = {report.cell_width(line[:line.index(cell)]) for line, cell in
+              zip(lines[2:], ["changed", "失败"], strict=True)}
+    assert starts == {report.cell_width(lines[0][:lines[0].index("result")])}
+    assert report.cell_width("主机é́") == 5
+
+
+def test_a_table_does_not_load_wcwidth() -> None:
+    probe = ("import sys; from runner import report; report.table([['主机', 1]], ['h', 'n']); "
+             "print('wcwidth' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_version_is_printed_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("remedy ")
+
+
+def test_start_up_is_frozen_and_the_collector_back_on_before_hosts_run() -> None:
+    frozen = gc.get_freeze_count()
+    _settle_start_up([])  # an in-process caller's collector stays as it was
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    gc.disable()  # as ``cli.entry`` leaves it
+    try:
+        _settle_start_up([])
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+        gc.enable()

@@ -417,3 +417,14 @@ def test_pidfile_service_that_daemonizes_and_writes_its_own_pidfile(service_args
     assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x003132\x00"
     converge("service", {**args, "state": "stopped"})
     assert not Path(pidfile).exists()
+
+
+@pytest.mark.parametrize("missing", [(), ("stat",)])
+def test_a_content_probe_reads_a_file_up_to_its_limit(tmp_path: Path, missing: tuple[str, ...]) -> None:
+    env = _path_without(tmp_path, *missing)
+    for name, size in (("small", 10), ("big", 11)):
+        path = tmp_path / name
+        path.write_text("x" * size)
+        fact = path_fact(str(path), Probe(content_limit=10))
+        info = fact.parse(sh(fact.command, env=env))
+        assert (info.size, info.content) == (size, "x" * 10 if size <= 10 else None)

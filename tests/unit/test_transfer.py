@@ -1,0 +1,109 @@
+"""The upload script, run by this machine's ``sh`` on real files (as root)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from runner import transfer
+from runner.modules.base import Upload
+from runner.results import CommandResult
+
+NOBODY = 65534
+
+
+def upload(step: Upload, env: dict[str, str] | None = None) -> CommandResult:
+    done = subprocess.run(["sh", "-c", transfer.upload_script(step)], input=step.content,
+                          capture_output=True, env=env, check=False, timeout=60)
+    return CommandResult("upload", done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+def path_without(tmp_path: Path, *missing: str) -> dict[str, str]:
+    """A PATH with the tools the script uses, except ``missing``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "cat", "sha256sum", "chown", "chmod", "sync", "mv", "rm"):
+        found = shutil.which(tool)
+        if found and tool not in missing:
+            (bin_dir / tool).symlink_to(found)
+    return {"PATH": str(bin_dir)}
+
+
+def leftovers(directory: Path) -> list[str]:
+    return [p.name for p in directory.iterdir() if p.name.startswith(".remedy.")]
+
+
+@pytest.mark.parametrize("mode", ["0640", "0600", "644", "0755", "2750"])
+def test_a_new_file_gets_its_content_and_mode(tmp_path: Path, mode: str) -> None:
+    dest = tmp_path / "new.conf"
+    result = upload(Upload(dest=str(dest), content=b"a\x00b\n", mode=mode))
+    assert result.rc == 0, result.stderr
+    assert dest.read_bytes() == b"a\x00b\n"
+    assert stat.S_IMODE(dest.stat().st_mode) == int(mode, 8)
+    assert leftovers(tmp_path) == []
+
+
+def test_the_owner_kept_from_the_users_own_file_needs_no_chown(tmp_path: Path) -> None:
+    dest = tmp_path / "app.ini"
+    dest.write_text("old\n")
+    mine = dest.stat()
+    step = Upload(dest=str(dest), content=b"new\n", mode="0640", owner=str(mine.st_uid),
+                  group=str(mine.st_gid), owner_is_dest=True)
+    result = upload(step, path_without(tmp_path, "chown"))
+    assert result.rc == 0, result.stderr
+    assert dest.read_text() == "new\n"
+    assert (dest.stat().st_uid, dest.stat().st_gid) == (mine.st_uid, mine.st_gid)
+
+
+def test_the_owner_kept_from_another_users_file_is_set(tmp_path: Path) -> None:
+    dest = tmp_path / "app.ini"
+    dest.write_text("old\n")
+    os.chown(dest, NOBODY, NOBODY)
+    step = Upload(dest=str(dest), content=b"new\n", mode="0640", owner=str(NOBODY), group=str(NOBODY),
+                  owner_is_dest=True)
+    assert upload(step, path_without(tmp_path, "chown")).rc == 76  # the chown is needed, and missing
+    assert dest.read_text() == "old\n" and leftovers(tmp_path) == []
+    assert upload(step).rc == 0
+    assert (dest.stat().st_uid, dest.stat().st_gid) == (NOBODY, NOBODY)
+
+
+def test_a_setgid_directory_does_not_pass_its_group_to_the_kept_owner(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chown(shared, 0, NOBODY)
+    shared.chmod(0o2775)
+    dest = shared / "app.ini"
+    dest.write_text("old\n")
+    os.chown(dest, os.geteuid(), os.getegid())
+    mine = dest.stat()
+    for step in (Upload(dest=str(dest), content=b"new\n", mode="0640", owner=str(mine.st_uid),
+                        group=str(mine.st_gid), owner_is_dest=True),
+                 Upload(dest=str(dest), content=b"newer\n", mode="0640")):
+        assert upload(step).rc == 0
+        assert (dest.stat().st_uid, dest.stat().st_gid) == (mine.st_uid, mine.st_gid)
+
+
+def test_the_temp_file_is_created_exclusively(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transfer.secrets, "token_hex", lambda n: "f" * 2 * n)
+    target = tmp_path / "elsewhere"
+    target.write_text("keep\n")
+    (tmp_path / f".remedy.{'f' * 16}").symlink_to(target)
+    dest = tmp_path / "app.ini"
+    result = upload(Upload(dest=str(dest), content=b"new\n", mode="0640"))
+    assert result.rc == 74
+    assert target.read_text() == "keep\n" and not dest.exists()
+
+
+def test_a_checksum_mismatch_leaves_the_destination_alone(tmp_path: Path) -> None:
+    dest = tmp_path / "app.ini"
+    dest.write_text("old\n")
+    step = Upload(dest=str(dest), content=b"new\n", mode="0640")
+    done = subprocess.run(["sh", "-c", transfer.upload_script(step)], input=b"truncated",
+                          capture_output=True, check=False)
+    assert done.returncode == 75
+    assert dest.read_text() == "old\n" and leftovers(tmp_path) == []
