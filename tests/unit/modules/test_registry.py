@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,16 @@ def test_registry_holds_every_module_the_design_names() -> None:
 def test_registry_is_an_explicit_literal() -> None:
     source = (Path(__file__).parents[3] / "runner" / "modules" / "__init__.py").read_text()
     for name, cls in MODULES.items():
-        assert f'"{name}": {cls.__name__},' in source
+        assert f'"{name}": ("{cls.__module__.rsplit(".", 1)[1]}", "{cls.__name__}"),' in source
+
+
+def test_a_lookup_imports_only_that_modules_file() -> None:
+    probe = ("import sys; from runner.modules import MODULES; MODULES['command']; "
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('runner.modules.'))))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "runner.modules.commands" in loaded.stdout.split()
+    assert "runner.modules.postgres" not in loaded.stdout.split()
+    assert "command" in MODULES and "nothing" not in MODULES and MODULES.get("nothing") is None
 
 
 @pytest.mark.parametrize("name", NAMES)
