@@ -33,7 +33,9 @@ if [ -L "$dest" ]; then echo "refusing to write through the symlink $dest" >&2; 
 if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 71; fi
 if [ -e "$dest" ] && [ ! -f "$dest" ]; then echo "$dest exists and is not a regular file" >&2; exit 72; fi
 trap 'rm -f -- "$tmp"' EXIT HUP INT TERM
-( umask %(umask)s; set -C; exec cat > "$tmp" ) || exit 74
+u=077
+%(umask)s
+( umask "$u"; set -C; exec cat > "$tmp" ) || exit 74
 sum=$(sha256sum -- "$tmp" 2>/dev/null || openssl dgst -sha256 -r "$tmp")
 if [ "${sum%%%% *}" != %(sha)s ]; then echo "checksum mismatch after transfer" >&2; exit 75; fi
 %(inherit)s
@@ -50,8 +52,9 @@ echo "written $dest"
 #: destination belongs to this shell's user and group, and so does the new file
 #: (whose group differs when the directory is setgid). Shell builtins only.
 _OWNED_ALIKE = '{ [ -O "$dest" ] && [ -G "$dest" ] && [ -G "$tmp" ]; }'
-#: Modes a new file can be created with directly (no execute or special bits).
-_CREATABLE = re.compile(r"0?[0246]{3}")
+#: Modes a new file can be created with directly: readable and writeable by its owner
+#: (the checksum reads it back), no execute or special bits.
+_CREATABLE = re.compile(r"0?6[0246]{2}")
 
 
 def upload_script(step: Upload) -> str:
@@ -59,9 +62,18 @@ def upload_script(step: Upload) -> str:
 
     The temp file gets a random name and is created with ``O_EXCL`` (``set -C``)
     by the same redirection that writes it, so nothing can stand in for it in
-    between; a plain mode (no execute or special bits) is set by the umask it is
-    created with, and a chown that would change nothing is skipped.
+    between. It is created private (umask 077), or with its final mode when
+    that mode is plain (owner rw, no execute or special bits) and no owner or group will
+    change (a new file without owner, or one whose owner and group it keeps and
+    that belong to this user, outside a setgid directory): then no ``chmod``
+    follows. A ``chown`` that would change nothing is skipped.
     """
+    kept = step.owner_is_dest or not (step.owner or step.group)
+    final = _final_umask(step.mode) if kept else None
+    umask = ""
+    if final:
+        umask = (f'if [ ! -e "$dest" ] || {{ [ -O "$dest" ] && [ -G "$dest" ] && [ ! -g "$dir" ]; }}; '
+                 f"then u={final}; fi")
     attributes = []
     skip = f"{_OWNED_ALIKE} || " if step.owner_is_dest else ""
     if step.owner and step.group:
@@ -70,9 +82,9 @@ def upload_script(step: Upload) -> str:
         attributes.append(f'chown -- {quote(step.owner)} "$tmp" || exit 76')
     elif step.group:
         attributes.append(f'chgrp -- {quote(step.group)} "$tmp" || exit 76')
-    created = step.mode is not None and _CREATABLE.fullmatch(step.mode) is not None
-    if step.mode and not created:
-        attributes.append(f'chmod -- {quote(step.mode)} "$tmp" || exit 76')
+    if step.mode:
+        unless = f'[ "$u" = {final} ] || ' if final else ""
+        attributes.append(f'{unless}chmod -- {quote(step.mode)} "$tmp" || exit 76')
     validate = ""
     if step.validate:
         command = step.validate.replace("%s", '"$tmp"')
@@ -95,12 +107,19 @@ def upload_script(step: Upload) -> str:
         "dest": quote(step.dest),
         "dir": quote(directory),
         "tmp": quote(posixpath.join(directory, f".remedy.{secrets.token_hex(8)}")),
-        "umask": f"{0o777 & ~int(step.mode, 8):03o}" if created and step.mode else "077",
+        "umask": umask,
         "sha": quote(hashlib.sha256(step.content).hexdigest()),
         "attributes": "\n".join(attributes),
         "validate": validate,
         "backup": backup,
     }
+
+
+def _final_umask(mode: str | None) -> str | None:
+    """The umask that creates a file with ``mode`` (``0640`` -> ``137``); None if none can."""
+    if mode is None or not _CREATABLE.fullmatch(mode):
+        return None
+    return f"{0o777 & ~int(mode, 8):03o}"
 
 
 def upload(conn: Connection, step: Upload, *, become: Become | None,

@@ -16,6 +16,7 @@ from runner.errors import UnreachableError
 from runner.testing import Sshd
 from tests.support.accounts import Account
 from tests.support.loopback import closed_port, silent_listener
+from tests.support.prerequisites import require_sshd
 from tests.support.waiting import wait_until
 
 Connect = Callable[[ConnectionParams], Connection]
@@ -184,3 +185,22 @@ def test_ssh_agent_keys_are_offered_when_no_key_file_is_given(
     finally:
         agent.terminate()
         agent.wait(10)
+
+
+def _cipher(conn: Connection) -> str:
+    transport = conn._transport()  # type: ignore[attr-defined]
+    return f"{transport.local_cipher}/{transport.remote_cipher}"
+
+
+def test_sessions_use_aes_gcm_where_the_server_offers_it(sshd: Sshd, connect: Connect) -> None:
+    conn = connect(sshd.params("web1"))
+    assert conn.run("true").ok
+    assert _cipher(conn) == "aes128-gcm@openssh.com/aes128-gcm@openssh.com"
+
+
+def test_a_server_without_aes_gcm_gets_another_cipher(connect: Connect) -> None:
+    require_sshd()
+    with Sshd(config="Ciphers aes256-ctr") as server:
+        conn = connect(server.params("web1"))
+        assert conn.run("echo ok").stdout == "ok\n"
+        assert _cipher(conn) == "aes256-ctr/aes256-ctr"

@@ -38,7 +38,7 @@ def leftovers(directory: Path) -> list[str]:
     return [p.name for p in directory.iterdir() if p.name.startswith(".remedy.")]
 
 
-@pytest.mark.parametrize("mode", ["0640", "0600", "644", "0755", "2750"])
+@pytest.mark.parametrize("mode", ["0640", "0600", "644", "0755", "2750", "0400", "0000"])
 def test_a_new_file_gets_its_content_and_mode(tmp_path: Path, mode: str) -> None:
     dest = tmp_path / "new.conf"
     result = upload(Upload(dest=str(dest), content=b"a\x00b\n", mode=mode))
@@ -70,6 +70,7 @@ def test_the_owner_kept_from_another_users_file_is_set(tmp_path: Path) -> None:
     assert dest.read_text() == "old\n" and leftovers(tmp_path) == []
     assert upload(step).rc == 0
     assert (dest.stat().st_uid, dest.stat().st_gid) == (NOBODY, NOBODY)
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o640
 
 
 def test_a_setgid_directory_does_not_pass_its_group_to_the_kept_owner(tmp_path: Path) -> None:
@@ -86,6 +87,7 @@ def test_a_setgid_directory_does_not_pass_its_group_to_the_kept_owner(tmp_path: 
                  Upload(dest=str(dest), content=b"newer\n", mode="0640")):
         assert upload(step).rc == 0
         assert (dest.stat().st_uid, dest.stat().st_gid) == (mine.st_uid, mine.st_gid)
+        assert stat.S_IMODE(dest.stat().st_mode) == 0o640
 
 
 def test_the_temp_file_is_created_exclusively(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
