@@ -192,6 +192,8 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
 
 
 def _printable(text: str) -> str:
+    if text.isprintable():
+        return text
     return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in text)
 
 

@@ -262,7 +262,7 @@ def _probe(ctx: HostContext, task: Task, module: Module, args: Mapping[str, Any]
             attempt.commands.append(cached)
             facts[name] = fact.parse(cached)
             continue
-        result = _call(ctx, task, fact.command, attempt, become=become, env=env)
+        result = _call(ctx, task, fact.command, attempt, become=become, env=env, contained=True)
         facts[name] = fact.parse(result)
     return facts
 
@@ -358,10 +358,10 @@ def _send(ctx: HostContext, task: Task, change: Change, become: Become | None,
     return results
 
 
-def _call(ctx: HostContext, task: Task, command: str, attempt: _Attempt, *,
-          become: Become | None, env: Mapping[str, str], stdin: bytes | None = None) -> CommandResult:
+def _call(ctx: HostContext, task: Task, command: str, attempt: _Attempt, *, become: Become | None,
+          env: Mapping[str, str], stdin: bytes | None = None, contained: bool = False) -> CommandResult:
     return _guarded(ctx, task, attempt, lambda: ctx.conn.run(
-        command, stdin=stdin, timeout=task.timeout, become=become, env=env or None))
+        command, stdin=stdin, timeout=task.timeout, become=become, env=env or None, contained=contained))
 
 
 def _guarded(ctx: HostContext, task: Task, attempt: _Attempt, call: Any) -> CommandResult:

@@ -74,6 +74,7 @@ class FakeCall:
     become: Become | None = None
     env: Mapping[str, str] | None = None
     timeout: float | None = None
+    contained: bool = False
 
 
 Response: TypeAlias = CommandResult | str | BaseException | Callable[[FakeCall], CommandResult]
@@ -125,9 +126,10 @@ class FakeConnection:
         timeout: float | None = None,
         become: Become | None = None,
         env: Mapping[str, str] | None = None,
+        contained: bool = False,
     ) -> CommandResult:
         """The scripted result for ``command``; see ``Connection.run``."""
-        call = FakeCall(command, stdin, become, dict(env) if env else None, timeout)
+        call = FakeCall(command, stdin, become, dict(env) if env else None, timeout, contained)
         self.calls.append(call)
         response = self._match(command)
         if isinstance(response, BaseException):
@@ -211,9 +213,11 @@ class RecordingConnection:
         timeout: float | None = None,
         become: Become | None = None,
         env: Mapping[str, str] | None = None,
+        contained: bool = False,
     ) -> CommandResult:
-        self.calls.append(FakeCall(command, stdin, become, dict(env) if env else None, timeout))
-        return self.inner.run(command, stdin=stdin, timeout=timeout, become=become, env=env)
+        self.calls.append(FakeCall(command, stdin, become, dict(env) if env else None, timeout, contained))
+        return self.inner.run(command, stdin=stdin, timeout=timeout, become=become, env=env,
+                              contained=contained)
 
     def put(self, data: bytes, path: str) -> None:
         self.inner.put(data, path)

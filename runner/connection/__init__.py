@@ -80,7 +80,15 @@ class Connection(Protocol):
         timeout: float | None = None,
         become: Become | None = None,
         env: Mapping[str, str] | None = None,
-    ) -> CommandResult: ...
+        contained: bool = False,
+    ) -> CommandResult:
+        """Run ``command`` under ``sh``; with ``become``, as that user through sudo.
+
+        ``contained``: the command starts no process that outlives it (remedy's
+        own read-only probes), so it may skip a session of its own and share the
+        persistent shell's process group; a deadline then ends that shell too.
+        """
+        ...
 
     def put(self, data: bytes, path: str) -> None:
         """Write ``data`` to ``path`` on the host (not atomic; callers use a temp path)."""

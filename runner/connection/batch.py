@@ -81,5 +81,6 @@ def run_batch(conn: Connection, commands: Sequence[str], *, become: Become | Non
     if not commands:
         return []
     nonce = f"REMEDY-BATCH-{secrets.token_hex(8)}"
-    result = conn.run(batch_script(commands, nonce), timeout=timeout, become=become, env=env or None)
+    result = conn.run(batch_script(commands, nonce), timeout=timeout, become=become, env=env or None,
+                      contained=True)
     return split_batch(commands, nonce, result)

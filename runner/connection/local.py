@@ -60,6 +60,7 @@ class LocalConnection:
         timeout: float | None = None,
         become: Become | None = None,
         env: Mapping[str, str] | None = None,
+        contained: bool = False,  # every local command has a session of its own anyway
         _uncancellable: bool = False,
     ) -> CommandResult:
         """Run ``command`` under ``sh -c``; see ``Connection.run``."""

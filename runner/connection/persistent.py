@@ -12,7 +12,10 @@ go to channels of their own); with SIGINT and SIGQUIT at their
 defaults. After it ends the shell prints, on stdout and on stderr, a
 delimiter carrying a per-command nonce and the exit code, so both streams
 split back exactly into that command's output (the newline printed before
-each delimiter is taken off again).
+each delimiter is taken off again). remedy's own read-only probes
+(``contained``) skip the new session: they run in a subshell, in the shell's
+process group, so a deadline that kills them ends the shell too, and the
+next command gets a new one.
 
 A command that leaves processes behind in its group (``cmd &``) may still
 write to the shell's stdout or stderr later, into another command's output:
@@ -94,17 +97,24 @@ class PersistentShell:
         chan = self._channel
         return not (self._retired or chan.closed or chan.eof_received)
 
-    def begin(self, launch: Launch, stdin: bytes | None = None) -> ShellPipes | None:
+    def begin(self, launch: Launch, stdin: bytes | None = None, *,
+              contained: bool = False) -> ShellPipes | None:
         """Send ``launch`` (with ``stdin``, at most ``STDIN_LIMIT`` bytes) to the shell.
 
-        None when the shell is busy or no longer usable, or ``stdin`` is larger.
+        ``contained`` (see ``Connection.run``): the script runs in a subshell, in
+        the shell's own process group, without the ``setsid`` and ``sh`` that a
+        session of its own costs; a kill of that group ends the shell too, and
+        the next command gets a new one. None when the shell is busy or no
+        longer usable, or ``stdin`` is larger.
         """
         if stdin and len(stdin) > STDIN_LIMIT:
             return None
         end = f"REMEDY-END-{secrets.token_hex(8)}"
         source = f"printf '{printf_literal(stdin)}' | " if stdin else ""
         redirect = "" if stdin else " </dev/null"
-        run = (f"{source}setsid {launch.program}{redirect}; "
+        contained = contained and bool(launch.script)
+        command = f"( {launch.script} )" if contained else f"setsid {launch.program}"
+        run = (f"{source}{command}{redirect}; "
                f"printf '\\n%s %s\\n' {end} \"$?\"; printf '\\n%s E\\n' {end} >&2")
         if self._last_group:
             # processes left in the previous command's group may still write to this
@@ -121,7 +131,7 @@ class PersistentShell:
             self._busy.release()
             self.retire()
             return None
-        return ShellPipes(self, end.encode(), launch)
+        return ShellPipes(self, end.encode(), launch, contained=contained)
 
     def _leftover_check(self) -> str:
         """A test that succeeds while the previous command's process group has members.
@@ -135,9 +145,9 @@ class PersistentShell:
         return (f'{{ e=$(LC_ALL=C kill -0 -{group} 2>&1) || '
                 f'case "$e" in *ermitted*) true;; *) false;; esac; }}')
 
-    def _finish(self, launch: Launch, group: int | None, *, clean: bool) -> None:
+    def _finish(self, launch: Launch, group: int | None, *, clean: bool, contained: bool) -> None:
         """One command is over; an unclean end (unfinished, refused) retires the shell."""
-        self._last_group = group
+        self._last_group = None if contained else group  # a contained group is the shell's own
         self._last_sudo = launch.program.startswith("sudo ")
         if not clean:
             self.retire()
@@ -235,9 +245,10 @@ class _Stream:
 class ShellPipes:
     """``conversation.Pipes`` for one command running in the persistent shell."""
 
-    def __init__(self, shell: PersistentShell, end: bytes, launch: Launch) -> None:
+    def __init__(self, shell: PersistentShell, end: bytes, launch: Launch, *, contained: bool) -> None:
         self._shell = shell
         self._launch = launch
+        self._contained = contained
         self._channel = shell._channel
         self._transport = self._channel.get_transport()
         self._out = _Stream(end)
@@ -316,4 +327,4 @@ class ShellPipes:
         if not self._closed:
             self._closed = True
             clean = self.finished() and self._out.value != b"L"
-            self._shell._finish(self._launch, self._group, clean=clean)
+            self._shell._finish(self._launch, self._group, clean=clean, contained=self._contained)

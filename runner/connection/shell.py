@@ -57,6 +57,7 @@ class Launch:
 
     program: str  # a simple command: ``sh -c SCRIPT`` or ``sudo ... -- sh -c SCRIPT``
     marker: bytes  # stdout starts with b"<marker> <pgid>\n" once the command runs
+    script: str = ""  # without sudo: SCRIPT, to run in a subshell of a shell that leads its group
     prompt: bytes = b""  # sudo's password prompt on stderr; empty when no password is sent
     password: str | None = field(default=None, repr=False)
 
@@ -112,7 +113,7 @@ def wrap(
     )
     group = "sh -c " + shlex.quote(_LEADER_CHECK.format(script=shlex.quote(script)) + script)
     if sudo_user is None:
-        return Launch(program=group, marker=marker.encode())
+        return Launch(program=group, marker=marker.encode(), script=script)
     if password is not None and ("\n" in password or "\0" in password):
         raise ValueError("a become password cannot contain a newline or NUL byte")
     flags = " ".join(shlex.quote(f) for f in shlex.split(sudo_flags))

@@ -196,6 +196,7 @@ class SSHConnection:
         timeout: float | None = None,
         become: Become | None = None,
         env: Mapping[str, str] | None = None,
+        contained: bool = False,
         _uncancellable: bool = False,
     ) -> CommandResult:
         """Run ``command`` in the persistent shell, else on a channel of its own; see ``Connection.run``."""
@@ -205,7 +206,7 @@ class SSHConnection:
         pipes: Pipes | None = None
         if launch.password is None:
             shell = self._persistent_shell()
-            pipes = shell.begin(launch, stdin) if shell is not None else None
+            pipes = shell.begin(launch, stdin, contained=contained) if shell is not None else None
         if pipes is None:
             pipes = SSHPipes(self._exec(launch.line))
         talk = Talk(
@@ -219,7 +220,7 @@ class SSHConnection:
             return converse(self.host, command, launch, pipes, talk)
         except ShellTainted:  # it did not run; the shell is retired, the next one is clean
             return self.run(command, stdin=stdin, timeout=timeout, become=become, env=env,
-                            _uncancellable=_uncancellable)
+                            contained=contained, _uncancellable=_uncancellable)
 
     def _exec(self, line: str) -> paramiko.Channel:
         """A channel of its own running ``line``.

@@ -90,6 +90,29 @@ def test_a_shell_killed_between_commands_is_replaced_without_losing_the_next(
     assert parent(ssh).split()[0] != pid
 
 
+GROUP = 'read -r p _ _ _ g _ </proc/self/stat; echo "$p $g"'  # this process and its group
+
+
+def test_a_contained_command_runs_in_the_shells_own_group(ssh: Connection) -> None:
+    shell = parent(ssh).split()[0]
+    assert ssh.run(GROUP, contained=True).stdout.split()[1] == shell
+    pid, group = ssh.run(GROUP).stdout.split()
+    assert pid == group != shell  # any other command leads a session of its own
+    result = ssh.run("printf 'x'; printf 'y' >&2; exit 3", contained=True)
+    assert (result.rc, result.stdout, result.stderr) == (3, "x", "y")
+    assert parent(ssh).split()[0] == shell  # and the shell goes on
+
+
+def test_a_contained_command_that_times_out_takes_its_shell_along(ssh: Connection, marker: str) -> None:
+    before = parent(ssh)
+    with pytest.raises(CommandTimeout):
+        ssh.run(f"echo started; sleep 300 # {marker}", timeout=1, contained=True)
+    pattern = f"[{marker[0]}]{marker[1:]}"
+    wait_until(lambda: ssh.run(f"pgrep -f -- '{pattern}'").rc == 1, what="the timed-out group to end")
+    assert ssh.run("echo next").stdout == "next\n"
+    assert parent(ssh) != before
+
+
 @pytest.fixture
 def nopasswd_ssh(shared_sshd: Sshd, account: Account, connect: Connect) -> Iterator[Connection]:
     """The unprivileged test account over SSH, allowed ``sudo -n`` to root while the test runs."""

@@ -10,7 +10,7 @@ from runner.events import NullListener
 from runner.executor import RunOptions, execute
 from runner.inputs import load_inputs
 from runner.results import CommandResult, Run, Status
-from runner.testing import RecordingConnection
+from runner.testing import FakeCall, RecordingConnection
 
 COMMANDS = [
     "echo one; echo err-one >&2",
@@ -55,6 +55,12 @@ def test_a_batch_answer_that_cannot_be_split_exactly_is_refused() -> None:
 
 def check_run(tmp_path: Path, tasks: str, *, check: bool = True) -> tuple[Run, list[str]]:
     """Run ``tasks`` (in check mode by default) on a local host; the commands it sent."""
+    run, calls = recorded_run(tmp_path, tasks, check=check)
+    return run, [call.command for call in calls]
+
+
+def recorded_run(tmp_path: Path, tasks: str, *, check: bool = True) -> tuple[Run, list[FakeCall]]:
+    """Run ``tasks`` on a local host; the calls it made."""
     (tmp_path / "app.conf").write_text("log_level=debug\n")
     (tmp_path / "app.conf").chmod(0o666)
     inventory = tmp_path / "hosts.ini"
@@ -69,7 +75,7 @@ def check_run(tmp_path: Path, tasks: str, *, check: bool = True) -> tuple[Run, l
 
     options = RunOptions(check=check, lock_path=str(tmp_path / "lock"))
     run = execute(load_inputs([str(playbook)], [str(inventory)]), options, NullListener(), connect=connect)
-    return run, [command for conn in opened for command in conn.commands]
+    return run, [call for conn in opened for call in conn.calls]
 
 
 def test_check_mode_fetches_the_probes_of_a_plays_tasks_in_one_round_trip(tmp_path: Path) -> None:
@@ -106,3 +112,12 @@ def test_outside_check_mode_a_read_only_task_brings_the_next_tasks_probe_along(t
     assert "chmod" in sent[1]
     assert [r.status for r in run.all_results()] == [Status.OK, Status.CHANGED, Status.OK]
     assert (tmp_path / "app.conf").stat().st_mode & 0o777 == 0o640
+
+
+def test_probes_and_only_probes_are_sent_as_contained_commands(tmp_path: Path) -> None:
+    _, calls = recorded_run(tmp_path, """
+    - {name: mode, file: {path: DIR/app.conf, mode: "0640"}}
+    - {name: show, command: cat DIR/app.conf}
+""", check=False)
+    assert [(call.contained, call.command.split()[0]) for call in calls] == [
+        (True, "p=" + str(tmp_path / "app.conf")), (False, "chmod"), (False, "cat")]
