@@ -1,7 +1,7 @@
 """The per-host lock: two remedy runs never change one host at the same time.
 
 Services layer. The lock is held by a long-lived command on its own channel
-(``flock`` on the lock file, then ``cat`` waiting on stdin); closing the
+(``flock`` on the lock file, then a ``read`` loop until stdin ends); closing the
 channel, or losing the SSH session, releases it on the host, so a crashed
 run leaves no stale lock. Without ``flock`` the host falls back to an atomic
 ``mkdir`` lock removed when the holding command ends. The owner (run id) is
@@ -26,13 +26,13 @@ if command -v flock >/dev/null 2>&1; then
   if ! (: >>"$lock") 2>/dev/null; then echo "ERROR cannot open $lock for writing"; exit 1; fi
   exec 9>>"$lock"
   if flock -n 9; then
-    printf '%s\\n' {owner} > "$lock"; echo LOCKED; cat >/dev/null; : > "$lock"
+    printf '%s\\n' {owner} > "$lock"; echo LOCKED; while read -r _; do :; done; : > "$lock"
   else
     echo "BUSY $(cat "$lock" 2>/dev/null)"
   fi
 else
   if mkdir "$lock.d" 2>/dev/null; then
-    printf '%s\\n' {owner} > "$lock.d/owner"; echo LOCKED; cat >/dev/null; rm -rf "$lock.d"
+    printf '%s\\n' {owner} > "$lock.d/owner"; echo LOCKED; while read -r _; do :; done; rm -rf "$lock.d"
   else
     echo "BUSY $(cat "$lock.d/owner" 2>/dev/null)"
   fi

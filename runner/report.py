@@ -246,6 +246,8 @@ def _tabulate() -> Any:
 
 def cell_width(text: str) -> int:
     """Columns ``text`` takes on a terminal: 2 for wide and full-width characters, 0 for combining ones."""
+    if text.isascii():
+        return len(text)
     width = 0
     for char in text:
         if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):

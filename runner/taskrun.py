@@ -341,7 +341,8 @@ def _send(ctx: HostContext, task: Task, change: Change, become: Become | None,
         ctx.probes.clear()
     for step in change.steps:
         if isinstance(step, Command):
-            result = _call(ctx, task, step.command, attempt, become=become, env=env, stdin=step.stdin)
+            result = _call(ctx, task, step.command, attempt, become=become, env=env, stdin=step.stdin,
+                           contained=step.contained)
             ok = result.rc in step.ok_rc
         elif isinstance(step, Upload):
             result = _guarded(ctx, task, attempt, lambda s=step: upload(

@@ -124,8 +124,13 @@ def _final_umask(mode: str | None) -> str | None:
 
 def upload(conn: Connection, step: Upload, *, become: Become | None,
            timeout: float | None) -> CommandResult:
-    """Perform an ``Upload`` step; a non-zero rc means the destination is untouched."""
-    return conn.run(upload_script(step), stdin=step.content, become=become, timeout=timeout)
+    """Perform an ``Upload`` step; a non-zero rc means the destination is untouched.
+
+    Without a ``validate`` command the script runs only remedy's own commands,
+    none of which outlives it: it runs ``contained`` (see ``Connection.run``).
+    """
+    return conn.run(upload_script(step), stdin=step.content, become=become, timeout=timeout,
+                    contained=not step.validate)
 
 
 def fetch(conn: Connection, step: Fetch, host: str) -> CommandResult:

@@ -130,12 +130,12 @@ def attribute_plan(info: PathInfo, wanted: Wanted, *, link: bool = False) -> Att
     if wanted.mode is not None and not link:
         target = wanted.target_mode(info.mode, is_dir=info.kind == "directory")
         if target != info.mode and target is not None:
-            steps.append(Command(f"chmod {target:05o} -- {path}"))
+            steps.append(Command(f"chmod {target:05o} -- {path}", contained=True))
             before.append(f"mode: {show(info.mode)}")
             after.append(f"mode: {show(target)}")
     owner, group = _ownership(info, wanted)
     if owner or group:
-        steps.append(Command(chown_command(owner, group, path, link=link)))
+        steps.append(Command(chown_command(owner, group, path, link=link), contained=True))
         if owner:
             before.append(f"owner: {info.owner or info.uid}")
             after.append(f"owner: {owner}")
@@ -175,7 +175,8 @@ def tree_plan(info: PathInfo, wanted: Wanted) -> AttributePlan:
         if wanted.mode is not None:
             steps.append(_chmod_tree(wanted.mode, path))
         if wanted.owner or wanted.group:
-            steps.append(Command(chown_command(wanted.owner or "", wanted.group or "", path, recurse=True)))
+            steps.append(Command(chown_command(wanted.owner or "", wanted.group or "", path, recurse=True),
+                                 contained=True))
         for label, value in (("mode", wanted.mode), ("owner", wanted.owner), ("group", wanted.group)):
             if value:
                 unknown.append(f"{label} (recursive): unknown (find -exec stat failed)")
@@ -197,7 +198,7 @@ def tree_plan(info: PathInfo, wanted: Wanted) -> AttributePlan:
     owner = _tree_owner(tree, wanted.owner, owner=True)
     group = _tree_owner(tree, wanted.group, owner=False)
     if owner or group:
-        steps.append(Command(chown_command(owner, group, path, recurse=True)))
+        steps.append(Command(chown_command(owner, group, path, recurse=True), contained=True))
         for label, wanted_name, is_owner in (("owner", owner, True), ("group", group, False)):
             if wanted_name:
                 names = Counter[str]()
@@ -210,7 +211,7 @@ def tree_plan(info: PathInfo, wanted: Wanted) -> AttributePlan:
 
 def _chmod_tree(mode: str, path: str) -> Command:
     shown = f"{int(mode, 8):05o}" if is_octal(mode) else quote(normalized(mode))
-    return Command(f"chmod -R -- {shown} {path}")
+    return Command(f"chmod -R -- {shown} {path}", contained=True)
 
 
 def _tree_owner(tree: Iterable[TreeEntry], wanted: str | None, *, owner: bool) -> str:

@@ -84,6 +84,7 @@ class Command:
     command: str
     stdin: bytes | None = field(default=None, repr=False)
     ok_rc: tuple[int, ...] = (0,)
+    contained: bool = False  # starts no process that outlives it (see ``Connection.run``)
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def _absent(info: PathInfo) -> Change:
         return Change(changed=False, failed=f"refusing to remove {info.path!r}")
     return Change(
         changed=True,
-        steps=(Command(f"rm -rf -- {quote(info.path)}"),),
+        steps=(Command(f"rm -rf -- {quote(info.path)}", contained=True),),
         diffs=(Diff(info.path, f"state: {info.kind}\n", "state: absent\n"),),
         summary=f"remove {describe(info)} {info.path}",
     )
@@ -149,7 +149,7 @@ def _create(
         after.extend(f"{k}: {v}" for k, v in (("owner", wanted.owner), ("group", wanted.group)) if v)
     # one command: creating and setting the attributes is one round trip, and stops at
     # the first part that fails
-    joined = Command(" && ".join(step.command for step in steps))
+    joined = Command(" && ".join(step.command for step in steps), contained=True)
     return Change(
         changed=True,
         steps=(joined,),
@@ -192,11 +192,12 @@ def _link(info: PathInfo, a: Mapping[str, Any], wanted: Wanted) -> Change:
     if not info.exists and info.parent != "directory":
         return Change(changed=False, failed=missing_parent(info))
     opts = "-sfn" if info.exists else "-s"
-    steps = [Command(f"ln {opts} -- {quote(str(src))} {path}")]
+    steps = [Command(f"ln {opts} -- {quote(str(src))} {path}", contained=True)]
     before = f"link: {info.link_target}\n" if info.kind == "link" else f"state: {info.kind}\n"
     after = [f"link: {src}"]
     if wanted.owner or wanted.group:
-        steps.append(Command(chown_command(wanted.owner or "", wanted.group or "", path, link=True)))
+        steps.append(Command(chown_command(wanted.owner or "", wanted.group or "", path, link=True),
+                             contained=True))
         after.extend(f"{k}: {v}" for k, v in (("owner", wanted.owner), ("group", wanted.group)) if v)
     return Change(
         changed=True,

@@ -114,10 +114,16 @@ def test_outside_check_mode_a_read_only_task_brings_the_next_tasks_probe_along(t
     assert (tmp_path / "app.conf").stat().st_mode & 0o777 == 0o640
 
 
-def test_probes_and_only_probes_are_sent_as_contained_commands(tmp_path: Path) -> None:
+def test_probes_and_remedys_own_file_operations_are_contained_and_user_commands_are_not(
+    tmp_path: Path,
+) -> None:
     _, calls = recorded_run(tmp_path, """
     - {name: mode, file: {path: DIR/app.conf, mode: "0640"}}
     - {name: show, command: cat DIR/app.conf}
+    - {name: write, copy: {dest: DIR/new.conf, content: "x"}}
+    - {name: checked, copy: {dest: DIR/other.conf, content: "y", validate: "test -s %s"}}
 """, check=False)
-    assert [(call.contained, call.command.split()[0]) for call in calls] == [
-        (True, "p=" + str(tmp_path / "app.conf")), (False, "chmod"), (False, "cat")]
+    sent = [(call.contained, call.command.split()[0]) for call in calls]
+    assert sent[:3] == [(True, "p=" + str(tmp_path / "app.conf")), (True, "chmod"), (False, "cat")]
+    uploads = [call.contained for call in calls if "set -u" in call.command]
+    assert uploads == [True, False]  # a validate command is the user's: not contained
