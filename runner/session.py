@@ -357,6 +357,7 @@ def _replay_args(args: argparse.Namespace, info: dict[str, Any]) -> argparse.Nam
 def _silent_check(namespace: argparse.Namespace) -> Run:
     inputs = load_inputs(namespace.playbooks, namespace.inventory, namespace.extra_vars)
     options = _options(namespace, check=True, diagnose_only=False)
+    _settle_start_up(plan_hosts(inputs, options))
     return execute(inputs, options, NullListener())
 
 

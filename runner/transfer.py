@@ -3,8 +3,7 @@
 Services layer, used by the executor to perform ``Upload`` and ``Fetch``
 steps. An upload is one remote ``sh`` script fed the content on stdin: it
 refuses a symlink destination, writes a temp file in the destination's
-directory (same filesystem, a random name created exclusively, private or
-final mode), checks its sha256, applies
+directory (same filesystem, private mode), checks its sha256, applies
 owner/group/mode, runs the optional ``validate`` command on the temp file,
 keeps an optional backup, and renames over the destination. Any failure
 removes the temp file and leaves the destination untouched.
@@ -14,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
-import re
 import secrets
 import tempfile
 from pathlib import Path
@@ -28,14 +25,12 @@ _SCRIPT = r"""
 set -u
 dest=%(dest)s
 dir=%(dir)s
-tmp=%(tmp)s
 if [ -L "$dest" ]; then echo "refusing to write through the symlink $dest" >&2; exit 70; fi
 if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 71; fi
 if [ -e "$dest" ] && [ ! -f "$dest" ]; then echo "$dest exists and is not a regular file" >&2; exit 72; fi
+tmp=$(umask 077; mktemp "$dir/.remedy.XXXXXXXX") || exit 73
 trap 'rm -f -- "$tmp"' EXIT HUP INT TERM
-u=077
-%(umask)s
-( umask "$u"; set -C; exec cat > "$tmp" ) || exit 74
+cat > "$tmp" || exit 74
 sum=$(sha256sum -- "$tmp" 2>/dev/null || openssl dgst -sha256 -r "$tmp")
 if [ "${sum%%%% *}" != %(sha)s ]; then echo "checksum mismatch after transfer" >&2; exit 75; fi
 %(inherit)s
@@ -50,30 +45,19 @@ echo "written $dest"
 
 #: True when the temp file already has the destination's owner and group: the
 #: destination belongs to this shell's user and group, and so does the new file
-#: (whose group differs when the directory is setgid). Shell builtins only.
+#: (whose group differs in a setgid directory). Shell builtins only.
 _OWNED_ALIKE = '{ [ -O "$dest" ] && [ -G "$dest" ] && [ -G "$tmp" ]; }'
-#: Modes a new file can be created with directly: readable and writeable by its owner
-#: (the checksum reads it back), no execute or special bits.
-_CREATABLE = re.compile(r"0?6[0246]{2}")
 
 
 def upload_script(step: Upload) -> str:
     """The remote script that performs ``step`` (content goes on stdin).
 
-    The temp file gets a random name and is created with ``O_EXCL`` (``set -C``)
-    by the same redirection that writes it, so nothing can stand in for it in
-    between. It is created private (umask 077), or with its final mode when
-    that mode is plain (owner rw, no execute or special bits) and no owner or group will
-    change (a new file without owner, or one whose owner and group it keeps and
-    that belong to this user, outside a setgid directory): then no ``chmod``
-    follows. A ``chown`` that would change nothing is skipped.
+    ``mktemp`` creates the temp file exclusively and private (0600, which a
+    directory's default ACL cannot widen the way it widens a shell
+    redirection's 0666). A ``chown`` that would change nothing is skipped.
+    The backup's name carries a random token: uploads in one session share
+    the persistent shell's ``$$``.
     """
-    kept = step.owner_is_dest or not (step.owner or step.group)
-    final = _final_umask(step.mode) if kept else None
-    umask = ""
-    if final:
-        umask = (f'if [ ! -e "$dest" ] || {{ [ -O "$dest" ] && [ -G "$dest" ] && [ ! -g "$dir" ]; }}; '
-                 f"then u={final}; fi")
     attributes = []
     skip = f"{_OWNED_ALIKE} || " if step.owner_is_dest else ""
     if step.owner and step.group:
@@ -83,8 +67,7 @@ def upload_script(step: Upload) -> str:
     elif step.group:
         attributes.append(f'chgrp -- {quote(step.group)} "$tmp" || exit 76')
     if step.mode:
-        unless = f'[ "$u" = {final} ] || ' if final else ""
-        attributes.append(f'{unless}chmod -- {quote(step.mode)} "$tmp" || exit 76')
+        attributes.append(f'chmod -- {quote(step.mode)} "$tmp" || exit 76')
     validate = ""
     if step.validate:
         command = step.validate.replace("%s", '"$tmp"')
@@ -92,8 +75,8 @@ def upload_script(step: Upload) -> str:
                     "exit 77; }")
     backup = ""
     if step.backup:
-        backup = ('if [ -f "$dest" ]; then cp -p -- "$dest" "$dest.$(date +%Y%m%d%H%M%S).$$.bak" '
-                  "|| exit 79; fi")
+        backup = (f'if [ -f "$dest" ]; then cp -p -- "$dest" "$dest.$(date +%Y%m%d%H%M%S).'
+                  f'{secrets.token_hex(4)}.bak" || exit 79; fi')
     inherit = []  # what the step does not set is kept from the file it replaces
     if not (step.owner and step.group):
         inherit.append(f'[ -e "$dest" ] && ! {_OWNED_ALIKE} && '
@@ -101,25 +84,15 @@ def upload_script(step: Upload) -> str:
     if not step.mode:
         inherit.append('if [ -e "$dest" ]; then chmod --reference="$dest" -- "$tmp" 2>/dev/null || true; '
                        'else chmod 0644 -- "$tmp"; fi')
-    directory = parent_dir(step.dest)
     return _SCRIPT % {
         "inherit": "\n".join(inherit),
         "dest": quote(step.dest),
-        "dir": quote(directory),
-        "tmp": quote(posixpath.join(directory, f".remedy.{secrets.token_hex(8)}")),
-        "umask": umask,
+        "dir": quote(parent_dir(step.dest)),
         "sha": quote(hashlib.sha256(step.content).hexdigest()),
         "attributes": "\n".join(attributes),
         "validate": validate,
         "backup": backup,
     }
-
-
-def _final_umask(mode: str | None) -> str | None:
-    """The umask that creates a file with ``mode`` (``0640`` -> ``137``); None if none can."""
-    if mode is None or not _CREATABLE.fullmatch(mode):
-        return None
-    return f"{0o777 & ~int(mode, 8):03o}"
 
 
 def upload(conn: Connection, step: Upload, *, become: Become | None,

@@ -15,7 +15,9 @@ split back exactly into that command's output (the newline printed before
 each delimiter is taken off again). remedy's own read-only probes
 (``contained``) skip the new session: they run in a subshell, in the shell's
 process group, so a deadline that kills them ends the shell too, and the
-next command gets a new one.
+next command gets a new one. That needs the shell to lead its group, as sshd
+starts it; where it does not (a forced command that wraps it, say), they too
+get a session of their own.
 
 A command that leaves processes behind in its group (``cmd &``) may still
 write to the shell's stdout or stderr later, into another command's output:
@@ -47,10 +49,12 @@ STDIN_LIMIT = 64 * 1024
 
 #: Checks that the shell can run a command in a session of its own in the foreground:
 #: ``setsid`` must not fork (it does not when its caller is no process group leader),
-#: or the shell would not wait for the command.
+#: or the shell would not wait for the command. It also reports the shell's process
+#: group (from /proc, no process): contained commands share it, so it must be the shell's.
 _HELLO = (
     "if command -v setsid >/dev/null 2>&1; then "
-    "setsid sh -c 'printf \"%s\\n\" \"$PPID\"' </dev/null; printf '{nonce} %s\\n' \"$$\"; "
+    "setsid sh -c 'printf \"%s\\n\" \"$PPID\"' </dev/null; "
+    "read -r _ _ _ _ g _ 2>/dev/null </proc/$$/stat || g=; printf '{nonce} %s %s\\n' \"$$\" \"$g\"; "
     "else printf '{nonce} none\\n'; fi\n"
 )
 
@@ -62,8 +66,9 @@ class ShellTainted(Exception):  # noqa: N818 - reads as a state
 class PersistentShell:
     """The long-lived shell on one channel; ``start`` returns None when the host cannot have one."""
 
-    def __init__(self, channel: paramiko.Channel) -> None:
+    def __init__(self, channel: paramiko.Channel, *, leads_group: bool) -> None:
         self._channel = channel
+        self._leads_group = leads_group  # whether contained commands can be killed with the shell
         self._busy = threading.Lock()
         self._retired = False
         self._last_group: int | None = None  # process group of the previous command
@@ -87,8 +92,8 @@ class PersistentShell:
                     break
         fields = line.split()
         # the command's parent must be the shell itself, not a process that setsid forked
-        if len(fields) == 2 and fields[0] == nonce and previous.strip() == fields[1]:
-            return cls(channel)
+        if len(fields) in (2, 3) and fields[0] == nonce and previous.strip() == fields[1]:
+            return cls(channel, leads_group=fields[1:] == [fields[1], fields[1]])
         lines.close()
         return None
 
@@ -112,7 +117,7 @@ class PersistentShell:
         end = f"REMEDY-END-{secrets.token_hex(8)}"
         source = f"printf '{printf_literal(stdin)}' | " if stdin else ""
         redirect = "" if stdin else " </dev/null"
-        contained = contained and bool(launch.script)
+        contained = contained and bool(launch.script) and self._leads_group
         command = f"( {launch.script} )" if contained else f"setsid {launch.program}"
         run = (f"{source}{command}{redirect}; "
                f"printf '\\n%s %s\\n' {end} \"$?\"; printf '\\n%s E\\n' {end} >&2")

@@ -116,13 +116,14 @@ def probe_command(path: str, probe: Probe = Probe()) -> str:
         'if [ -d "$d" ]; then echo parent=directory; elif [ -e "$d" ]; then echo parent=other; '
         "else echo parent=absent; fi",
         'if [ "$t" = absent ]; then exit 0; fi',
-        f"st=$(stat {stat_opts} 'stat=%f:%u:%g:%s:%Y:%U:%G' -- \"$p\" 2>/dev/null) && echo \"$st\" || "
-        f'{{ st=; echo "lsn=$(ls -ldn{"L" if probe.follow else ""} -- "$p")"; '
-        f'echo "lsl=$(ls -ld{"L" if probe.follow else ""} -- "$p")"; }}',
+        f"st=$(stat {stat_opts} 'stat=%f:%u:%g:%s:%Y:%U:%G' -- \"$p\" 2>/dev/null) && "
+        "printf '%s\\n' \"$st\" || "
+        f'{{ st=; printf \'lsn=%s\\n\' "$(ls -ldn{"L" if probe.follow else ""} -- "$p")"; '
+        f'printf \'lsl=%s\\n\' "$(ls -ld{"L" if probe.follow else ""} -- "$p")"; }}',
         'if [ -r "$p" ]; then echo readable=1; fi',
         'if [ -w "$p" ]; then echo writeable=1; fi',
         'if [ -x "$p" ]; then echo executable=1; fi',
-        'if [ "$t" = link ]; then echo "link=$(readlink -- "$p")"; fi',
+        'if [ "$t" = link ]; then printf \'link=%s\\n\' "$(readlink -- "$p")"; fi',
     ]
     algorithm = "sha256" if probe.content_limit else probe.checksum
     if algorithm:

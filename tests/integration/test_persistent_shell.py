@@ -113,6 +113,18 @@ def test_a_contained_command_that_times_out_takes_its_shell_along(ssh: Connectio
     assert parent(ssh) != before
 
 
+def test_a_shell_that_does_not_lead_its_group_runs_contained_commands_in_sessions_of_their_own(
+    connect: Connect,
+) -> None:
+    # a forced command that runs each session's command in a subshell, as some wrappers do
+    with Sshd(config="""ForceCommand sh -c '(eval "$SSH_ORIGINAL_COMMAND")'""") as server:
+        conn = connect(server.params("web1"))
+        shell = parent(conn).split()[0]
+        pid, group = conn.run(GROUP, contained=True).stdout.split()
+        assert pid == group != shell  # a timeout can still kill it without killing the shell
+        assert parent(conn).split()[0] == shell
+
+
 @pytest.fixture
 def nopasswd_ssh(shared_sshd: Sshd, account: Account, connect: Connect) -> Iterator[Connection]:
     """The unprivileged test account over SSH, allowed ``sudo -n`` to root while the test runs."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from runner import transfer
+from runner.connection.persistent import printf_literal
 from runner.modules.base import Upload
 from runner.results import CommandResult
 
@@ -27,7 +28,7 @@ def path_without(tmp_path: Path, *missing: str) -> dict[str, str]:
     """A PATH with the tools the script uses, except ``missing``."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("sh", "cat", "sha256sum", "chown", "chmod", "sync", "mv", "rm"):
+    for tool in ("sh", "cat", "mktemp", "sha256sum", "chown", "chmod", "sync", "mv", "rm", "stat"):
         found = shutil.which(tool)
         if found and tool not in missing:
             (bin_dir / tool).symlink_to(found)
@@ -90,15 +91,36 @@ def test_a_setgid_directory_does_not_pass_its_group_to_the_kept_owner(tmp_path: 
         assert stat.S_IMODE(dest.stat().st_mode) == 0o640
 
 
-def test_the_temp_file_is_created_exclusively(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transfer.secrets, "token_hex", lambda n: "f" * 2 * n)
-    target = tmp_path / "elsewhere"
-    target.write_text("keep\n")
-    (tmp_path / f".remedy.{'f' * 16}").symlink_to(target)
-    dest = tmp_path / "app.ini"
-    result = upload(Upload(dest=str(dest), content=b"new\n", mode="0640"))
-    assert result.rc == 74
-    assert target.read_text() == "keep\n" and not dest.exists()
+def test_a_default_acl_widens_neither_the_temp_file_nor_the_result(tmp_path: Path) -> None:
+    shared = tmp_path / "acl"
+    shared.mkdir()
+    subprocess.run(["setfacl", "-d", "-m", "u::rwx,g::rwx,o::r-x", str(shared)], check=True)
+    env = path_without(tmp_path, "cat")
+    seen = tmp_path / "seen"
+    # a cat that records the mode of the file it writes the content into
+    spy = Path(env["PATH"]) / "cat"
+    spy.write_text(f'#!/bin/sh\nexec 3>&1\nstat -L -c %a /proc/$$/fd/3 > {seen}\nexec 3>&-\n'
+                   f'exec {shutil.which("cat")} "$@"\n')
+    spy.chmod(0o755)
+    dest = shared / "secret.conf"
+    assert upload(Upload(dest=str(dest), content=b"k=v\n", mode="0600"), env).rc == 0
+    assert seen.read_text().strip() == "600"
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    assert dest.read_text() == "k=v\n"
+
+
+def test_backups_of_one_file_in_one_shell_in_the_same_second_are_all_kept(tmp_path: Path) -> None:
+    dest = tmp_path / "app.conf"
+    dest.write_text("v0\n")
+    # as contained uploads run: subshells of one shell, which share its $$
+    lines = []
+    for version in (b"v1\n", b"v2\n", b"v3\n"):
+        script = transfer.upload_script(Upload(dest=str(dest), content=version, mode="0644", backup=True))
+        lines.append(f"printf '{printf_literal(version)}' | ( {script} )")
+    done = subprocess.run(["sh", "-c", "\n".join(lines)], capture_output=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    backups = sorted(p.read_text() for p in tmp_path.glob("app.conf.*.bak"))
+    assert backups == ["v0\n", "v1\n", "v2\n"]
 
 
 def test_a_checksum_mismatch_leaves_the_destination_alone(tmp_path: Path) -> None:

@@ -428,3 +428,17 @@ def test_a_content_probe_reads_a_file_up_to_its_limit(tmp_path: Path, missing: t
         fact = path_fact(str(path), Probe(content_limit=10))
         info = fact.parse(sh(fact.command, env=env))
         assert (info.size, info.content) == (size, "x" * 10 if size <= 10 else None)
+
+
+def test_backslashes_in_owner_names_and_link_targets_arrive_intact(tmp_path: Path) -> None:
+    env = _path_without(tmp_path, "stat")
+    fake = Path(env["PATH"]) / "stat"  # a domain account, as winbind names them
+    fake.write_text("#!/bin/sh\nprintf '%s\\n' 'stat=81a4:1000:1000:3:1700000000:CORP\\carol:CORP\\cops'\n")
+    fake.chmod(0o755)
+    target = tmp_path / "f"
+    target.write_text("abc")
+    info = path_fact(str(target)).parse(sh(path_fact(str(target)).command, env=env))
+    assert (info.owner, info.group, info.readable) == ("CORP\\carol", "CORP\\cops", True)
+    link = tmp_path / "l"
+    link.symlink_to("C:\\new\\table")
+    assert path_fact(str(link)).parse(sh(path_fact(str(link)).command)).link_target == "C:\\new\\table"
