@@ -8,8 +8,9 @@ thread: one transport (host key checked against known_hosts before
 authenticating), then each of the workload's ten tasks as the one command
 it needs on a channel of that transport, and the rendered template over
 SFTP (temp file + rename). No probes, no planning, no checks beyond exit
-codes: the physical reference a runner is compared with. Exit 0 when every
-command on every host succeeded.
+codes: the physical reference a runner is compared with. It asks for the
+AES-GCM ciphers first, as remedy does. Exit 0 when every command on every
+host succeeded.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def connect(fleet: dict, host: dict, known: paramiko.HostKeys) -> paramiko.Trans
     sock = socket.create_connection((host["address"], host["port"]), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock)
+    # the same cipher preference as remedy (AES-GCM first), so the floor stays the floor
+    options = transport.get_security_options()
+    gcm = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+    ciphers = options.ciphers
+    options.ciphers = tuple([c for c in gcm if c in ciphers] + [c for c in ciphers if c not in gcm])
     transport.start_client(timeout=10)
     offered = transport.get_remote_server_key()
     name = f"[{host['address']}]:{host['port']}" if host["port"] != 22 else host["address"]
