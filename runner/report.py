@@ -6,13 +6,14 @@ here takes data and returns text, so it is easy to test and never prints.
 
 from __future__ import annotations
 
+import functools
 import json
-import sys
 import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runner.graph import NOTIFY, TaskGraph
+from runner.imports import import_without
 from runner.model import SECTIONS, Playbook
 from runner.modules import MODULES
 
@@ -219,6 +220,7 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
     return text
 
 
+@functools.cache
 def _tabulate() -> Any:
     """tabulate, with ``cell_width`` in place of the wcwidth package.
 
@@ -227,20 +229,9 @@ def _tabulate() -> Any:
     ``unicodedata`` (built in, already loaded) answers the same question for
     what a table cell holds.
     """
-    if "tabulate" not in sys.modules:
-        blocked = "wcwidth" not in sys.modules
-        if blocked:
-            sys.modules["wcwidth"] = None  # type: ignore[assignment]  # ``import wcwidth`` raises ImportError
-        try:
-            import tabulate
-        finally:
-            if blocked:
-                del sys.modules["wcwidth"]
-    import tabulate
-
-    if tabulate.wcwidth is not _CellWidth:  # type: ignore[attr-defined]
-        tabulate.wcwidth = _CellWidth  # type: ignore[attr-defined]
-        tabulate.WIDE_CHARS_MODE = True
+    tabulate: Any = import_without("tabulate", "wcwidth")
+    tabulate.wcwidth = _CellWidth  # the one module attribute tabulate measures with
+    tabulate.WIDE_CHARS_MODE = True
     return tabulate.tabulate
 
 

@@ -10,11 +10,11 @@ picks one by ``ConnectionParams.kind`` and imports paramiko only for ``ssh``.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from runner.imports import import_without
 from runner.results import CommandResult
 
 #: Stored output is capped per stream; the rest is dropped with a note.
@@ -184,10 +184,4 @@ def import_ssh() -> None:
     (~40 ms of ~85 ms); ``sshconfig.load_config`` loads it when a config file
     uses ``exec``.
     """
-    if "paramiko" in sys.modules or "invoke" in sys.modules:
-        return
-    sys.modules["invoke"] = None  # type: ignore[assignment]  # ``import invoke`` raises ImportError
-    try:
-        import paramiko  # noqa: F401
-    finally:
-        del sys.modules["invoke"]
+    import_without("paramiko", "invoke")

@@ -54,7 +54,7 @@ def lookup(path: Path, name: str) -> dict[str, paramiko.PKey]:
     found: dict[str, paramiko.PKey] = {}
     for line in _lines(path):
         names = line.split(None, 1)[0].split(",")
-        if not any(_names(name, pattern) for pattern in names):
+        if not any(_matches(name, pattern) for pattern in names):
             continue
         try:
             entry = HostKeyEntry.from_line(line)
@@ -65,7 +65,8 @@ def lookup(path: Path, name: str) -> dict[str, paramiko.PKey]:
     return found
 
 
-def _names(name: str, pattern: str) -> bool:
+def _matches(name: str, pattern: str) -> bool:
+    """Whether a known_hosts name field (plain, or hashed ``|1|salt|hash``) is ``name``."""
     if pattern == name:
         return True
     if not pattern.startswith("|1|"):

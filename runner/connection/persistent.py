@@ -93,7 +93,8 @@ class PersistentShell:
         fields = line.split()
         # the command's parent must be the shell itself, not a process that setsid forked
         if len(fields) in (2, 3) and fields[0] == nonce and previous.strip() == fields[1]:
-            return cls(channel, leads_group=fields[1:] == [fields[1], fields[1]])
+            leads = len(fields) == 3 and fields[2] == fields[1]  # its process group is its pid
+            return cls(channel, leads_group=leads)
         lines.close()
         return None
 

@@ -18,7 +18,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import paramiko
 
@@ -358,10 +358,8 @@ def _prefer_key_types(transport: paramiko.Transport, known: list[str]) -> None:
     if not known:
         return
     options = transport.get_security_options()
-    available = list(options.key_types)
     rsa = "ssh-rsa" in known
-    wanted = [k for k in available if k in known or (rsa and k.startswith("rsa-sha2"))]
-    options.key_types = tuple(wanted + [k for k in available if k not in wanted])
+    options.key_types = _first(options.key_types, lambda k: k in known or (rsa and k.startswith("rsa-sha2")))
 
 
 #: AES-GCM authenticates each packet inside the cipher (OpenSSL); with the CTR
@@ -373,8 +371,12 @@ _AEAD = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 def _prefer_aead(transport: paramiko.Transport) -> None:
     """Offer the AES-GCM ciphers first; the others stay for servers without them."""
     options = transport.get_security_options()
-    available = list(options.ciphers)
-    options.ciphers = tuple([c for c in _AEAD if c in available] + [c for c in available if c not in _AEAD])
+    options.ciphers = _first(options.ciphers, lambda c: c in _AEAD)
+
+
+def _first(available: Sequence[str], wanted: Callable[[str], bool]) -> tuple[str, ...]:
+    """``available`` with the ``wanted`` ones moved to the front, each group in its own order."""
+    return tuple([a for a in available if wanted(a)] + [a for a in available if not wanted(a)])
 
 
 class SSHPipes:

@@ -31,58 +31,6 @@ from runner.results import CommandResult, Diff
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
-class BackupRestoreModule(RestoreModule):
-    """Restore ``dest`` from the newest valid backup (or the newest at or before ``restore_point``).
-
-    Backups are ``full_dir/<full_pattern>`` archives and, in
-    ``incremental_dir``, GNU tar ``--listed-incremental`` chains named
-    ``*.levelN.tar.gz`` (level 0 starts a chain). Each name carries its time
-    as ``YYYYMMDDTHHMMSS`` (UTC); each archive needs a ``<name>.sha256`` file
-    (``sha256sum`` format) and is skipped when it does not match. The
-    restore is extracted into ``<dest>.remedy-staging-<snapshot>``, checked
-    with ``sha256sum -c`` against its ``manifest``, and swapped in; the old
-    tree becomes ``<dest>.remedy-snapshot-<snapshot>``. Without ``force`` a
-    ``dest`` that passes its manifest check is left alone.
-    """
-
-    name = "backup_restore"
-    fact = "backups"
-    summary = "Restore a directory from verified tar.gz backups via staging, keeping a snapshot"
-    args = {
-        "dest": Arg("path", required=True, doc="The directory to restore (e.g. the data dir)."),
-        "full_dir": Arg("path", doc="Where the full backups are."),
-        "full_pattern": Arg("str", default="*.tar.gz", doc="Glob of the full backups in full_dir."),
-        "incremental_dir": Arg("path", doc="Where the incremental chain (*.levelN.tar.gz) is."),
-        "incremental_pattern": Arg("str", default="*.level*.tar.gz",
-                                   doc="Glob of the incremental archives in incremental_dir."),
-        "restore_point": Arg("str", doc="Restore the newest valid backup at or before this time "
-                             "(2024-03-14T10:00:00Z, 2024-03-14 10:00, 20240314T100000; a bare date "
-                             "means its end); default: the newest valid backup."),
-        "manifest": Arg("str", default="MANIFEST.sha256",
-                        doc="sha256sum file inside the tree that a restore must satisfy; '' for none."),
-        "snapshot": Arg("str", required=True, doc="Name of this restore's staging dir and safety snapshot."),
-        "state": Arg("str", default="restored", choices=("restored", "checked", "reverted"),
-                     doc="restored: restore; checked: only choose the backup (fails if none is valid); "
-                     "reverted: put the safety snapshot back."),
-        "force": Arg("bool", default=False, doc="Restore even when dest passes its manifest check."),
-    }
-
-    def problem(self, a: Mapping[str, Any]) -> str:
-        return _problem(a)
-
-    def probe(self, a: Mapping[str, Any]) -> str:
-        return _probe(a)
-
-    def parse(self, result: CommandResult) -> BackupFacts:
-        return _parse(result)
-
-    def restore(self, a: Mapping[str, Any], found: BackupFacts) -> Change:
-        return _restore_plan(_paths(a)[0], a, found)
-
-    def revert(self, a: Mapping[str, Any], found: BackupFacts) -> Change:
-        return _revert_plan(_paths(a)[0], a, found)
-
-
 def _paths(a: Mapping[str, Any]) -> tuple[str, str, str]:
     dest = str(a["dest"]).rstrip("/")
     return dest, f"{dest}.remedy-snapshot-{a['snapshot']}", f"{dest}.remedy-staging-{a['snapshot']}"
@@ -167,8 +115,8 @@ def _parse(result: CommandResult) -> BackupFacts:
                        staging="staging" in found, archives=tuple(archives))
 
 
-def _restore_plan(dest: str, a: Mapping[str, Any], f: BackupFacts) -> Change:
-    _, snap, stage = _paths(a)
+def _restore_plan(a: Mapping[str, Any], f: BackupFacts) -> Change:
+    dest, snap, stage = _paths(a)
     if f.dest in ("link", "other"):
         return Change(changed=False, failed=f"{dest} is not a directory ({f.dest}); not replaced")
     healthy = f.dest == "directory" and (f.check == "0" or not a["manifest"])
@@ -241,8 +189,8 @@ def _swap_script(dest: str, snap: str, stage: str) -> str:
     ])
 
 
-def _revert_plan(dest: str, a: Mapping[str, Any], f: BackupFacts) -> Change:
-    _, snap, stage = _paths(a)
+def _revert_plan(a: Mapping[str, Any], f: BackupFacts) -> Change:
+    dest, snap, stage = _paths(a)
     if f.snapshot not in ("directory", "absent-marker") and not f.staging:
         return Change(changed=False, summary=f"no snapshot {snap}: nothing to revert")
     lines = [f"d={quote(dest)}", f"s={quote(snap)}", f"st={quote(stage)}", 'rm -rf -- "$st"']
@@ -261,3 +209,46 @@ def _revert_plan(dest: str, a: Mapping[str, Any], f: BackupFacts) -> Change:
         summary=f"put {dest} back as it was before the restore" if f.snapshot != "none"
         else f"remove the staging dir {stage}",
     )
+
+
+class BackupRestoreModule(RestoreModule):
+    """Restore ``dest`` from the newest valid backup (or the newest at or before ``restore_point``).
+
+    Backups are ``full_dir/<full_pattern>`` archives and, in
+    ``incremental_dir``, GNU tar ``--listed-incremental`` chains named
+    ``*.levelN.tar.gz`` (level 0 starts a chain). Each name carries its time
+    as ``YYYYMMDDTHHMMSS`` (UTC); each archive needs a ``<name>.sha256`` file
+    (``sha256sum`` format) and is skipped when it does not match. The
+    restore is extracted into ``<dest>.remedy-staging-<snapshot>``, checked
+    with ``sha256sum -c`` against its ``manifest``, and swapped in; the old
+    tree becomes ``<dest>.remedy-snapshot-<snapshot>``. Without ``force`` a
+    ``dest`` that passes its manifest check is left alone.
+    """
+
+    name = "backup_restore"
+    fact = "backups"
+    summary = "Restore a directory from verified tar.gz backups via staging, keeping a snapshot"
+    args = {
+        "dest": Arg("path", required=True, doc="The directory to restore (e.g. the data dir)."),
+        "full_dir": Arg("path", doc="Where the full backups are."),
+        "full_pattern": Arg("str", default="*.tar.gz", doc="Glob of the full backups in full_dir."),
+        "incremental_dir": Arg("path", doc="Where the incremental chain (*.levelN.tar.gz) is."),
+        "incremental_pattern": Arg("str", default="*.level*.tar.gz",
+                                   doc="Glob of the incremental archives in incremental_dir."),
+        "restore_point": Arg("str", doc="Restore the newest valid backup at or before this time "
+                             "(2024-03-14T10:00:00Z, 2024-03-14 10:00, 20240314T100000; a bare date "
+                             "means its end); default: the newest valid backup."),
+        "manifest": Arg("str", default="MANIFEST.sha256",
+                        doc="sha256sum file inside the tree that a restore must satisfy; '' for none."),
+        "snapshot": Arg("str", required=True, doc="Name of this restore's staging dir and safety snapshot."),
+        "state": Arg("str", default="restored", choices=("restored", "checked", "reverted"),
+                     doc="restored: restore; checked: only choose the backup (fails if none is valid); "
+                     "reverted: put the safety snapshot back."),
+        "force": Arg("bool", default=False, doc="Restore even when dest passes its manifest check."),
+    }
+
+    problem = staticmethod(_problem)
+    probe = staticmethod(_probe)
+    parse = staticmethod(_parse)
+    restore = staticmethod(_restore_plan)
+    revert = staticmethod(_revert_plan)

@@ -176,7 +176,8 @@ class RestoreModule(Module):
 
     ``state: checked`` only reads. Arguments with a ``problem`` skip the probe
     (``:``) and fail the plan with that problem, as does a probe that failed.
-    Subclasses give the probe's name (``fact``) and the five parts below.
+    Subclasses give the probe's name (``fact``) and the five parts below, as
+    plain functions (``problem = staticmethod(_problem)``).
     """
 
     fact: ClassVar[str]
@@ -198,22 +199,22 @@ class RestoreModule(Module):
             return self.revert(a, found)
         return only_checked(a, self.restore(a, found))
 
-    def problem(self, a: Mapping[str, Any]) -> str:
+    def problem(self, a: Mapping[str, Any], /) -> str:
         """What is wrong with the resolved arguments; "" when nothing is."""
         raise NotImplementedError
 
-    def probe(self, a: Mapping[str, Any]) -> str:
+    def probe(self, a: Mapping[str, Any], /) -> str:
         """The read-only script that inspects the backups and the live data."""
         raise NotImplementedError
 
-    def parse(self, result: CommandResult) -> Any:
+    def parse(self, result: CommandResult, /) -> Any:
         """The probe's result as facts with an ``error`` attribute ("" when it worked)."""
         raise NotImplementedError
 
-    def restore(self, a: Mapping[str, Any], found: Any) -> Change:
+    def restore(self, a: Mapping[str, Any], found: Any, /) -> Change:
         """The plan of ``state: restored`` (``checked`` keeps its choice, drops its steps)."""
         raise NotImplementedError
 
-    def revert(self, a: Mapping[str, Any], found: Any) -> Change:
+    def revert(self, a: Mapping[str, Any], found: Any, /) -> Change:
         """The plan of ``state: reverted``: put the safety snapshot back."""
         raise NotImplementedError

@@ -38,60 +38,6 @@ class PgFacts:
     error: str = ""
 
 
-class PostgresRestoreModule(RestoreModule):
-    """Restore a PostgreSQL database (or one schema of it) from verified ``pg_dump -Fc`` archives.
-
-    Dumps are ``dump_dir/<dump_pattern>`` files whose names carry their time
-    (``YYYYMMDDTHHMMSS``, UTC), each with a ``.sha256`` file. A dump is used
-    only if it matches its checksum and ``pg_restore --list`` reads it. It is
-    restored into the staging database ``<database>_stage_<snapshot>``, where
-    ``verify_table`` must hold at least ``min_rows`` rows; then it replaces
-    the live data, keeping the old as ``<database or schema>_snap_<snapshot>``.
-    Without ``force`` nothing is restored while ``verify_table`` already holds
-    ``min_rows`` rows. ``state: reverted`` renames the snapshot back.
-    """
-
-    name = "postgres_restore"
-    fact = "postgres"
-    summary = "Restore PostgreSQL from verified pg_dump archives via a staging database, with undo"
-    args = {
-        "database": Arg("str", required=True, doc="The live database."),
-        "schema": Arg("str", doc="Restore and swap only this schema (the dump holds just it)."),
-        "dump_dir": Arg("path", doc="Where the pg_dump -Fc archives are."),
-        "dump_pattern": Arg("str", default="*.dump", doc="Glob of the archives in dump_dir."),
-        "restore_point": Arg("str", doc="Use the newest valid dump at or before this time."),
-        "verify_table": Arg("str", required=True, doc="[schema.]table whose row count proves a restore."),
-        "min_rows": Arg("int", default=1, doc="Rows verify_table must hold after a restore."),
-        "snapshot": Arg("str", required=True, doc="Name of this restore's staging and snapshot "
-                        "(lowercase letters, digits, _)."),
-        "state": Arg("str", default="restored", choices=("restored", "checked", "reverted"),
-                     doc="restored: restore; checked: only choose the backup (fails if none is valid); "
-                     "reverted: rename the snapshot back."),
-        "force": Arg("bool", default=False, doc="Restore even when verify_table holds min_rows rows."),
-        "host": Arg("str", default="127.0.0.1", doc="The PostgreSQL server, or its socket dir."),
-        "port": Arg("int", default=5432, doc="Its port."),
-        "user": Arg("str", default="postgres", doc="The role to connect as (owner of the database)."),
-        "maintenance_db": Arg("str", default="postgres", doc="Database to connect to for renames."),
-        "password_file": Arg("path", doc="A file on the host holding the password (PGPASSWORD)."),
-        "bin_dir": Arg("path", default="", doc="Directory of psql and pg_restore; '' uses PATH."),
-    }
-
-    def problem(self, a: Mapping[str, Any]) -> str:
-        return _problem(a)
-
-    def probe(self, a: Mapping[str, Any]) -> str:
-        return _probe(a)
-
-    def parse(self, result: CommandResult) -> PgFacts:
-        return _parse(result)
-
-    def restore(self, a: Mapping[str, Any], found: PgFacts) -> Change:
-        return _restore_plan(a, found)
-
-    def revert(self, a: Mapping[str, Any], found: PgFacts) -> Change:
-        return _revert_plan(a, found)
-
-
 def _names(a: Mapping[str, Any]) -> tuple[str, str, str]:
     """(live object, snapshot name, staging database)."""
     live = str(a["schema"] or a["database"])
@@ -299,3 +245,48 @@ def _revert_plan(a: Mapping[str, Any], f: PgFacts) -> Change:
                     f"the snapshot {snap}\n" if f.snapshot else "unchanged (staging dropped)\n"),),
         summary=f"put {kind} {live} back from {snap}" if f.snapshot else f"drop the staging database {stage}",
     )
+
+
+class PostgresRestoreModule(RestoreModule):
+    """Restore a PostgreSQL database (or one schema of it) from verified ``pg_dump -Fc`` archives.
+
+    Dumps are ``dump_dir/<dump_pattern>`` files whose names carry their time
+    (``YYYYMMDDTHHMMSS``, UTC), each with a ``.sha256`` file. A dump is used
+    only if it matches its checksum and ``pg_restore --list`` reads it. It is
+    restored into the staging database ``<database>_stage_<snapshot>``, where
+    ``verify_table`` must hold at least ``min_rows`` rows; then it replaces
+    the live data, keeping the old as ``<database or schema>_snap_<snapshot>``.
+    Without ``force`` nothing is restored while ``verify_table`` already holds
+    ``min_rows`` rows. ``state: reverted`` renames the snapshot back.
+    """
+
+    name = "postgres_restore"
+    fact = "postgres"
+    summary = "Restore PostgreSQL from verified pg_dump archives via a staging database, with undo"
+    args = {
+        "database": Arg("str", required=True, doc="The live database."),
+        "schema": Arg("str", doc="Restore and swap only this schema (the dump holds just it)."),
+        "dump_dir": Arg("path", doc="Where the pg_dump -Fc archives are."),
+        "dump_pattern": Arg("str", default="*.dump", doc="Glob of the archives in dump_dir."),
+        "restore_point": Arg("str", doc="Use the newest valid dump at or before this time."),
+        "verify_table": Arg("str", required=True, doc="[schema.]table whose row count proves a restore."),
+        "min_rows": Arg("int", default=1, doc="Rows verify_table must hold after a restore."),
+        "snapshot": Arg("str", required=True, doc="Name of this restore's staging and snapshot "
+                        "(lowercase letters, digits, _)."),
+        "state": Arg("str", default="restored", choices=("restored", "checked", "reverted"),
+                     doc="restored: restore; checked: only choose the backup (fails if none is valid); "
+                     "reverted: rename the snapshot back."),
+        "force": Arg("bool", default=False, doc="Restore even when verify_table holds min_rows rows."),
+        "host": Arg("str", default="127.0.0.1", doc="The PostgreSQL server, or its socket dir."),
+        "port": Arg("int", default=5432, doc="Its port."),
+        "user": Arg("str", default="postgres", doc="The role to connect as (owner of the database)."),
+        "maintenance_db": Arg("str", default="postgres", doc="Database to connect to for renames."),
+        "password_file": Arg("path", doc="A file on the host holding the password (PGPASSWORD)."),
+        "bin_dir": Arg("path", default="", doc="Directory of psql and pg_restore; '' uses PATH."),
+    }
+
+    problem = staticmethod(_problem)
+    probe = staticmethod(_probe)
+    parse = staticmethod(_parse)
+    restore = staticmethod(_restore_plan)
+    revert = staticmethod(_revert_plan)

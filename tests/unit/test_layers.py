@@ -16,7 +16,7 @@ RUNNER = Path(__file__).resolve().parents[2] / "runner"
 
 LAYERS: dict[str, int] = {}
 for _rank, _names in enumerate([
-    ("errors", "model", "results", "events"),
+    ("errors", "model", "results", "events", "imports"),
     ("loader", "templating", "argcheck", "redaction", "connection", "modules", "transfer", "hostlock"),
     ("playbook", "inventory", "patterns", "graph", "inputs", "taskrun", "blocks", "hostwalk",
      "executor", "report", "audit"),

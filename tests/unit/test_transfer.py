@@ -14,25 +14,13 @@ from runner import transfer
 from runner.connection.persistent import printf_literal
 from runner.modules.base import Upload
 from runner.results import CommandResult
+from tests.unit.modules.localrun import path_without, sh
 
 NOBODY = 65534
 
 
 def upload(step: Upload, env: dict[str, str] | None = None) -> CommandResult:
-    done = subprocess.run(["sh", "-c", transfer.upload_script(step)], input=step.content,
-                          capture_output=True, env=env, check=False, timeout=60)
-    return CommandResult("upload", done.returncode, done.stdout.decode(), done.stderr.decode())
-
-
-def path_without(tmp_path: Path, *missing: str) -> dict[str, str]:
-    """A PATH with the tools the script uses, except ``missing``."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("sh", "cat", "mktemp", "sha256sum", "chown", "chmod", "sync", "mv", "rm", "stat"):
-        found = shutil.which(tool)
-        if found and tool not in missing:
-            (bin_dir / tool).symlink_to(found)
-    return {"PATH": str(bin_dir)}
+    return sh(transfer.upload_script(step), step.content, env)
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -117,8 +105,8 @@ def test_backups_of_one_file_in_one_shell_in_the_same_second_are_all_kept(tmp_pa
     for version in (b"v1\n", b"v2\n", b"v3\n"):
         script = transfer.upload_script(Upload(dest=str(dest), content=version, mode="0644", backup=True))
         lines.append(f"printf '{printf_literal(version)}' | ( {script} )")
-    done = subprocess.run(["sh", "-c", "\n".join(lines)], capture_output=True, check=False, timeout=60)
-    assert done.returncode == 0, done.stderr
+    done = sh("\n".join(lines))
+    assert done.rc == 0, done.stderr
     backups = sorted(p.read_text() for p in tmp_path.glob("app.conf.*.bak"))
     assert backups == ["v0\n", "v1\n", "v2\n"]
 
@@ -127,7 +115,5 @@ def test_a_checksum_mismatch_leaves_the_destination_alone(tmp_path: Path) -> Non
     dest = tmp_path / "app.ini"
     dest.write_text("old\n")
     step = Upload(dest=str(dest), content=b"new\n", mode="0640")
-    done = subprocess.run(["sh", "-c", transfer.upload_script(step)], input=b"truncated",
-                          capture_output=True, check=False)
-    assert done.returncode == 75
+    assert sh(transfer.upload_script(step), b"truncated").rc == 75
     assert dest.read_text() == "old\n" and leftovers(tmp_path) == []

@@ -33,6 +33,23 @@ def sh(command: str, stdin: bytes | None = None, env: Mapping[str, str] | None =
     )
 
 
+#: What probes, steps and the upload script run: ``path_without`` links these.
+TOOLS = ("sh", "stat", "ls", "readlink", "sha256sum", "openssl", "wc", "cat", "find", "sort", "uniq",
+         "sed", "tail", "tr", "mktemp", "rm", "mv", "chmod", "chown", "sync", "wget", "curl", "date",
+         "sleep", "awk", "grep")
+
+
+def path_without(tmp_path: Path, *missing: str) -> dict[str, str]:
+    """An environment whose PATH (``tmp_path/bin``) holds ``TOOLS`` except ``missing``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in TOOLS:
+        found = shutil.which(tool)
+        if found and tool not in missing:
+            (bin_dir / tool).symlink_to(found)
+    return {"PATH": str(bin_dir)}
+
+
 def gather(module: Module, args: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {name: fact.parse(sh(fact.command, env=env)) for name, fact in module.facts(args).items()}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
@@ -24,7 +23,7 @@ from runner.modules import MODULES
 from runner.modules.pathfact import Probe, path_fact
 from runner.results import CommandResult
 from tests.support.waiting import wait_until
-from tests.unit.modules.localrun import apply, converge, gather, plan, sh
+from tests.unit.modules.localrun import apply, converge, gather, path_without, plan, sh
 
 NASTY = ["x; touch {s}", "$(touch {s})", "`touch {s}`", "-rf", 'it\'s "q"', "new\nline", "sp ace", "ü✓"]
 
@@ -80,45 +79,11 @@ def test_probe_kinds_parent_and_link(tmp_path: Path) -> None:
     assert followed.parse(sh(followed.command)).kind == "directory"
 
 
-def _path_without(tmp_path: Path, *missing: str) -> dict[str, str]:
-    """An environment whose PATH holds the usual tools except ``missing``."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    for tool in (
-        "sh",
-        "stat",
-        "ls",
-        "readlink",
-        "sha256sum",
-        "openssl",
-        "wc",
-        "cat",
-        "find",
-        "sort",
-        "uniq",
-        "sed",
-        "tail",
-        "tr",
-        "mktemp",
-        "rm",
-        "wget",
-        "curl",
-        "date",
-        "sleep",
-        "awk",
-        "grep",
-    ):
-        found = shutil.which(tool)
-        if found and tool not in missing:
-            (bin_dir / tool).symlink_to(found)
-    return {"PATH": str(bin_dir)}
-
-
 def test_probe_without_stat_falls_back_to_ls(tmp_path: Path) -> None:
     target = tmp_path / "f"
     target.write_text("abc")
     os.chmod(target, 0o2640)
-    env = _path_without(tmp_path, "stat", "sha256sum")
+    env = path_without(tmp_path, "stat", "sha256sum")
     info = MODULES["stat"]().plan(
         {"path": str(target)}, gather(MODULES["stat"](), {"path": str(target)}, env)
     )
@@ -317,7 +282,7 @@ def http_url() -> Iterator[str]:
 @pytest.mark.parametrize("client", ["curl", "wget"])
 def test_uri_against_a_local_server(http_url: str, client: str, tmp_path: Path) -> None:
     module = MODULES["uri"]()
-    env = _path_without(tmp_path, "curl") if client == "wget" else None
+    env = path_without(tmp_path, "curl") if client == "wget" else None
     cases: list[tuple[dict[str, object], int, str]] = [
         ({"url": f"{http_url}/health", "headers": {"X-Note": "it's $(id)"}}, 200, ""),
         ({"url": f"{http_url}/nope"}, 404, "Status code was 404 and not [200]"),
@@ -421,7 +386,7 @@ def test_pidfile_service_that_daemonizes_and_writes_its_own_pidfile(service_args
 
 @pytest.mark.parametrize("missing", [(), ("stat",)])
 def test_a_content_probe_reads_a_file_up_to_its_limit(tmp_path: Path, missing: tuple[str, ...]) -> None:
-    env = _path_without(tmp_path, *missing)
+    env = path_without(tmp_path, *missing)
     for name, size in (("small", 10), ("big", 11)):
         path = tmp_path / name
         path.write_text("x" * size)
@@ -431,7 +396,7 @@ def test_a_content_probe_reads_a_file_up_to_its_limit(tmp_path: Path, missing: t
 
 
 def test_backslashes_in_owner_names_and_link_targets_arrive_intact(tmp_path: Path) -> None:
-    env = _path_without(tmp_path, "stat")
+    env = path_without(tmp_path, "stat")
     fake = Path(env["PATH"]) / "stat"  # a domain account, as winbind names them
     fake.write_text("#!/bin/sh\nprintf '%s\\n' 'stat=81a4:1000:1000:3:1700000000:CORP\\carol:CORP\\cops'\n")
     fake.chmod(0o755)
