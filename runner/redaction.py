@@ -38,17 +38,25 @@ class Redactor:
             self._forms = sorted(set(self._forms) | forms, key=len, reverse=True)
 
     def text(self, value: str) -> str:
-        for form in self._forms:
-            if form in value:
-                value = value.replace(form, MASK)
-        return value
+        return _mask(value, self._forms)
 
     def value(self, value: Any) -> Any:
-        """Mask secrets inside strings of any nested structure."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {self.value(k): self.value(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self.value(v) for v in value]
-        return value
+        """Mask secrets inside strings of any nested structure (a copy; ``value`` itself if none)."""
+        return _masked(value, self._forms) if self._forms else value
+
+
+def _mask(text: str, forms: list[str]) -> str:
+    for form in forms:
+        if form in text:
+            text = text.replace(form, MASK)
+    return text
+
+
+def _masked(value: Any, forms: list[str]) -> Any:
+    if isinstance(value, str):
+        return _mask(value, forms)
+    if isinstance(value, dict):
+        return {_masked(k, forms): _masked(v, forms) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v, forms) for v in value]
+    return value

@@ -30,8 +30,9 @@ if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 71; fi
 if [ -e "$dest" ] && [ ! -f "$dest" ]; then echo "$dest exists and is not a regular file" >&2; exit 72; fi
 tmp=$(umask 077; mktemp "$dir/.remedy.XXXXXXXX") || exit 73
 trap 'rm -f -- "$tmp"' EXIT HUP INT TERM
-cat > "$tmp" || exit 74
-sum=$(sha256sum -- "$tmp" 2>/dev/null || openssl dgst -sha256 -r "$tmp")
+if command -v remedy_stdin >/dev/null 2>&1; then remedy_stdin; else cat; fi > "$tmp" || exit 74
+if command -v sha256sum >/dev/null 2>&1; then sum=$(sha256sum -- "$tmp")
+else sum=$(openssl dgst -sha256 -r "$tmp"); fi
 if [ "${sum%%%% *}" != %(sha)s ]; then echo "checksum mismatch after transfer" >&2; exit 75; fi
 %(inherit)s
 %(attributes)s
@@ -56,7 +57,9 @@ def upload_script(step: Upload) -> str:
     directory's default ACL cannot widen the way it widens a shell
     redirection's 0666). A ``chown`` that would change nothing is skipped.
     The backup's name carries a random token: uploads in one session share
-    the persistent shell's ``$$``.
+    the persistent shell's ``$$``. The content comes from ``remedy_stdin``
+    where the connection defines it (see ``Connection.run``), else from stdin;
+    either way the sha256 check compares what was written with what was sent.
     """
     attributes = []
     skip = f"{_OWNED_ALIKE} || " if step.owner_is_dest else ""

@@ -17,7 +17,9 @@ each delimiter is taken off again). remedy's own read-only probes
 process group, so a deadline that kills them ends the shell too, and the
 next command gets a new one. That needs the shell to lead its group, as sshd
 starts it; where it does not (a forced command that wraps it, say), they too
-get a session of their own.
+get a session of their own. A contained command given stdin reads it from
+``/dev/null``; the bytes come from the shell function ``remedy_stdin``
+instead, a ``printf`` in the subshell, which saves the pipe's writer process.
 
 A command that leaves processes behind in its group (``cmd &``) may still
 write to the shell's stdout or stderr later, into another command's output:
@@ -46,6 +48,8 @@ _CHUNK = 256 * 1024
 _SWALLOWED = (OSError, EOFError, paramiko.SSHException)
 #: Larger stdin goes over a channel of its own (it travels in the command line, escaped).
 STDIN_LIMIT = 64 * 1024
+#: A contained command's stdin is printed by this shell function, its stdin is /dev/null.
+STDIN_FUNCTION = "remedy_stdin"
 
 #: Checks that the shell can run a command in a session of its own in the foreground:
 #: ``setsid`` must not fork (it does not when its caller is no process group leader),
@@ -116,10 +120,14 @@ class PersistentShell:
         if stdin and len(stdin) > STDIN_LIMIT:
             return None
         end = f"REMEDY-END-{secrets.token_hex(8)}"
-        source = f"printf '{printf_literal(stdin)}' | " if stdin else ""
-        redirect = "" if stdin else " </dev/null"
         contained = contained and bool(launch.script) and self._leads_group
-        command = f"( {launch.script} )" if contained else f"setsid {launch.program}"
+        if contained:
+            # stdin, if any, is printed by a function instead of a pipe's writer process
+            inline = f"{STDIN_FUNCTION}() {{ printf '{printf_literal(stdin)}'; }}; " if stdin else ""
+            source, command, redirect = "", f"( {inline}{launch.script} )", " </dev/null"
+        else:
+            source = f"printf '{printf_literal(stdin)}' | " if stdin else ""
+            command, redirect = f"setsid {launch.program}", "" if stdin else " </dev/null"
         run = (f"{source}{command}{redirect}; "
                f"printf '\\n%s %s\\n' {end} \"$?\"; printf '\\n%s E\\n' {end} >&2")
         if self._last_group:

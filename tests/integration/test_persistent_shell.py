@@ -56,6 +56,24 @@ def test_stdin_arrives_byte_for_byte_in_and_beyond_the_shell(ssh: Connection, si
     assert (pid == shell) is (size <= STDIN_LIMIT)  # larger stdin takes a channel of its own
 
 
+#: What a contained script that takes stdin runs (the upload script does the same).
+READ_STDIN = "if command -v remedy_stdin >/dev/null 2>&1; then remedy_stdin; else cat; fi"
+
+
+@pytest.mark.parametrize("size", [1, 4096, STDIN_LIMIT, STDIN_LIMIT + 1])
+def test_a_contained_commands_stdin_comes_from_a_function_in_the_shell(ssh: Connection, size: int) -> None:
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    shell = parent(ssh).split()[0]
+    script = (f"{READ_STDIN} | sha256sum; command -v remedy_stdin; wc -c; "
+              'read -r _ _ _ _ g _ </proc/self/stat; echo "$g"')
+    lines = ssh.run(script, stdin=data, contained=True).stdout.split("\n")
+    assert lines[0].split()[0] == hashlib.sha256(data).hexdigest()
+    if size <= STDIN_LIMIT:  # in the shell: the bytes from the function, stdin itself empty
+        assert lines[1:4] == ["remedy_stdin", "0", shell]
+    else:  # a channel of its own: no function, the bytes on stdin (already read)
+        assert lines[1] == "0" and lines[2] != shell
+
+
 def test_a_process_left_behind_never_writes_into_a_later_command(ssh: Connection, marker: str) -> None:
     before = parent(ssh)
     writer = f"while :; do echo stray; echo stray >&2; sleep 0.01; done # {marker}"

@@ -23,6 +23,11 @@ def upload(step: Upload, env: dict[str, str] | None = None) -> CommandResult:
     return sh(transfer.upload_script(step), step.content, env)
 
 
+def contained(script: str, stdin: bytes) -> str:
+    """``script`` as the persistent shell runs a contained command given ``stdin``."""
+    return f"( remedy_stdin() {{ printf '{printf_literal(stdin)}'; }}; {script} ) </dev/null"
+
+
 def leftovers(directory: Path) -> list[str]:
     return [p.name for p in directory.iterdir() if p.name.startswith(".remedy.")]
 
@@ -104,7 +109,7 @@ def test_backups_of_one_file_in_one_shell_in_the_same_second_are_all_kept(tmp_pa
     lines = []
     for version in (b"v1\n", b"v2\n", b"v3\n"):
         script = transfer.upload_script(Upload(dest=str(dest), content=version, mode="0644", backup=True))
-        lines.append(f"printf '{printf_literal(version)}' | ( {script} )")
+        lines.append(contained(script, version))
     done = sh("\n".join(lines))
     assert done.rc == 0, done.stderr
     backups = sorted(p.read_text() for p in tmp_path.glob("app.conf.*.bak"))
@@ -117,3 +122,21 @@ def test_a_checksum_mismatch_leaves_the_destination_alone(tmp_path: Path) -> Non
     step = Upload(dest=str(dest), content=b"new\n", mode="0640")
     assert sh(transfer.upload_script(step), b"truncated").rc == 75
     assert dest.read_text() == "old\n" and leftovers(tmp_path) == []
+
+
+def test_a_contained_upload_writes_the_bytes_of_remedy_stdin(tmp_path: Path) -> None:
+    dest = tmp_path / "blob.bin"
+    content = bytes(range(256)) * 3 + b"%s\\'\n"
+    script = transfer.upload_script(Upload(dest=str(dest), content=content, mode="0600"))
+    done = sh(contained(script, content))
+    assert done.rc == 0, done.stderr
+    assert dest.read_bytes() == content and leftovers(tmp_path) == []
+
+
+def test_without_remedy_stdin_an_upload_reads_stdin(tmp_path: Path) -> None:
+    dest = tmp_path / "app.conf"
+    # a remedy_stdin that is not the connection's function would fail the checksum
+    assert sh("remedy_stdin() { printf 'other'; }\n" + transfer.upload_script(
+        Upload(dest=str(dest), content=b"k=v\n", mode="0644")), b"k=v\n").rc == 75
+    assert upload(Upload(dest=str(dest), content=b"k=v\n", mode="0644")).rc == 0
+    assert dest.read_bytes() == b"k=v\n"
