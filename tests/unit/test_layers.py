@@ -20,7 +20,7 @@ for _rank, _names in enumerate([
     ("loader", "templating", "argcheck", "redaction", "connection", "modules", "transfer", "hostlock"),
     ("playbook", "inventory", "patterns", "graph", "inputs", "taskrun", "blocks", "hostwalk",
      "executor", "report", "audit"),
-    ("cli", "session", "testing", "demo", "__init__", "__main__"),
+    ("cli", "session", "testing", "sshdlab", "demo", "__init__", "__main__"),
 ]):
     LAYERS.update(dict.fromkeys(_names, _rank))
 LAYER_NAMES = ("data", "services", "stages", "top")
