@@ -1,6 +1,7 @@
 """remedy: diagnose, plan, fix, verify and roll back faults on hosts over SSH.
 
-The public API is ``__all__``; the command line is ``runner.cli.main``.
+The public API is ``__all__``; the command line is ``runner.cli.main``
+(the ``remedy`` program is ``runner.cli.entry``).
 """
 
 from __future__ import annotations

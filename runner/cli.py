@@ -1,6 +1,7 @@
 """The ``remedy`` command line: parse, call one library stage, render, exit.
 
-Top layer. ``main(argv) -> int`` is the whole interface; exit codes:
+Top layer. ``main(argv) -> int`` is the whole interface (``entry`` is the
+program: ``main`` with the garbage collector off during start-up); exit codes:
 
     0   success (a plan that changes nothing also exits 0)
     2   a task or a verification failed on some host (or the run was stopped by a threshold)
@@ -22,6 +23,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from runner import __version__
 from runner.errors import InputError, RemedyError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 99
@@ -105,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 2 task/verification failed, 3 host unreachable, "
                "4 invalid input, 99 interrupted",
     )
-    parser.add_argument("--version", action=_VersionAction)
+    parser.add_argument("--version", action="version", version=f"remedy {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -156,28 +158,6 @@ def _add_execution_args_optional(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if action.dest == "playbooks":
             action.nargs = "*"
-
-
-class _VersionAction(argparse.Action):
-    """``--version``: looks the version up only when asked (importlib.metadata costs ~10 ms)."""
-
-    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
-                         help="show the version and exit")
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        print(f"remedy {_version()}")
-        parser.exit()
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("remedy")
-    except Exception:  # noqa: BLE001 - running from a source tree
-        return "0+unknown"
 
 
 def entry() -> None:

@@ -72,7 +72,7 @@ def _excerpt(location: Location, source_lines: Sequence[str] | None) -> str:
     if not lines or location.line > len(lines):
         return ""
     raw = lines[location.line - 1].rstrip("\r\n")
-    shown = _printable(raw)[:160]
+    shown = printable(raw)[:160]
     number = f"{location.line:>5} | "
     caret = ""
     if location.column:
@@ -80,8 +80,10 @@ def _excerpt(location: Location, source_lines: Sequence[str] | None) -> str:
     return number + shown + caret
 
 
-def _printable(text: str) -> str:
-    """Escape control characters so an excerpt can never drive the terminal."""
+def printable(text: str) -> str:
+    """Escape control characters (tabs stay) so a text can never drive the terminal."""
+    if text.isprintable():
+        return text
     return "".join(c if c == "\t" or c.isprintable() else repr(c)[1:-1] for c in text)
 
 

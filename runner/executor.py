@@ -179,13 +179,15 @@ def batches(hosts: Sequence[str], serial: Sequence[int | str]) -> list[list[str]
 
 def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
             connect: Connect | None = None, stop: threading.Event | None = None,
-            run_id: str | None = None) -> Run:
-    """Run every planned host; returns the finished ``Run``. Never raises for host failures.
+            run_id: str | None = None, hosts: Sequence[HostPlan] | None = None) -> Run:
+    """Run every planned host (``hosts``, else ``plan_hosts``); returns the finished ``Run``.
+
+    Never raises for host failures.
 
     Raises:
         InputError: bad selection (before any host is contacted).
     """
-    hosts = plan_hosts(inputs, options)
+    hosts = list(hosts) if hosts is not None else plan_hosts(inputs, options)
     run_id = run_id or uuid.uuid4().hex[:12]
     stop = stop or threading.Event()
     halt = threading.Event()  # no new task starts: set by stop (signals) or a threshold

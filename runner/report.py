@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from runner.errors import printable
 from runner.graph import NOTIFY, TaskGraph
 from runner.imports import import_without
 from runner.model import SECTIONS, Playbook
@@ -186,20 +187,14 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
             lines.append(f"    $ {mask(_one_line(command.command, 200))}  (rc={command.rc})")
             for stream in (command.stdout, command.stderr):
                 for line in stream.splitlines()[-20 if verbose < 2 else None:]:
-                    lines.append("      " + mask(_printable(line)))
+                    lines.append("      " + mask(printable(line)))
     if diff:
         lines.extend(mask(text) for text in render_diffs(result.diffs))
     return "\n".join(lines)
 
 
-def _printable(text: str) -> str:
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in text)
-
-
 def _one_line(text: str, limit: int = 300) -> str:
-    flat = _printable(" ".join(text.split()))
+    flat = printable(" ".join(text.split()))
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
@@ -210,7 +205,7 @@ def render_diffs(diffs: Iterable[Any]) -> list[str]:
     for diff in diffs:
         body = list(difflib.unified_diff(diff.before.splitlines(), diff.after.splitlines(),
                                          f"{diff.path} (before)", f"{diff.path} (after)", lineterm=""))
-        out.extend("    " + _printable(line) for line in (body or [f"--- {diff.path}: no textual change"]))
+        out.extend("    " + printable(line) for line in (body or [f"--- {diff.path}: no textual change"]))
     return out
 
 
@@ -227,7 +222,8 @@ def _tabulate() -> Any:
     tabulate measures wide characters with wcwidth when that is installed;
     importing wcwidth's tables costs ~20 ms, a tenth of a one-host run.
     ``unicodedata`` (built in, already loaded) answers the same question for
-    what a table cell holds.
+    what a table cell holds. The two attributes are set on the tabulate module
+    itself, so other users of tabulate in this process measure the same way.
     """
     tabulate: Any = import_without("tabulate", "wcwidth")
     tabulate.wcwidth = _CellWidth  # the one module attribute tabulate measures with

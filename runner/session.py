@@ -25,9 +25,9 @@ from runner import report
 from runner.audit import AuditLog
 from runner.connection import import_ssh
 from runner.errors import InputError, Location, Problem
-from runner.events import Listeners, NullListener
+from runner.events import Listener, Listeners, NullListener
 from runner.executor import ConnectOptions, HostPlan, RunOptions, execute, plan_hosts
-from runner.inputs import bundled_playbooks, load_inputs
+from runner.inputs import Inputs, bundled_playbooks, load_inputs
 from runner.redaction import Redactor
 from runner.results import HostResult, Run, Status, TaskResult
 
@@ -157,13 +157,19 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     audit = _open_audit(args.audit_log, redactor)
     console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=args.quiet, diff=args.diff)
     stop = threading.Event()
-    _settle_start_up(hosts)
     try:
         with _Signals(stop):
-            run = execute(inputs, options, Listeners([audit, console]), stop=stop)
+            run = _execute_planned(inputs, options, hosts, Listeners([audit, console]), stop)
     finally:
         audit.close()
     return run, redactor
+
+
+def _execute_planned(inputs: Inputs, options: RunOptions, hosts: Sequence[HostPlan], listener: Listener,
+                     stop: threading.Event | None = None) -> Run:
+    """``execute`` the planned ``hosts``, once start-up is settled."""
+    _settle_start_up(hosts)
+    return execute(inputs, options, listener, stop=stop, hosts=hosts)
 
 
 def _settle_start_up(hosts: Sequence[HostPlan]) -> None:
@@ -357,8 +363,7 @@ def _replay_args(args: argparse.Namespace, info: dict[str, Any]) -> argparse.Nam
 def _silent_check(namespace: argparse.Namespace) -> Run:
     inputs = load_inputs(namespace.playbooks, namespace.inventory, namespace.extra_vars)
     options = _options(namespace, check=True, diagnose_only=False)
-    _settle_start_up(plan_hosts(inputs, options))
-    return execute(inputs, options, NullListener())
+    return _execute_planned(inputs, options, plan_hosts(inputs, options), NullListener())
 
 
 def _plan_drift(saved: dict[str, Any], fresh: Run) -> list[str]:

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from runner.connection import Become, Connection
+from runner.connection.shell import READ_STDIN
 from runner.modules.base import Fetch, Upload, parent_dir, quote
 from runner.results import CommandResult
 
@@ -30,7 +31,7 @@ if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 71; fi
 if [ -e "$dest" ] && [ ! -f "$dest" ]; then echo "$dest exists and is not a regular file" >&2; exit 72; fi
 tmp=$(umask 077; mktemp "$dir/.remedy.XXXXXXXX") || exit 73
 trap 'rm -f -- "$tmp"' EXIT HUP INT TERM
-if command -v remedy_stdin >/dev/null 2>&1; then remedy_stdin; else cat; fi > "$tmp" || exit 74
+{ %(read_stdin)s; } > "$tmp" || exit 74
 if command -v sha256sum >/dev/null 2>&1; then sum=$(sha256sum -- "$tmp")
 else sum=$(openssl dgst -sha256 -r "$tmp"); fi
 if [ "${sum%%%% *}" != %(sha)s ]; then echo "checksum mismatch after transfer" >&2; exit 75; fi
@@ -57,8 +58,8 @@ def upload_script(step: Upload) -> str:
     directory's default ACL cannot widen the way it widens a shell
     redirection's 0666). A ``chown`` that would change nothing is skipped.
     The backup's name carries a random token: uploads in one session share
-    the persistent shell's ``$$``. The content comes from ``remedy_stdin``
-    where the connection defines it (see ``Connection.run``), else from stdin;
+    the persistent shell's ``$$``. The content comes from ``READ_STDIN``:
+    ``remedy_stdin`` where the connection defines it (see ``Connection.run``), else stdin;
     either way the sha256 check compares what was written with what was sent.
     """
     attributes = []
@@ -89,6 +90,7 @@ def upload_script(step: Upload) -> str:
                        'else chmod 0644 -- "$tmp"; fi')
     return _SCRIPT % {
         "inherit": "\n".join(inherit),
+        "read_stdin": READ_STDIN,
         "dest": quote(step.dest),
         "dir": quote(parent_dir(step.dest)),
         "sha": quote(hashlib.sha256(step.content).hexdigest()),

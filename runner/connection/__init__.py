@@ -85,12 +85,12 @@ class Connection(Protocol):
         """Run ``command`` under ``sh``; with ``become``, as that user through sudo.
 
         ``contained``: the command starts no process that outlives it (remedy's
-        own read-only probes), so it may skip a session of its own and share the
-        persistent shell's process group; a deadline then ends that shell too.
-        Where a contained command runs in that shell, its ``stdin`` bytes are
-        printed by the shell function ``remedy_stdin`` and its stdin is
-        ``/dev/null``; a contained script that takes stdin calls that function
-        when it is defined (``command -v remedy_stdin``) and reads stdin otherwise.
+        own probes, file operations and uploads without ``validate``), so it may
+        skip a session of its own and share the persistent shell's process group;
+        a deadline then ends that shell too. Where a contained command runs in
+        that shell, its ``stdin`` bytes are printed by the shell function
+        ``remedy_stdin`` and its stdin is ``/dev/null``; a contained script that
+        takes stdin reads it with ``shell.READ_STDIN``, which works either way.
         """
         ...
 

@@ -12,14 +12,15 @@ go to channels of their own); with SIGINT and SIGQUIT at their
 defaults. After it ends the shell prints, on stdout and on stderr, a
 delimiter carrying a per-command nonce and the exit code, so both streams
 split back exactly into that command's output (the newline printed before
-each delimiter is taken off again). remedy's own read-only probes
-(``contained``) skip the new session: they run in a subshell, in the shell's
+each delimiter is taken off again). remedy's own commands that
+leave no process behind (``contained``: probes, file operations, uploads
+without ``validate``) skip the new session: they run in a subshell, in the shell's
 process group, so a deadline that kills them ends the shell too, and the
 next command gets a new one. That needs the shell to lead its group, as sshd
 starts it; where it does not (a forced command that wraps it, say), they too
 get a session of their own. A contained command given stdin reads it from
 ``/dev/null``; the bytes come from the shell function ``remedy_stdin``
-instead, a ``printf`` in the subshell, which saves the pipe's writer process.
+instead (``shell.contained_script``), which saves the pipe's writer process.
 
 A command that leaves processes behind in its group (``cmd &``) may still
 write to the shell's stdout or stderr later, into another command's output:
@@ -42,14 +43,12 @@ import paramiko
 
 from runner.connection import HeldCommand
 from runner.connection.conversation import wait_readable
-from runner.connection.shell import Launch
+from runner.connection.shell import READ_GROUP, Launch, contained_script, printf_literal
 
 _CHUNK = 256 * 1024
 _SWALLOWED = (OSError, EOFError, paramiko.SSHException)
 #: Larger stdin goes over a channel of its own (it travels in the command line, escaped).
 STDIN_LIMIT = 64 * 1024
-#: A contained command's stdin is printed by this shell function, its stdin is /dev/null.
-STDIN_FUNCTION = "remedy_stdin"
 
 #: Checks that the shell can run a command in a session of its own in the foreground:
 #: ``setsid`` must not fork (it does not when its caller is no process group leader),
@@ -58,7 +57,7 @@ STDIN_FUNCTION = "remedy_stdin"
 _HELLO = (
     "if command -v setsid >/dev/null 2>&1; then "
     "setsid sh -c 'printf \"%s\\n\" \"$PPID\"' </dev/null; "
-    "read -r _ _ _ _ g _ 2>/dev/null </proc/$$/stat || g=; printf '{nonce} %s %s\\n' \"$$\" \"$g\"; "
+    f"{READ_GROUP}; printf '{{nonce}} %s %s\\n' \"$$\" \"$g\"; "
     "else printf '{nonce} none\\n'; fi\n"
 )
 
@@ -122,9 +121,7 @@ class PersistentShell:
         end = f"REMEDY-END-{secrets.token_hex(8)}"
         contained = contained and bool(launch.script) and self._leads_group
         if contained:
-            # stdin, if any, is printed by a function instead of a pipe's writer process
-            inline = f"{STDIN_FUNCTION}() {{ printf '{printf_literal(stdin)}'; }}; " if stdin else ""
-            source, command, redirect = "", f"( {inline}{launch.script} )", " </dev/null"
+            source, command, redirect = "", contained_script(launch.script, stdin), " </dev/null"
         else:
             source = f"printf '{printf_literal(stdin)}' | " if stdin else ""
             command, redirect = f"setsid {launch.program}", "" if stdin else " </dev/null"
@@ -174,19 +171,6 @@ class PersistentShell:
             self._channel.shutdown_write()
         with contextlib.suppress(*_SWALLOWED):
             self._channel.close()
-
-
-def printf_literal(data: bytes) -> str:
-    """``data`` as a ``printf`` format in single quotes that prints exactly those bytes.
-
-    Printable ASCII stays as it is, newlines too; every other byte, and ``\\``,
-    ``'`` and ``%``, becomes a three-digit octal escape (``\\ooo``).
-    """
-    return "".join(_LITERAL[b] for b in data)
-
-
-_LITERAL = [chr(b) if (32 <= b < 127 and chr(b) not in "\\'%") or b == 10 else f"\\{b:03o}"
-            for b in range(256)]
 
 
 def _field_after(data: bytes, prefix: bytes) -> tuple[bytes | None, int]:

@@ -41,12 +41,20 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 KILL_GRACE = 2.0
 
 
+#: Sets ``g`` to this shell's process group, read from /proc without a process ("" without /proc).
+READ_GROUP = "read -r _ _ _ _ g _ 2>/dev/null </proc/$$/stat || g="
+#: A contained command's stdin is printed by this shell function (its stdin is /dev/null).
+STDIN_FUNCTION = "remedy_stdin"
+#: How a contained script that takes stdin reads it, wherever it runs.
+READ_STDIN = f"if command -v {STDIN_FUNCTION} >/dev/null 2>&1; then {STDIN_FUNCTION}; else cat; fi"
+
+
 #: Runs the script in a process group of its own at the cost of as few processes as
 #: possible: sshd (OpenSSH, dropbear) already starts every command in a new session, so
 #: when this shell leads its process group (read from /proc without forking) the script
 #: runs right here; otherwise (sudo, no /proc) it is re-executed under ``setsid -w``.
 _LEADER_CHECK = (
-    "read -r _ _ _ _ g _ 2>/dev/null </proc/$$/stat || g=; "
+    f"{READ_GROUP}; "
     'if [ "$g" != "$$" ] && command -v setsid >/dev/null 2>&1; then exec setsid -w sh -c {script}; fi; '
 )
 
@@ -148,3 +156,22 @@ def kill_script(pgid: int, *, grace: float = KILL_GRACE) -> str:
         "do sleep 0.1; i=$((i+1)); done; "
         f"kill -KILL -{pgid} 2>/dev/null; exit 0"
     )
+
+
+def contained_script(script: str, stdin: bytes | None) -> str:
+    """``script`` in a subshell of the persistent shell, its ``stdin`` printed by ``STDIN_FUNCTION``."""
+    inline = f"{STDIN_FUNCTION}() {{ printf '{printf_literal(stdin)}'; }}; " if stdin else ""
+    return f"( {inline}{script} )"
+
+
+def printf_literal(data: bytes) -> str:
+    """``data`` as a ``printf`` format in single quotes that prints exactly those bytes.
+
+    Printable ASCII stays as it is, newlines too; every other byte, and ``\\``,
+    ``'`` and ``%``, becomes a three-digit octal escape (``\\ooo``).
+    """
+    return "".join(_LITERAL[b] for b in data)
+
+
+_LITERAL = [chr(b) if (32 <= b < 127 and chr(b) not in "\\'%") or b == 10 else f"\\{b:03o}"
+            for b in range(256)]

@@ -58,9 +58,10 @@ def load_config(params: ConnectionParams) -> paramiko.SSHConfig:
     if params.ssh_config is None and not path.exists():
         return paramiko.SSHConfig()
     try:
-        if "exec" in path.read_text(encoding="utf-8", errors="replace").lower():
+        text = path.read_text(encoding="utf-8")
+        if "exec" in text.lower():
             _enable_match_exec()
-        return paramiko.SSHConfig.from_path(str(path))
+        return paramiko.SSHConfig.from_text(text)
     except (OSError, paramiko.SSHException, ValueError) as exc:
         raise UnreachableError(params.name, "connect", f"cannot read ssh_config {path}: {exc}") from None
 

@@ -1,7 +1,7 @@
 """Building an inventory: a mutable mirror of Ansible's InventoryData.
 
 Stages layer, between the parsers and ``model``: ``sources``, ``ini`` and
-``yamlsource`` add groups, hosts and variables to one ``_Builder``, which
+``yamlsource`` add groups, hosts and variables to one ``Builder``, which
 checks each name and value as it arrives and collects every problem instead
 of stopping at the first (``varsfiles`` checks its variables with it too);
 ``reconcile`` applies Ansible's ``all``/``ungrouped`` rules and ``freeze``
@@ -57,7 +57,7 @@ class _HostDraft:
     vars: dict[str, Any] = field(default_factory=dict)
 
 
-class _Builder:
+class Builder:
     """Collects hosts, groups and problems from every source, then freezes them."""
 
     def __init__(self) -> None:
@@ -143,7 +143,7 @@ class _Builder:
         return None
 
     def set_var(self, target: _GroupDraft | _HostDraft, key: Any, value: Any, location: Location) -> None:
-        value = _plain(value)
+        value = plain(value)
         if not self.check_var(key, value, location):
             return
         if key == "ansible_group_priority" and isinstance(target, _GroupDraft):
@@ -270,16 +270,16 @@ def _check_connection_var(key: str, value: Any) -> str:
     return ""
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Loader values without their location wrappers (``UnsafeText`` stays marked)."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
-def _expand_entry(builder: _Builder, entry: str, location: Location) -> tuple[list[str], int | None] | None:
+def expand_entry(builder: Builder, entry: str, location: Location) -> tuple[list[str], int | None] | None:
     if not entry:
         builder.problems.add(location, "empty host name")
         return None
@@ -291,7 +291,7 @@ def _expand_entry(builder: _Builder, entry: str, location: Location) -> tuple[li
         return None
 
 
-def _read_text(builder: _Builder, path: Path) -> str | None:
+def read_text(builder: Builder, path: Path) -> str | None:
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
@@ -318,6 +318,6 @@ def _read_text(builder: _Builder, path: Path) -> str | None:
         return None
 
 
-def _meaningful(line: str) -> bool:
+def meaningful(line: str) -> bool:
     stripped = line.strip()
     return bool(stripped) and stripped[0] not in "#;" and stripped not in ("---", "...")

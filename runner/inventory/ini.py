@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.errors import Location, suggest
-from runner.inventory.builder import _Builder, _expand_entry
+from runner.inventory.builder import Builder, expand_entry
 
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _GROUP_LINE = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
@@ -32,7 +32,7 @@ class _IniState:
     pending: dict[str, tuple[str, Location, list[str]]] = field(default_factory=dict)
 
 
-def _parse_ini(builder: _Builder, path: str, lines: list[str]) -> None:
+def parse_ini(builder: Builder, path: str, lines: list[str]) -> None:
     state = _IniState(path)
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
@@ -71,7 +71,7 @@ def _parse_ini(builder: _Builder, path: str, lines: list[str]) -> None:
             )
 
 
-def _ini_section(builder: _Builder, state: _IniState, name: str, kind: str, location: Location) -> None:
+def _ini_section(builder: Builder, state: _IniState, name: str, kind: str, location: Location) -> None:
     if kind not in ("hosts", "children", "vars"):
         builder.problems.add(
             location,
@@ -90,14 +90,14 @@ def _ini_section(builder: _Builder, state: _IniState, name: str, kind: str, loca
             builder.add_child(parent, name, location)
 
 
-def _ini_host_line(builder: _Builder, state: _IniState, line: str, location: Location) -> None:
+def _ini_host_line(builder: Builder, state: _IniState, line: str, location: Location) -> None:
     try:
         tokens = shlex.split(line, comments=True)
     except ValueError as error:
         builder.problems.add(location, f"cannot parse host line: {error}", "close the quote")
         return
     entry = tokens[0] if tokens else ""
-    names = _expand_entry(builder, entry, location)
+    names = expand_entry(builder, entry, location)
     if names is None:
         return
     if entry.endswith(":") and names[1] is None:
@@ -123,7 +123,7 @@ def _ini_host_line(builder: _Builder, state: _IniState, line: str, location: Loc
             builder.set_var(host, key, value, location)
 
 
-def _ini_var_line(builder: _Builder, state: _IniState, line: str, location: Location) -> None:
+def _ini_var_line(builder: Builder, state: _IniState, line: str, location: Location) -> None:
     key, equals, text = line.partition("=")
     if not equals:
         builder.problems.add(location, f"expected key=value in [{state.group}:vars], got {line!r}")
@@ -132,7 +132,7 @@ def _ini_var_line(builder: _Builder, state: _IniState, line: str, location: Loca
     builder.set_var(group, key.strip(), _ini_value(builder, text.strip(), location), location)
 
 
-def _ini_child_line(builder: _Builder, state: _IniState, line: str, location: Location) -> None:
+def _ini_child_line(builder: Builder, state: _IniState, line: str, location: Location) -> None:
     match = _GROUP_LINE.match(line)
     if not match:
         builder.problems.add(location, f"expected a group name in [{state.group}:children], got {line!r}")
@@ -146,7 +146,7 @@ def _ini_child_line(builder: _Builder, state: _IniState, line: str, location: Lo
         state.pending[child] = ("children", location, [state.group])
 
 
-def _ini_value(builder: _Builder, text: str, location: Location) -> Any:
+def _ini_value(builder: Builder, text: str, location: Location) -> Any:
     """Ansible's INI typing: a Python literal (1, 1.0, True, None, [1, 2], {'a': 1}) or else the text."""
     try:
         with warnings.catch_warnings():

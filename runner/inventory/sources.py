@@ -16,11 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from runner.errors import InventoryError, LoadError, Location
-from runner.inventory.builder import _Builder, _meaningful, _read_text
-from runner.inventory.ini import _parse_ini
+from runner.inventory.builder import Builder, meaningful, read_text
+from runner.inventory.ini import parse_ini
 from runner.inventory.model import Inventory
-from runner.inventory.varsfiles import _unused_group_files, _vars_dir
-from runner.inventory.yamlsource import _parse_yaml
+from runner.inventory.varsfiles import unused_group_files, vars_dir
+from runner.inventory.yamlsource import parse_yaml
 from runner.loader import load_text
 from runner.patterns import LOCALHOST_NAMES, split_port
 
@@ -40,7 +40,7 @@ def load_inventory(paths: Sequence[str | Path]) -> Inventory:
     Raises:
         InventoryError: every problem found in every source, each with file and line.
     """
-    builder = _Builder()
+    builder = Builder()
     if not paths:
         builder.problems.add(Location("<inventory>"), "no inventory given", "pass -i FILE")
     roots: list[Path] = []
@@ -67,8 +67,8 @@ def load_inventory(paths: Sequence[str | Path]) -> Inventory:
     names = [*builder.hosts, *(n for n in LOCALHOST_NAMES if n not in builder.hosts)]
     loaded = {
         root: (
-            _vars_dir(builder, root / "group_vars", list(builder.groups)),
-            _vars_dir(builder, root / "host_vars", names),
+            vars_dir(builder, root / "group_vars", list(builder.groups)),
+            vars_dir(builder, root / "host_vars", names),
         )
         for root in dict.fromkeys(roots)
     }
@@ -76,10 +76,10 @@ def load_inventory(paths: Sequence[str | Path]) -> Inventory:
     host_files = [loaded[root][1] for root in roots]
     builder.problems.raise_if_any(InventoryError)
     inventory = builder.freeze(group_files, host_files)
-    return replace(inventory, warnings=tuple(_unused_group_files(roots, builder.groups)))
+    return replace(inventory, warnings=tuple(unused_group_files(roots, builder.groups)))
 
 
-def _parse_host_list(builder: _Builder, text: str) -> None:
+def _parse_host_list(builder: Builder, text: str) -> None:
     location = Location(f"<host list {text!r}>")
     for entry in (part.strip() for part in text.split(",")):
         if entry:
@@ -87,7 +87,7 @@ def _parse_host_list(builder: _Builder, text: str) -> None:
             builder.add_host(name, "ungrouped", port, location, None)
 
 
-def _parse_dir(builder: _Builder, directory: Path) -> bool:
+def _parse_dir(builder: Builder, directory: Path) -> bool:
     """Parse every inventory file under ``directory`` in name order; False if there is none."""
     found = False
     for name in sorted(os.listdir(directory)):
@@ -102,12 +102,12 @@ def _parse_dir(builder: _Builder, directory: Path) -> bool:
     return found
 
 
-def _parse_file(builder: _Builder, path: Path) -> None:
+def _parse_file(builder: Builder, path: Path) -> None:
     name = str(path)
-    text = _read_text(builder, path)
+    text = read_text(builder, path)
     if text is None:
         return
-    if not any(_meaningful(line) for line in text.splitlines()):
+    if not any(meaningful(line) for line in text.splitlines()):
         builder.problems.add(
             Location(name, 1), "inventory file is empty", "list hosts (INI) or an 'all:' mapping (YAML)"
         )
@@ -124,11 +124,11 @@ def _parse_file(builder: _Builder, path: Path) -> None:
         )
     elif path.suffix in _YAML_SUFFIXES or (not path.suffix and _looks_like_yaml(text)):
         try:
-            _parse_yaml(builder, name, load_text(text, name))
+            parse_yaml(builder, name, load_text(text, name))
         except LoadError as error:
             builder.problems.extend(error)
     else:
-        _parse_ini(builder, name, text.splitlines())
+        parse_ini(builder, name, text.splitlines())
 
 
 def _looks_like_yaml(text: str) -> bool:
@@ -137,6 +137,6 @@ def _looks_like_yaml(text: str) -> bool:
         stripped = line.strip()
         if stripped == "---" or stripped.startswith("{"):
             return True
-        if _meaningful(line):
+        if meaningful(line):
             return re.match(r"""^("[^"]*"|'[^']*'|[^\s:=\[#;'"]+)\s*:(\s|$)""", stripped) is not None
     return False

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import LoadError, Location, Problem, suggest
-from runner.inventory.builder import _Builder, _meaningful, _plain, _read_text
+from runner.inventory.builder import Builder, meaningful, plain, read_text
 from runner.loader import MarkedDict, load_text
 
 _VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
 
 
-def _vars_dir(builder: _Builder, directory: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+def vars_dir(builder: Builder, directory: Path, names: list[str]) -> dict[str, dict[str, Any]]:
     """The vars of each name from ``directory/NAME``, ``NAME.yml``, ``.yaml``, ``.json`` or ``NAME/``."""
     if not directory.exists():
         return {}
@@ -58,9 +58,9 @@ def _vars_files(path: Path) -> list[Path]:
     return files
 
 
-def _load_vars_file(builder: _Builder, path: Path) -> dict[str, Any]:
-    text = _read_text(builder, path)
-    if text is None or not any(_meaningful(line) for line in text.splitlines()):
+def _load_vars_file(builder: Builder, path: Path) -> dict[str, Any]:
+    text = read_text(builder, path)
+    if text is None or not any(meaningful(line) for line in text.splitlines()):
         return {}
     try:
         data = load_text(text, str(path))
@@ -72,13 +72,13 @@ def _load_vars_file(builder: _Builder, path: Path) -> dict[str, Any]:
         return {}
     result: dict[str, Any] = {}
     for key, value in data.items():
-        value = _plain(value)
+        value = plain(value)
         if builder.check_var(key, value, data.key_loc(key)):
             result[key] = value
     return result
 
 
-def _unused_group_files(roots: list[Path], groups: Mapping[str, Any]) -> list[Problem]:
+def unused_group_files(roots: list[Path], groups: Mapping[str, Any]) -> list[Problem]:
     """Warnings for group_vars/ entries that match no group (often a typo)."""
     problems = []
     for root in dict.fromkeys(roots):

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from runner.errors import Location, suggest
-from runner.inventory.builder import _Builder, _expand_entry
+from runner.inventory.builder import Builder, expand_entry
 from runner.loader import MarkedDict
 
 _GROUP_KEYS = ("hosts", "children", "vars")
 
 
-def _parse_yaml(builder: _Builder, path: str, data: Any) -> None:
+def parse_yaml(builder: Builder, path: str, data: Any) -> None:
     if not isinstance(data, MarkedDict):
         builder.problems.add(
             Location(path, 1),
@@ -36,7 +36,7 @@ def _parse_yaml(builder: _Builder, path: str, data: Any) -> None:
         _yaml_group(builder, path, name, data[name], data.key_loc(name))
 
 
-def _yaml_group(builder: _Builder, path: str, name: Any, body: Any, location: Location) -> str | None:
+def _yaml_group(builder: Builder, path: str, name: Any, body: Any, location: Location) -> str | None:
     if not isinstance(name, str) or not name:
         builder.problems.add(location, f"group name {name!r} must be a non-empty string")
         return None
@@ -83,7 +83,7 @@ def _yaml_group(builder: _Builder, path: str, name: Any, body: Any, location: Lo
     return name
 
 
-def _yaml_host(builder: _Builder, path: str, group: str, entry: Any, body: Any, location: Location) -> None:
+def _yaml_host(builder: Builder, path: str, group: str, entry: Any, body: Any, location: Location) -> None:
     if not isinstance(entry, str):
         builder.problems.add(location, f"host name {entry!r} must be a string", f'quote it: "{entry}"')
         return
@@ -94,7 +94,7 @@ def _yaml_host(builder: _Builder, path: str, group: str, entry: Any, body: Any, 
             "write 'name: value' pairs under the host",
         )
         return
-    names = _expand_entry(builder, entry, location)
+    names = expand_entry(builder, entry, location)
     if names is None:
         return
     marked = body if isinstance(body, MarkedDict) else None

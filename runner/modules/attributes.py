@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from runner.modules.base import Command, quote
+from runner.modules.base import Command, chained, quote
 from runner.modules.pathfact import PathInfo, TreeEntry
 
 _OCTAL = re.compile(r"^[0-7]{3,4}$")
@@ -142,7 +142,7 @@ def attribute_plan(info: PathInfo, wanted: Wanted, *, link: bool = False) -> Att
         if group:
             before.append(f"group: {info.group or info.gid}")
             after.append(f"group: {group}")
-    return AttributePlan(tuple(steps), tuple(before), tuple(after))
+    return AttributePlan(chained(steps), tuple(before), tuple(after))
 
 
 def _ownership(info: PathInfo, wanted: Wanted) -> tuple[str, str]:
@@ -181,7 +181,7 @@ def tree_plan(info: PathInfo, wanted: Wanted) -> AttributePlan:
             if value:
                 unknown.append(f"{label} (recursive): unknown (find -exec stat failed)")
                 wanted_lines.append(f"{label} (recursive): {value}")
-        return AttributePlan(tuple(steps), tuple(unknown), tuple(wanted_lines), predictable=False)
+        return AttributePlan(chained(steps), tuple(unknown), tuple(wanted_lines), predictable=False)
     before: list[str] = []
     after: list[str] = []
     if wanted.mode is not None:
@@ -206,7 +206,7 @@ def tree_plan(info: PathInfo, wanted: Wanted) -> AttributePlan:
                     names[entry.owner if is_owner else entry.group] += entry.count
                 before.append(f"{label} (recursive): {_histogram(names)}")
                 after.append(f"{label} (recursive): {wanted_name} x{sum(names.values())}")
-    return AttributePlan(tuple(steps), tuple(before), tuple(after))
+    return AttributePlan(chained(steps), tuple(before), tuple(after))
 
 
 def _chmod_tree(mode: str, path: str) -> Command:

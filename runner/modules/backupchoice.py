@@ -1,10 +1,12 @@
 """Which backup to restore: restore points from full backups and incremental chains.
 
-Services layer, pure, shared by ``backup_restore`` and ``postgres_restore``.
+Services layer, shared by ``backup_restore`` and ``postgres_restore``.
 Every archive name carries its time (``YYYYMMDDTHHMMSS``, UTC). A full
 backup is a restore point; so is every prefix ``level0 .. levelN`` of an
-incremental chain. ``choose`` takes the newest point at or before the wanted
-time whose archives all match their checksums, and says what it skipped.
+incremental chain. ``choose`` (pure) takes the newest point at or before the
+wanted time whose archives all match their checksums, and says what it
+skipped. ``RestoreModule`` is the plan both restore modules share: probe,
+choose, restore the choice, and check before the swap.
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ def choose(archives: Iterable[Archive], point: datetime | None) -> Choice:
     return Choice((), None, tuple(f"skipped {s}" for s in skipped))
 
 
-def only_checked(a: Any, change: Change) -> Change:
+def _only_checked(a: Any, change: Change) -> Change:
     """With ``state: checked``, the restore's choice (or its failure) without its steps."""
     if a["state"] != "checked":
         return change
@@ -197,7 +199,7 @@ class RestoreModule(Module):
             return Change(changed=False, failed=problem)
         if a["state"] == "reverted":
             return self.revert(a, found)
-        return only_checked(a, self.restore(a, found))
+        return _only_checked(a, self.restore(a, found))
 
     def problem(self, a: Mapping[str, Any], /) -> str:
         """What is wrong with the resolved arguments; "" when nothing is."""

@@ -205,6 +205,18 @@ class Module:
         return Outcome(changed=change.changed, data=data)
 
 
+def chained(steps: Sequence[Command]) -> tuple[Command, ...]:
+    """``steps`` as one command joined with ``&&``: one round trip that stops at the first failure.
+
+    Only plain steps chain (no stdin, success is rc 0); the result is contained if all were.
+    """
+    if len(steps) < 2:
+        return tuple(steps)
+    if any(step.stdin is not None or step.ok_rc != (0,) for step in steps):
+        raise ValueError("only steps without stdin that succeed with rc 0 can be chained")
+    return (Command(" && ".join(step.command for step in steps), contained=all(s.contained for s in steps)),)
+
+
 def command_data(result: CommandResult) -> dict[str, Any]:
     """The Ansible-shaped registered fields of a command result.
 

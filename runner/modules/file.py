@@ -20,7 +20,7 @@ from runner.modules.attributes import (
     show,
     tree_plan,
 )
-from runner.modules.base import Arg, Change, Command, Fact, Module, flag, quote
+from runner.modules.base import Arg, Change, Command, Fact, Module, chained, flag, quote
 from runner.modules.pathfact import (
     PathInfo,
     Probe,
@@ -114,7 +114,7 @@ def _directory(info: PathInfo, wanted: Wanted, *, recurse: bool) -> Change:
         return _attributes(info, attrs)
     if info.exists:
         return Change(changed=False, failed=f"{info.path} is {describe(info)}, not a directory")
-    steps: list[Command] = [Command(f"mkdir -p -- {quote(info.path)}")]
+    steps: list[Command] = [Command(f"mkdir -p -- {quote(info.path)}", contained=True)]
     after = ["state: directory"]
     target = wanted.target_mode(None, is_dir=True)
     return _create(info, steps, after, target, wanted, what="directory")
@@ -132,9 +132,8 @@ def _file(info: PathInfo, wanted: Wanted, *, touch: bool) -> Change:
     if info.parent != "directory":
         return Change(changed=False, failed=missing_parent(info))
     target = wanted.target_mode(None, is_dir=False)
-    return _create(
-        info, [Command(f"touch -- {quote(info.path)}")], ["state: file"], target, wanted, what="file"
-    )
+    create = Command(f"touch -- {quote(info.path)}", contained=True)
+    return _create(info, [create], ["state: file"], target, wanted, what="file")
 
 
 def _create(
@@ -142,17 +141,14 @@ def _create(
 ) -> Change:
     path = quote(info.path)
     if wanted.mode is not None and target is not None:
-        steps.append(Command(f"chmod {target:05o} -- {path}"))
+        steps.append(Command(f"chmod {target:05o} -- {path}", contained=True))
         after.append(f"mode: {show(target)}")
     if wanted.owner or wanted.group:
-        steps.append(Command(chown_command(wanted.owner or "", wanted.group or "", path)))
+        steps.append(Command(chown_command(wanted.owner or "", wanted.group or "", path), contained=True))
         after.extend(f"{k}: {v}" for k, v in (("owner", wanted.owner), ("group", wanted.group)) if v)
-    # one command: creating and setting the attributes is one round trip, and stops at
-    # the first part that fails
-    joined = Command(" && ".join(step.command for step in steps), contained=True)
     return Change(
         changed=True,
-        steps=(joined,),
+        steps=chained(steps),
         diffs=(Diff(info.path, "state: absent\n", "".join(f"{line}\n" for line in after)),),
         summary=f"create {what} {info.path}",
     )
@@ -201,7 +197,7 @@ def _link(info: PathInfo, a: Mapping[str, Any], wanted: Wanted) -> Change:
         after.extend(f"{k}: {v}" for k, v in (("owner", wanted.owner), ("group", wanted.group)) if v)
     return Change(
         changed=True,
-        steps=tuple(steps),
+        steps=chained(steps),
         diffs=(Diff(info.path, before, "".join(f"{x}\n" for x in after)),),
         summary=f"link {info.path} -> {src}",
     )

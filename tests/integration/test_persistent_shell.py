@@ -11,6 +11,7 @@ import pytest
 
 from runner.connection import Become, Connection, ConnectionParams
 from runner.connection.persistent import STDIN_LIMIT
+from runner.connection.shell import READ_STDIN
 from runner.errors import CommandTimeout
 from runner.testing import Sshd
 from tests.support.accounts import Account
@@ -54,10 +55,6 @@ def test_stdin_arrives_byte_for_byte_in_and_beyond_the_shell(ssh: Connection, si
     digest, pid = result.stdout.split()[0], " ".join(result.stdout.split()[-2:])
     assert digest == hashlib.sha256(data).hexdigest()
     assert (pid == shell) is (size <= STDIN_LIMIT)  # larger stdin takes a channel of its own
-
-
-#: What a contained script that takes stdin runs (the upload script does the same).
-READ_STDIN = "if command -v remedy_stdin >/dev/null 2>&1; then remedy_stdin; else cat; fi"
 
 
 @pytest.mark.parametrize("size", [1, 4096, STDIN_LIMIT, STDIN_LIMIT + 1])

@@ -11,12 +11,18 @@ from pathlib import Path
 import pytest
 
 from runner import transfer
-from runner.connection.persistent import printf_literal
+from runner.connection.shell import contained_script
 from runner.modules.base import Upload
 from runner.results import CommandResult
+from tests.support.prerequisites import require
 from tests.unit.modules.localrun import path_without, sh
 
 NOBODY = 65534
+
+
+@pytest.fixture(autouse=True)
+def _as_root() -> None:
+    require(os.geteuid() == 0, "the upload tests change files' owners: they need root")
 
 
 def upload(step: Upload, env: dict[str, str] | None = None) -> CommandResult:
@@ -25,7 +31,7 @@ def upload(step: Upload, env: dict[str, str] | None = None) -> CommandResult:
 
 def contained(script: str, stdin: bytes) -> str:
     """``script`` as the persistent shell runs a contained command given ``stdin``."""
-    return f"( remedy_stdin() {{ printf '{printf_literal(stdin)}'; }}; {script} ) </dev/null"
+    return f"{contained_script(script, stdin)} </dev/null"
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -85,6 +91,7 @@ def test_a_setgid_directory_does_not_pass_its_group_to_the_kept_owner(tmp_path: 
 
 
 def test_a_default_acl_widens_neither_the_temp_file_nor_the_result(tmp_path: Path) -> None:
+    require(shutil.which("setfacl") is not None, "setfacl not found (package acl)")
     shared = tmp_path / "acl"
     shared.mkdir()
     subprocess.run(["setfacl", "-d", "-m", "u::rwx,g::rwx,o::r-x", str(shared)], check=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from runner.modules import MODULES
-from runner.modules.base import Change, Outcome
+from runner.modules.base import Change, Command, Outcome, chained
 from runner.modules.pathfact import PathInfo
 from runner.results import CommandResult
 
@@ -202,8 +204,19 @@ def test_wait_for_that_cannot_check_says_why() -> None:
 
 def test_default_outcome_fails_on_the_first_failed_step() -> None:
     module = MODULES["file"]()
-    info = PathInfo("/x", kind="file", raw_mode=0o100666, uid=0, gid=0, owner="root", group="root")
-    change: Change = module.plan({"path": "/x", "mode": "0600", "owner": "coze"}, {"path": info})
+    change = Change(changed=True, steps=(Command("chmod 00600 -- /x"), Command("chown -- coze /x")))
     assert len(change.steps) == 2
     out = module.outcome({}, {}, change, [result(), result(rc=1, stderr="chown: invalid user: 'coze'")])
     assert out.failed == "command exited 1: chown: invalid user: 'coze'"
+
+
+def test_chained_steps_are_one_command_that_stops_at_the_first_failure() -> None:
+    steps = [Command("false", contained=True), Command("touch /never", contained=True)]
+    (joined,) = chained(steps)
+    assert joined == Command("false && touch /never", contained=True)
+    assert chained([Command("a", contained=True), Command("b")]) == (Command("a && b"),)
+    assert chained([Command("only")]) == (Command("only"),) and chained([]) == ()
+    with pytest.raises(ValueError, match="chained"):
+        chained([Command("cat > f", stdin=b"x"), Command("sync")])
+    with pytest.raises(ValueError, match="chained"):
+        chained([Command("grep q f", ok_rc=(0, 1)), Command("sync")])
