@@ -10,8 +10,9 @@ repetition, for each tool in a rotating order:
 
 1. resets every host's root to the identical broken state (``hoststate``),
    not timed;
-2. runs the tool under ``measure.py`` (wall time, peak PSS/RSS of the tool's
-   whole process tree, open fds);
+2. runs the tool under ``measure.py`` (wall time, peak PSS/RSS and CPU time
+   of the tool's whole process tree, open fds), and counts the CPU time the
+   hosts spent serving it (``hostcpu``: a control group holds every sshd);
 3. checks every host: after a real run each one must be fixed, after a
    check-mode run each one must be untouched. A run that fails this does not
    count (it is reported, with what was wrong).
@@ -44,6 +45,7 @@ sys.path.insert(0, str(HERE))
 
 import account  # noqa: E402
 import hoststate  # noqa: E402
+from hostcpu import HostCpu  # noqa: E402
 from tools import TOOLS, Fleet, ensure_venv, tool_versions  # noqa: E402
 
 from runner.testing import SshdFleet  # noqa: E402
@@ -68,13 +70,16 @@ class Sample:
     peak_procs: int = 0
     problems: list[str] = field(default_factory=list)
     load: float = 0.0  # 1-minute load average when the run started (other jobs share the machine)
+    cpu: float = 0.0  # seconds of CPU of the tool's process tree (the controller)
+    host_cpu: float = float("nan")  # seconds of CPU of the sshd hosts and what they started (nan: unmeasured)
 
 
 def run_one(tool: str, fleet: Fleet, roots: list[Path], *, check: bool, rep: int, work: Path,
-            fds: bool, timeout: float, owner: tuple[int, int]) -> Sample:
+            fds: bool, timeout: float, owner: tuple[int, int], hosts: Hosts) -> Sample:
     """Reset, run ``tool`` once under measure.py, verify every host."""
     hoststate.reset_all(roots, owner)
     load = os.getloadavg()[0]
+    hosts_before = hosts.cpu.seconds(settle_to=hosts.listeners)
     run_dir = Path(tempfile.mkdtemp(prefix=f"{tool}-{len(roots)}-", dir=work))
     launch = TOOLS[tool].prepare(run_dir, fleet, check)
     out = run_dir / "measure.json"
@@ -86,6 +91,7 @@ def run_one(tool: str, fleet: Fleet, roots: list[Path], *, check: bool, rep: int
     try:
         subprocess.run(argv, env=launch.env, cwd=launch.cwd, check=True, timeout=timeout)
         measured = json.loads(out.read_text())
+        hosts_after = hosts.cpu.seconds(settle_to=hosts.listeners)
     except (subprocess.SubprocessError, OSError, ValueError) as error:
         return Sample(tool, len(roots), check, rep, False, float("nan"), -1, problems=[str(error)], load=load)
     verify = hoststate.untouched_problems if check else hoststate.problems
@@ -96,10 +102,23 @@ def run_one(tool: str, fleet: Fleet, roots: list[Path], *, check: bool, rep: int
         problems.insert(0, f"exit code {measured['rc']}: {tail.strip()}")
     sample = Sample(tool, len(roots), check, rep, not problems, measured["wall"], measured["rc"],
                     measured["peak_pss"], measured["largest_rss"], measured["peak_fds"],
-                    measured["peak_threads"], measured["peak_procs"], problems[:5], load)
+                    measured["peak_threads"], measured["peak_procs"], problems[:5], load,
+                    measured.get("cpu", 0.0), _spent(hosts_before, hosts_after))
     if sample.ok:
         shutil.rmtree(run_dir, ignore_errors=True)
     return sample
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """The control group counting the hosts' CPU (``hostcpu``) and how many listeners it holds."""
+
+    cpu: HostCpu
+    listeners: int
+
+
+def _spent(before: float | None, after: float | None) -> float:
+    return after - before if before is not None and after is not None else float("nan")
 
 
 def _fleet(servers: list, roots: list[Path], user: str) -> Fleet:
@@ -140,7 +159,11 @@ def run_matrix(args: argparse.Namespace, work: Path) -> list[Sample]:
 def _run_plan(args: argparse.Namespace, plan: list[tuple[int, bool, list[str]]], roots: list[Path],
               user: str, owner: tuple[int, int], work: Path, samples: list[Sample], started: float) -> None:
     largest = len(roots)
-    with SshdFleet(largest) as fleet:
+    with SshdFleet(largest) as fleet, HostCpu(f"remedy-bench-{os.getpid()}") as cpu:
+        listeners = [s.pid for s in fleet.servers if s.pid]
+        if not cpu.add(listeners):
+            print("  the hosts' CPU is not measured: no writable cgroup", file=sys.stderr)
+        hosts = Hosts(cpu, len(listeners))
         print(f"  up in {time.monotonic() - started:.1f}s", file=sys.stderr)
         for n, check, tools in plan:
             fleet_n = _fleet(fleet.servers[:n], roots[:n], user)
@@ -152,7 +175,8 @@ def _run_plan(args: argparse.Namespace, plan: list[tuple[int, bool, list[str]]],
                     if not scale and n >= 50 and tool == "ansible" and rep >= args.slow_reps:
                         continue
                     sample = run_one(tool, fleet_n, roots[:n], check=check, rep=rep, work=work,
-                                     fds=tool.startswith("remedy"), timeout=args.timeout, owner=owner)
+                                     fds=tool.startswith("remedy"), timeout=args.timeout, owner=owner,
+                                     hosts=hosts)
                     samples.append(sample)
                     state = "ok" if sample.ok else "INVALID " + "; ".join(sample.problems[:2])
                     print(f"  n={n:<4} {'check' if check else 'apply'} rep={rep} {tool:<14} "
@@ -175,6 +199,8 @@ class Summary:
     rss: float  # MiB, largest single process, median
     fds: int
     threads: int
+    cpu: float  # seconds, median: the tool's own process tree
+    host_cpu: float  # seconds, median: the hosts serving it
 
 
 def summarize(samples: list[Sample], n: int, check: bool) -> dict[str, Summary]:
@@ -190,7 +216,9 @@ def summarize(samples: list[Sample], n: int, check: bool) -> dict[str, Summary]:
             tool, len(good), len(runs) - len(good), statistics.median(walls), min(walls), max(walls),
             statistics.median([r.peak_pss for r in good] or [0]) / MiB,
             statistics.median([r.largest_rss for r in good] or [0]) / MiB,
-            max([r.peak_fds for r in good] or [0]), max([r.peak_threads for r in good] or [0]))
+            max([r.peak_fds for r in good] or [0]), max([r.peak_threads for r in good] or [0]),
+            statistics.median([r.cpu for r in good] or [0.0]),
+            statistics.median([r.host_cpu for r in good] or [float("nan")]))
     return result
 
 
@@ -201,14 +229,15 @@ def _order(tool: str) -> int:
 def comparison_table(samples: list[Sample], n: int, check: bool) -> str:
     summary = summarize(samples, n, check)
     base = summary.get("remedy")
-    lines = ["| tool | wall median (s) | min–max (s) | × remedy | peak memory, tree PSS (MiB) | runs ok |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| tool | wall median (s) | min–max (s) | × remedy | CPU, tool (s) | CPU, hosts (s) "
+             "| peak memory, tree PSS (MiB) | runs ok |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for tool in sorted(summary, key=_order):
         s = summary[tool]
         ratio = s.median / base.median if base and base.median == base.median else float("nan")
         invalid = f" ({s.invalid} invalid)" if s.invalid else ""
         lines.append(f"| {tool} | {s.median:.2f} | {s.low:.2f}–{s.high:.2f} | {ratio:.2f} | "
-                     f"{s.pss:.0f} | {s.runs}{invalid} |")
+                     f"{s.cpu:.2f} | {s.host_cpu:.2f} | {s.pss:.0f} | {s.runs}{invalid} |")
     return "\n".join(lines)
 
 

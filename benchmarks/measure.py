@@ -14,7 +14,10 @@ tree (found through ``/proc/PID/task/TID/children``):
 
 The largest single process's exact peak RSS comes from ``getrusage`` of the
 waited-for children (``ru_maxrss``); for a one-process tool such as remedy
-that is its exact peak, which sampling could miss on a short run.
+that is its exact peak, which sampling could miss on a short run. The same
+call gives the CPU time (user + system) of the whole tree, daemonized
+processes included once they are reaped: what the tool costs the machine it
+runs on, apart from the hosts it talks to.
 
 Wall time runs from the spawn to the tool's exit. Whatever the tool left
 running in its tree (a ControlPersist master) is then terminated, so that the
@@ -120,6 +123,13 @@ def _terminate_rest() -> int:
     return len(rest)
 
 
+def _reap() -> None:
+    """Collect every exited descendant still unwaited for, so that its CPU time is counted."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="where to write the JSON result")
@@ -141,14 +151,16 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.monotonic() - start
         sampler.done.set()
         sampler.join()
-    largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     leftovers = _terminate_rest()
+    _reap()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = {
         "rc": rc,
         "wall": wall,
         "peak_pss": sampler.peak["pss"],
         "peak_rss_sum": sampler.peak["rss"],
-        "largest_rss": largest,
+        "largest_rss": usage.ru_maxrss * 1024,
+        "cpu": usage.ru_utime + usage.ru_stime,
         "peak_fds": sampler.peak["fds"],
         "peak_procs": sampler.peak["procs"],
         "peak_threads": sampler.peak["threads"],

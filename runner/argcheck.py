@@ -17,7 +17,7 @@ from typing import Any
 
 from runner import templating
 from runner.errors import Location, ProblemCollector, suggest
-from runner.loader import MarkedDict, MarkedList
+from runner.marked import MarkedDict, MarkedList
 from runner.modules.base import Arg, Module
 
 TRUE_WORDS = frozenset({"yes", "on", "true", "y", "1"})

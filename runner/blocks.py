@@ -13,8 +13,9 @@ from typing import Any
 
 from runner import templating
 from runner.model import Task
+from runner.rendering import truth
 from runner.results import Status, TaskResult
-from runner.taskrun import HostContext, ignore_failure, remember, run_task, truth
+from runner.taskrun import HostContext, ignore_failure, remember, run_task
 
 
 def run_block(ctx: HostContext, node_id: str, block: Task, scope: templating.Scope,

@@ -20,7 +20,8 @@ from jinja2 import nodes as jnodes
 from runner import templating
 from runner.errors import InputError, Location, Problem, ProblemCollector
 from runner.graph import TaskGraph, build_graph
-from runner.loader import MarkedDict, load_file
+from runner.loader import load_file
+from runner.marked import MarkedDict
 from runner.model import SECTIONS, Play, Playbook, Task
 from runner.playbook import load_playbook, walk_tasks
 

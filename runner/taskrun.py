@@ -4,8 +4,9 @@ Stages layer, called by ``hostwalk``. ``run_task`` never raises: every
 exception becomes the task's ``TaskResult`` (timed_out, indeterminate or
 failed). In check mode only the module's read-only facts are probed; its
 steps are never sent, so the probes of a task and of the play's tasks after
-it are fetched together in one round trip (``ProbeCache``); outside check mode, so are
-those of consecutive read-only tasks and the task after them.
+it are fetched together in one round trip (``probing``); outside check mode, so are
+those of consecutive read-only tasks and the task after them. Arguments,
+``become`` and conditions are rendered by ``rendering``.
 """
 
 from __future__ import annotations
@@ -18,39 +19,24 @@ from pathlib import Path
 from typing import Any
 
 from runner import templating
-from runner.argcheck import check_value, confine, to_bool
 from runner.connection import Become, Connection
-from runner.connection.batch import run_batch
 from runner.errors import (
     CommandInterrupted,
     CommandTimeout,
     ConnectionLost,
     InputError,
-    Location,
     RemedyError,
 )
-from runner.model import SECTIONS, Play, Task
+from runner.model import Play, Task
 from runner.modules import MODULES
 from runner.modules.base import Change, Command, Fetch, Module, Outcome, Upload
+from runner.probing import ProbeCache, prefetch, probe_key
+from runner.rendering import become_for, render_args, truth
 from runner.results import CommandResult, Diff, Status, TaskResult
 from runner.transfer import fetch, upload
 
 #: The failure message of a task whose ``failed_when`` held.
 FAILED_WHEN = "failed_when condition is true"
-#: A probe command with the privilege and environment it runs with.
-ProbeKey = tuple[str, Become | None, tuple[tuple[str, str], ...]]
-
-
-@dataclass
-class ProbeCache:
-    """Probe results fetched ahead of their tasks; forgotten whenever a step is sent."""
-
-    results: dict[ProbeKey, CommandResult] = field(default_factory=dict)
-    considered: set[int] = field(default_factory=set)  # id() of tasks already looked ahead at
-
-    def clear(self) -> None:
-        self.results.clear()
-        self.considered.clear()
 
 
 @dataclass
@@ -118,7 +104,7 @@ def run_task(ctx: HostContext, node_id: str, task: Task, scope: templating.Scope
 
 
 def _run(ctx: HostContext, task: Task, scope: templating.Scope, base: TaskResult) -> TaskResult:
-    _prefetch(ctx, task, scope)
+    prefetch(ctx, task, scope)
     scope = scope.child(task.vars, templated=True)
     for condition in task.when:
         if not truth(condition, scope, task.location):
@@ -169,15 +155,6 @@ def _merge_prediction(current: str, new: str) -> str:
     return max(current, new, key=lambda p: order.index(p) if p in order else 0)
 
 
-def truth(condition: Any, scope: Mapping[str, Any], location: Location) -> bool:
-    """Whether a ``when``-like condition (a boolean or an expression) holds."""
-    if isinstance(condition, bool):
-        return condition
-    value = templating.evaluate(str(condition), scope, location)
-    result = to_bool(value)
-    return bool(value) if result is None else result
-
-
 def _with_retries(ctx: HostContext, task: Task, scope: templating.Scope) -> _Attempt:
     retries = task.retries if task.retries is not None else (3 if task.until else 0)
     attempts = 0
@@ -208,8 +185,8 @@ def _registered(task: Task, attempt: _Attempt) -> dict[str, Any]:
 
 def _attempt(ctx: HostContext, task: Task, scope: templating.Scope) -> _Attempt:
     module = MODULES[task.module]()
-    args = _render_args(ctx, task, module, scope)
-    become = _become(ctx, task, scope)
+    args = render_args(ctx, task, module, scope)
+    become = become_for(ctx, task, scope)
     env = {str(k): str(v) for k, v in
            templating.render({**ctx.play.environment, **task.environment}, scope, task.location).items()}
     attempt = _Attempt()
@@ -257,7 +234,7 @@ def _probe(ctx: HostContext, task: Task, module: Module, args: Mapping[str, Any]
            become: Become | None, env: Mapping[str, str], attempt: _Attempt) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     for name, fact in module.facts(args).items():
-        cached = ctx.probes.results.get(_probe_key(fact.command, become, env))
+        cached = ctx.probes.results.get(probe_key(fact.command, become, env))
         if cached is not None:
             attempt.commands.append(cached)
             facts[name] = fact.parse(cached)
@@ -265,73 +242,6 @@ def _probe(ctx: HostContext, task: Task, module: Module, args: Mapping[str, Any]
         result = _call(ctx, task, fact.command, attempt, become=become, env=env, contained=True)
         facts[name] = fact.parse(result)
     return facts
-
-
-def _probe_key(command: str, become: Become | None, env: Mapping[str, str]) -> ProbeKey:
-    return (command, become, tuple(sorted(env.items())))
-
-
-def _prefetch(ctx: HostContext, task: Task, scope: templating.Scope) -> None:
-    """Fetch the probes of ``task`` and of the tasks after it in one round trip, where sound.
-
-    In check mode no step is sent, so the probes of every later task of the
-    section come along. Outside it, only while the tasks are read-only
-    (``stat``, ``assert``, ...), up to and including the first task that may
-    change the host: its probe still runs before its own steps. Any step sent
-    forgets every result fetched ahead. Tasks are rendered ahead with the scope
-    known now; one whose rendering needs more (a later ``register``) or whose
-    ``when`` is false is left out and probes on its own when it runs, and a
-    result is used only by a task that renders exactly the same command.
-    """
-    cache = ctx.probes
-    if id(task) in cache.considered or not (ctx.check or _reads_only(task)):
-        return
-    sections = (getattr(ctx.play, name) for name in SECTIONS)
-    section = next((tasks for tasks in sections if any(t is task for t in tasks)), ())
-    start = next((i for i, t in enumerate(section) if t is task), len(section))
-    wanted: dict[ProbeKey, str] = {}
-    for other in section[start:]:
-        if id(other) in cache.considered:
-            continue
-        cache.considered.add(id(other))
-        for key, command in _ahead(ctx, other, scope):
-            if key not in cache.results:
-                wanted.setdefault(key, command)
-        if not (ctx.check or _reads_only(other)):
-            break
-    group = [(k, c) for k, c in wanted.items() if k[1:] == next(iter(wanted))[1:]]
-    if len(group) < 2:
-        return
-    try:
-        results = run_batch(ctx.conn, [c for _, c in group], become=group[0][0][1],
-                            env=dict(group[0][0][2]), timeout=task.timeout)
-    except Exception:  # noqa: BLE001 - each task then probes on its own and reports what went wrong
-        return
-    for (key, _), result in zip(group, results or [], strict=False):
-        cache.results[key] = result
-
-
-def _reads_only(task: Task) -> bool:
-    module = MODULES.get(task.module)
-    return module is not None and not task.is_block and module.read_only
-
-
-def _ahead(ctx: HostContext, task: Task, scope: templating.Scope) -> list[tuple[ProbeKey, str]]:
-    """The probe commands ``task`` would send if it ran now; [] when that is not known yet."""
-    if task.is_block or task.loop is not None or task.module not in MODULES:
-        return []
-    try:
-        inner = scope.child(task.vars, templated=True)
-        if not all(truth(c, inner, task.location) for c in task.when):
-            return []
-        module = MODULES[task.module]()
-        args = _render_args(ctx, task, module, inner)
-        become = _become(ctx, task, inner)
-        env = {str(k): str(v) for k, v in templating.render(
-            {**ctx.play.environment, **task.environment}, inner, task.location).items()}
-        return [(_probe_key(f.command, become, env), f.command) for f in module.facts(args).values()]
-    except Exception:  # noqa: BLE001 - a task that cannot be rendered yet is simply not prefetched
-        return []
 
 
 def _send(ctx: HostContext, task: Task, change: Change, become: Become | None,
@@ -387,61 +297,6 @@ def _guarded(ctx: HostContext, task: Task, attempt: _Attempt, call: Any) -> Comm
     return result
 
 
-def _become(ctx: HostContext, task: Task, scope: templating.Scope) -> Become | None:
-    enabled = task.become if task.become is not None else ctx.play.become
-    if not enabled:
-        return None
-    user = task.become_user or ctx.play.become_user or "root"
-    user = str(templating.render(user, scope, task.location))
-    return Become(user=user, password=ctx.become_password)
-
-
-def _render_args(ctx: HostContext, task: Task, module: Module, scope: templating.Scope) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    for name, value in task.args.items():
-        spec = module.args.get(name)
-        if spec is not None and spec.type == "expr":
-            args[name] = _evaluate_expr(name, value, scope, task.location)
-            continue
-        rendered = templating.render(value, scope, task.location)
-        if spec is not None:
-            rendered, problem = check_value(spec, rendered)
-            if problem:
-                raise InputError.at(task.location, f"argument '{name}' {problem[0]}", problem[1])
-            if spec.type in ("local_file", "template_file"):
-                rendered = _read_local(ctx, str(rendered), spec.type, scope, task.location)
-            if spec.secret:
-                ctx.secrets.add(str(rendered))
-        args[name] = rendered
-    return args
-
-
-def _evaluate_expr(name: str, value: Any, scope: templating.Scope, location: Location) -> Any:
-    if name == "var":
-        return (str(value), templating.evaluate(str(value), scope, location))
-    items = value if isinstance(value, list) else [value]
-    return [(str(item), item if isinstance(item, bool) else
-             bool(truth(item, scope, location))) for item in items]
-
-
-def _read_local(ctx: HostContext, path: str, kind: str, scope: templating.Scope,
-                location: Location) -> str:
-    candidates = [path] if path.startswith("/") else \
-        [path, f"templates/{path}" if kind == "template_file" else f"files/{path}"]
-    for candidate in candidates:
-        target = confine(ctx.playbook_dir, candidate)
-        if target is None:
-            raise InputError.at(location, f"'{path}' is outside the playbook's directory",
-                                "keep templates and files beside the playbook")
-        if target.is_file():
-            text = target.read_text(encoding="utf-8")
-            if kind == "template_file":
-                return str(templating.render(text, scope, Location(str(target))))
-            return text
-    raise InputError.at(location, f"file '{path}' not found next to the playbook",
-                        f"looked in {ctx.playbook_dir}")
-
-
 def _result(base: TaskResult, attempt: _Attempt, status: Status | None = None,
             message: str = "") -> TaskResult:
     if status is None:
@@ -470,4 +325,4 @@ def remember(task: Task, result: TaskResult, registered: dict[str, Any]) -> None
         registered.update(result.data.get("ansible_facts", {}))
 
 
-__all__ = ["HostContext", "Outcome", "ignore_failure", "remember", "run_task", "truth"]
+__all__ = ["HostContext", "Outcome", "ignore_failure", "remember", "run_task"]

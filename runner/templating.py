@@ -23,7 +23,7 @@ from jinja2 import nodes as jnodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from runner.errors import Location, ProblemCollector, TemplateError
-from runner.loader import UnsafeText
+from runner.marked import UnsafeText
 
 _SINGLE = re.compile(r"^\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}$", re.DOTALL)
 

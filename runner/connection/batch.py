@@ -1,6 +1,6 @@
 """Several read-only commands in one round trip, each with its own exit code, stdout and stderr.
 
-Services layer, used by ``taskrun`` to batch fact probes. ``run_batch`` sends
+Services layer, used by ``probing`` to batch fact probes. ``run_batch`` sends
 one script over ``Connection.run``: every command runs in a subshell of its own
 (an ``exit`` in one ends only that one, its stdin is empty), and after each one
 a delimiter line carrying a random nonce, its index and its exit code is

@@ -15,7 +15,8 @@ from typing import Any
 
 from runner.errors import LoadError, Location, Problem, suggest
 from runner.inventory.builder import Builder, meaningful, plain, read_text
-from runner.loader import MarkedDict, load_text
+from runner.loader import load_text
+from runner.marked import MarkedDict
 
 _VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
 

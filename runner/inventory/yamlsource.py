@@ -12,7 +12,7 @@ from typing import Any
 
 from runner.errors import Location, suggest
 from runner.inventory.builder import Builder, expand_entry
-from runner.loader import MarkedDict
+from runner.marked import MarkedDict
 
 _GROUP_KEYS = ("hosts", "children", "vars")
 

@@ -9,6 +9,7 @@ timed tests).
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,14 @@ def test_the_harness_fixes_two_hosts_with_remedy_and_the_floor_and_reports_them(
     assert all(r["ok"] and r["hosts"] == 2 and r["wall"] > 0 for r in runs), runs
     remedy = next(r for r in runs if r["tool"] == "remedy" and not r["check"])
     assert remedy["largest_rss"] > 10 * 2**20 and remedy["peak_fds"] > 0
+    # CPU on both sides: the tool's tree (a Python start-up alone costs tens of ms) and the
+    # hosts' (two logins, a shell and the workload's commands), counted by a control group
+    # where one can be made, and said to be unmeasured where not
+    assert all(r["cpu"] > 0.02 for r in runs), runs
+    if "not measured" in done.stderr:
+        assert all(math.isnan(r["host_cpu"]) for r in runs), runs
+    else:
+        assert all(r["host_cpu"] > 0.01 for r in runs), runs
     text = results.read_text()
     assert text.startswith("# notes kept") and text.rstrip().endswith("tail kept")
     assert "old" not in text and "### 2 hosts, apply" in text and "| floor |" in text

@@ -25,7 +25,8 @@ from runner.cli import main
 from runner.errors import InputError, Location, ProblemCollector, TemplateError
 from runner.loader import load_bytes
 from runner.model import Playbook
-from runner.playbook import PLAY_KEYS, TASK_KEYS, load_playbook
+from runner.playbook import PLAY_KEYS, load_playbook
+from runner.taskread import TASK_KEYS
 
 FUZZ = settings(max_examples=250, deadline=2000, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

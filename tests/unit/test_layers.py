@@ -17,9 +17,10 @@ RUNNER = Path(__file__).resolve().parents[2] / "runner"
 LAYERS: dict[str, int] = {}
 for _rank, _names in enumerate([
     ("errors", "model", "results", "events", "imports"),
-    ("loader", "templating", "argcheck", "redaction", "connection", "modules", "transfer", "hostlock"),
-    ("playbook", "inventory", "patterns", "graph", "inputs", "taskrun", "blocks", "hostwalk",
-     "executor", "report", "audit"),
+    ("loader", "marked", "templating", "argcheck", "redaction", "connection", "modules", "transfer",
+     "hostlock"),
+    ("playbook", "taskread", "inventory", "patterns", "graph", "inputs", "taskrun", "probing",
+     "rendering", "blocks", "hostwalk", "executor", "report", "audit"),
     ("cli", "session", "testing", "sshdlab", "demo", "__init__", "__main__"),
 ]):
     LAYERS.update(dict.fromkeys(_names, _rank))

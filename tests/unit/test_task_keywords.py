@@ -77,7 +77,8 @@ def test_failed_when_changed_when_and_ignore_errors(tmp_path: Path) -> None:
     run_ = run(tmp_path, """
 - hosts: all
   tasks:
-    - {id: grep, command: "grep -q nothing /dev/null", register: g, failed_when: g.rc > 1, changed_when: false}
+    - {id: grep, command: "grep -q nothing /dev/null", register: g,
+       failed_when: g.rc > 1, changed_when: false}
     - {id: bad, command: "false", ignore_errors: true}
     - {id: after, command: "true", changed_when: false}
 """)
