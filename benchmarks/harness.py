@@ -75,11 +75,11 @@ class Sample:
 
 
 def run_one(tool: str, fleet: Fleet, roots: list[Path], *, check: bool, rep: int, work: Path,
-            fds: bool, timeout: float, owner: tuple[int, int], hosts: Hosts) -> Sample:
+            fds: bool, timeout: float, owner: tuple[int, int], hosts: HostCpu) -> Sample:
     """Reset, run ``tool`` once under measure.py, verify every host."""
     hoststate.reset_all(roots, owner)
     load = os.getloadavg()[0]
-    hosts_before = hosts.cpu.seconds(settle_to=hosts.listeners)
+    hosts_before = hosts.seconds()
     run_dir = Path(tempfile.mkdtemp(prefix=f"{tool}-{len(roots)}-", dir=work))
     launch = TOOLS[tool].prepare(run_dir, fleet, check)
     out = run_dir / "measure.json"
@@ -91,7 +91,7 @@ def run_one(tool: str, fleet: Fleet, roots: list[Path], *, check: bool, rep: int
     try:
         subprocess.run(argv, env=launch.env, cwd=launch.cwd, check=True, timeout=timeout)
         measured = json.loads(out.read_text())
-        hosts_after = hosts.cpu.seconds(settle_to=hosts.listeners)
+        hosts_spent = hosts.spent(hosts_before)
     except (subprocess.SubprocessError, OSError, ValueError) as error:
         return Sample(tool, len(roots), check, rep, False, float("nan"), -1, problems=[str(error)], load=load)
     verify = hoststate.untouched_problems if check else hoststate.problems
@@ -103,22 +103,10 @@ def run_one(tool: str, fleet: Fleet, roots: list[Path], *, check: bool, rep: int
     sample = Sample(tool, len(roots), check, rep, not problems, measured["wall"], measured["rc"],
                     measured["peak_pss"], measured["largest_rss"], measured["peak_fds"],
                     measured["peak_threads"], measured["peak_procs"], problems[:5], load,
-                    measured.get("cpu", 0.0), _spent(hosts_before, hosts_after))
+                    measured.get("cpu", 0.0), hosts_spent)
     if sample.ok:
         shutil.rmtree(run_dir, ignore_errors=True)
     return sample
-
-
-@dataclass(frozen=True)
-class Hosts:
-    """The control group counting the hosts' CPU (``hostcpu``) and how many listeners it holds."""
-
-    cpu: HostCpu
-    listeners: int
-
-
-def _spent(before: float | None, after: float | None) -> float:
-    return after - before if before is not None and after is not None else float("nan")
 
 
 def _fleet(servers: list, roots: list[Path], user: str) -> Fleet:
@@ -163,7 +151,6 @@ def _run_plan(args: argparse.Namespace, plan: list[tuple[int, bool, list[str]]],
         listeners = [s.pid for s in fleet.servers if s.pid]
         if not cpu.add(listeners):
             print("  the hosts' CPU is not measured: no writable cgroup", file=sys.stderr)
-        hosts = Hosts(cpu, len(listeners))
         print(f"  up in {time.monotonic() - started:.1f}s", file=sys.stderr)
         for n, check, tools in plan:
             fleet_n = _fleet(fleet.servers[:n], roots[:n], user)
@@ -176,7 +163,7 @@ def _run_plan(args: argparse.Namespace, plan: list[tuple[int, bool, list[str]]],
                         continue
                     sample = run_one(tool, fleet_n, roots[:n], check=check, rep=rep, work=work,
                                      fds=tool.startswith("remedy"), timeout=args.timeout, owner=owner,
-                                     hosts=hosts)
+                                     hosts=cpu)
                     samples.append(sample)
                     state = "ok" if sample.ok else "INVALID " + "; ".join(sample.problems[:2])
                     print(f"  n={n:<4} {'check' if check else 'apply'} rep={rep} {tool:<14} "

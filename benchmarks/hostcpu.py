@@ -39,6 +39,7 @@ class HostCpu:
         self._name = name
         self._group: Path | None = None
         self._counter: tuple[str, str, float] = ("", "", 0.0)  # file, field ("" = whole file), unit
+        self._listeners = 0  # processes added: what stays in the group between runs
 
     def __enter__(self) -> HostCpu:
         for kind, mount, options in _mounts():
@@ -69,19 +70,20 @@ class HostCpu:
                 (self._group / "cgroup.procs").write_text(f"{pid}\n")
         except OSError:
             return False
+        self._listeners += len(pids)
         return True
 
-    def seconds(self, *, settle_to: int = 0, wait: float = 5.0) -> float | None:
+    def seconds(self, *, wait: float = 5.0) -> float | None:
         """CPU time used by the group's processes so far, or None when not measured.
 
-        First waits (up to ``wait`` seconds) until at most ``settle_to``
-        processes are left in the group (the listeners): a connection still
+        First waits (up to ``wait`` seconds) until only the processes ``add``
+        put there (the listeners) are left in the group: a connection still
         closing when a tool exits is counted too.
         """
         if self._group is None:
             return None
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and self._count() > settle_to:
+        while time.monotonic() < deadline and self._count() > self._listeners:
             time.sleep(0.01)
         name, field, unit = self._counter
         try:
@@ -102,6 +104,11 @@ class HostCpu:
             return len((self._group / "cgroup.procs").read_text().split())
         except OSError:
             return 0
+
+    def spent(self, before: float | None) -> float:
+        """Seconds used since ``seconds()`` returned ``before``; NaN when not measured."""
+        after = self.seconds()
+        return after - before if before is not None and after is not None else float("nan")
 
     def __exit__(self, *exc: object) -> None:
         """Hand every process back to the parent group and remove the group."""

@@ -18,11 +18,13 @@ import paramiko
 
 from runner.connection.conversation import POLL, wait_readable
 
-_CHUNK = 256 * 1024
+#: Bytes asked of a channel per read (here and in the persistent shell).
+CHUNK = 256 * 1024
 #: stdin up to this size is written by the caller's thread when the channel's window
 #: has room for it; larger stdin gets a writer thread so that output keeps flowing.
 _INLINE_STDIN = 64 * 1024
-_SWALLOWED = (OSError, EOFError, paramiko.SSHException)
+#: What a closed or lost channel or transport raises: swallowed where the end is expected.
+SWALLOWED = (OSError, EOFError, paramiko.SSHException)
 
 
 class SSHPipes:
@@ -34,8 +36,8 @@ class SSHPipes:
 
     def read(self) -> tuple[bytes, bytes]:
         chan = self._channel
-        out = chan.recv(_CHUNK) if chan.recv_ready() else b""
-        err = chan.recv_stderr(_CHUNK) if chan.recv_stderr_ready() else b""
+        out = chan.recv(CHUNK) if chan.recv_ready() else b""
+        err = chan.recv_stderr(CHUNK) if chan.recv_stderr_ready() else b""
         return out, err
 
     def wait(self, timeout: float) -> None:
@@ -61,7 +63,7 @@ class SSHPipes:
         return not alive and self._channel.exit_status < 0
 
     def send(self, data: bytes) -> None:
-        with contextlib.suppress(*_SWALLOWED):
+        with contextlib.suppress(*SWALLOWED):
             self._channel.sendall(data)
 
     def feed(self, data: bytes | None) -> None:
@@ -71,7 +73,7 @@ class SSHPipes:
         threading.Thread(target=self._write_all, args=(data,), daemon=True).start()
 
     def _write_all(self, data: bytes | None) -> None:
-        with contextlib.suppress(*_SWALLOWED):
+        with contextlib.suppress(*SWALLOWED):
             if data:
                 self._channel.sendall(data)
             self._channel.shutdown_write()
@@ -97,9 +99,9 @@ class SSHHeld:
         chan = self._channel
         while b"\n" not in self._buffer:
             if chan.recv_stderr_ready():
-                chan.recv_stderr(_CHUNK)
+                chan.recv_stderr(CHUNK)
             if chan.recv_ready():
-                self._buffer += chan.recv(_CHUNK)
+                self._buffer += chan.recv(CHUNK)
                 continue
             remaining = deadline - time.monotonic()
             if chan.closed or chan.eof_received or remaining <= 0:
@@ -110,6 +112,6 @@ class SSHHeld:
         return line.decode("utf-8", "backslashreplace")
 
     def close(self) -> None:
-        with contextlib.suppress(*_SWALLOWED):
+        with contextlib.suppress(*SWALLOWED):
             self._channel.shutdown_write()
         self._channel.close()

@@ -42,11 +42,10 @@ import time
 import paramiko
 
 from runner.connection import HeldCommand
+from runner.connection.channels import CHUNK, SWALLOWED
 from runner.connection.conversation import wait_readable
 from runner.connection.shell import READ_GROUP, Launch, contained_script, printf_literal
 
-_CHUNK = 256 * 1024
-_SWALLOWED = (OSError, EOFError, paramiko.SSHException)
 #: Larger stdin goes over a channel of its own (it travels in the command line, escaped).
 STDIN_LIMIT = 64 * 1024
 
@@ -86,7 +85,7 @@ class PersistentShell:
         nonce = f"REMEDY-SHELL-{secrets.token_hex(8)}"
         deadline = time.monotonic() + timeout
         previous, line = "", ""
-        with contextlib.suppress(*_SWALLOWED):
+        with contextlib.suppress(*SWALLOWED):
             channel.sendall(_HELLO.format(nonce=nonce).encode())
             # a login shell may print its own lines first: the answer is the last two
             while not line.startswith(nonce):
@@ -138,7 +137,7 @@ class PersistentShell:
             return None
         try:
             self._channel.sendall(line.encode())
-        except _SWALLOWED:
+        except SWALLOWED:
             self._busy.release()
             self.retire()
             return None
@@ -167,9 +166,9 @@ class PersistentShell:
     def retire(self) -> None:
         """Stop using the shell: close its stdin and its channel; idempotent."""
         self._retired = True
-        with contextlib.suppress(*_SWALLOWED):
+        with contextlib.suppress(*SWALLOWED):
             self._channel.shutdown_write()
-        with contextlib.suppress(*_SWALLOWED):
+        with contextlib.suppress(*SWALLOWED):
             self._channel.close()
 
 
@@ -265,11 +264,11 @@ class ShellPipes:
         chan = self._channel
         out = err = b""
         while chan.recv_ready():  # a finished stream is still read (and dropped): the window stays open
-            out += self._out.feed(chan.recv(_CHUNK))
+            out += self._out.feed(chan.recv(CHUNK))
             if self._learn_group():
                 out += self._out.flush()  # its last newline ends the start marker's line
         while chan.recv_stderr_ready():
-            err += self._err.feed(chan.recv_stderr(_CHUNK))
+            err += self._err.feed(chan.recv_stderr(CHUNK))
         if self._out.value == b"L" and self._err.value is not None:
             raise ShellTainted
         if not (out or err) and (chan.closed or chan.eof_received) and not self.finished():

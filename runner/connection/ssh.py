@@ -30,7 +30,7 @@ from runner.connection import (
     HeldCommand,
     hostkeys,
 )
-from runner.connection.channels import SSHHeld, SSHPipes
+from runner.connection.channels import SWALLOWED, SSHHeld, SSHPipes
 from runner.connection.conversation import Pipes, Talk, converse
 from runner.connection.persistent import PersistentShell, ShellTainted
 from runner.connection.shell import KILL_GRACE, kill_script, wrap_as
@@ -42,7 +42,6 @@ from runner.results import CommandResult
 #: Seconds allowed for authentication; ``connect_timeout`` bounds the TCP
 #: connect and, separately, the SSH banner and key exchange.
 AUTH_TIMEOUT = 30.0
-_SWALLOWED = (OSError, EOFError, paramiko.SSHException)
 
 
 class SSHConnection:
@@ -127,7 +126,7 @@ class SSHConnection:
         except UnreachableError:
             transport.close()
             raise
-        except (*_SWALLOWED, ValueError) as exc:
+        except (*SWALLOWED, ValueError) as exc:
             transport.close()
             detail = f"{hop}: {exc or type(exc).__name__}"
             raise UnreachableError(self.host, "connect", detail) from None
@@ -170,7 +169,7 @@ class SSHConnection:
                 ("127.0.0.1", 0),
                 timeout=self._params.connect_timeout,
             )
-        except _SWALLOWED as exc:
+        except SWALLOWED as exc:
             detail = f"{after} via jump host {hop}: {exc or type(exc).__name__}"
             raise UnreachableError(self.host, "connect", detail) from None
 
@@ -182,7 +181,7 @@ class SSHConnection:
         transport = self._transport()
         try:
             return transport.open_session(timeout=self._params.connect_timeout)
-        except _SWALLOWED as exc:
+        except SWALLOWED as exc:
             raise CommandError(f"{self.host}: cannot open a channel: {exc}") from None
 
     def run(
@@ -228,7 +227,7 @@ class SSHConnection:
         channel = self._channel()
         try:
             channel.exec_command(line)
-        except _SWALLOWED as exc:
+        except SWALLOWED as exc:
             channel.close()
             raise CommandError(f"{self.host}: cannot start a command: {exc}") from None
         return channel
@@ -255,7 +254,7 @@ class SSHConnection:
         if self._sftp is None or self._sftp.sock.closed:
             try:
                 self._sftp = paramiko.SFTPClient.from_transport(transport)
-            except _SWALLOWED as exc:
+            except SWALLOWED as exc:
                 raise CommandError(f"{self.host}: cannot start SFTP: {exc}") from None
             if self._sftp is None:
                 raise CommandError(f"{self.host}: cannot start SFTP")
@@ -326,7 +325,7 @@ class SSHConnection:
         while self._held:
             self._held.pop().close()
         if self._sftp is not None:
-            with contextlib.suppress(*_SWALLOWED):
+            with contextlib.suppress(*SWALLOWED):
                 self._sftp.close()
             self._sftp = None
         for transport in reversed(self._transports):
