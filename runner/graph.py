@@ -46,6 +46,7 @@ class TaskGraph:
     plays: tuple[tuple[Playbook, Play], ...]  # in run order
     sections: dict[tuple[int, int, int], tuple[str, ...]]  # (playbook, play, section) -> order
     play_keys: dict[int, tuple[int, int]]  # id(play) -> (playbook, play) index
+    undoes: dict[str, tuple[str, ...]]  # rollback task -> the fix tasks it undoes
 
     def dependencies(self, node_id: str) -> list[str]:
         """Direct predecessors that gate ``node_id`` (not notify edges)."""
@@ -87,7 +88,7 @@ def build_graph(playbooks: Sequence[Playbook]) -> TaskGraph:
         aliases[book.name] = {}
         for play in book.plays:
             _add_play(graph, nodes, aliases[book.name], book, b_index, play)
-    _add_edges(graph, nodes, aliases, problems)
+    undoes = _add_edges(graph, nodes, aliases, problems)
     problems.raise_if_any(GraphError)
     _check_cycles(graph, nodes)
     plays = _play_order(playbooks, nodes, graph)
@@ -108,6 +109,7 @@ def build_graph(playbooks: Sequence[Playbook]) -> TaskGraph:
         plays=tuple(keys_to_plays(playbooks, plays)),
         sections=sections,
         play_keys={id(playbooks[b].plays[p]): (b, p) for b, p in plays},
+        undoes=undoes,
     )
 
 
@@ -138,8 +140,10 @@ def _add_edges(
     nodes: dict[str, Node],
     aliases: dict[str, dict[str, str]],
     problems: ProblemCollector,
-) -> None:
+) -> dict[str, tuple[str, ...]]:
+    """Add the gating and notify edges; returns the resolved ``undoes`` of rollback tasks."""
     previous: dict[tuple[int, int, int], str] = {}
+    undoes: dict[str, tuple[str, ...]] = {}
     for node_id, node in nodes.items():
         key = node.position[:3]
         if node.task.requires is None:
@@ -151,11 +155,40 @@ def _add_edges(
                 if target is not None:
                     _add_requires(graph, nodes, target, node, problems)
         previous[key] = node_id
+        if node.task.undoes:
+            undoes[node_id] = _undone(node, aliases, nodes, problems)
         for task in walk_tasks((node.task,)):
             for topic in task.notify:
                 for handler in node.play.handlers:
                     if topic == handler.name or topic in handler.listen:
                         graph.add_edge(node_id, f"{node.playbook.name}:{handler.id}", kind=NOTIFY)
+    return undoes
+
+
+def _undone(
+    node: Node, aliases: dict[str, dict[str, str]], nodes: dict[str, Node], problems: ProblemCollector
+) -> tuple[str, ...]:
+    """The graph ids a rollback task ``undoes``: fix tasks (``tasks``, ``handlers``) of its play."""
+    if not node.task.undoes:
+        return ()
+    if node.section != "rollback":
+        problems.add(node.task.location, f"'undoes' is only valid on a rollback task, not in "
+                     f"'{node.section}'", "move the task under 'rollback:', or remove 'undoes'")
+        return ()
+    found = []
+    for ref in node.task.undoes:
+        target = aliases[node.playbook.name].get(ref)
+        if target is None or nodes[target].play is not node.play or \
+                nodes[target].section not in ("tasks", "handlers"):
+            known = [t for t, n in aliases[node.playbook.name].items()
+                     if nodes[n].play is node.play and nodes[n].section in ("tasks", "handlers")]
+            problems.add(node.task.location,
+                         f"undoes '{ref}': no task with id '{ref}' among the play's tasks and handlers"
+                         + suggest(ref, [k for k in known if "[" not in k]),
+                         "name the fix task this rollback task undoes by its 'id:'")
+        else:
+            found.append(target)
+    return tuple(found)
 
 
 def _add_requires(

@@ -255,6 +255,12 @@ class _PlayWalk:
 
     def _one(self, node: Node, phase: str) -> TaskResult:
         task = node.task
+        undone = self.walk.graph.undoes.get(node.id, ())
+        if undone and not any(r.changed for r in self.walk.results if r.task in undone):
+            names = ", ".join(t.split(":", 1)[1] for t in undone)
+            return self.walk.record(TaskResult(self.walk.host, node.id, task.label, Status.SKIPPED,
+                                               message=f"nothing to undo: {names} changed nothing",
+                                               phase=phase))
         if not self._selected(task.tags + self.ctx.play.tags):
             result = TaskResult(self.walk.host, node.id, task.label, Status.SKIPPED,
                                 message="not selected by tags", phase=phase)

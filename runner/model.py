@@ -32,6 +32,7 @@ class Task:
     module: str = ""
     args: Mapping[str, Any] = field(default_factory=dict)
     requires: tuple[str, ...] | None = None
+    undoes: tuple[str, ...] = ()  # rollback only: runs only if one of these tasks changed the host
     when: tuple[Any, ...] = ()
     register: str = ""
     notify: tuple[str, ...] = ()

@@ -213,8 +213,25 @@ def _attempt(ctx: HostContext, task: Task, scope: templating.Scope) -> _Attempt:
     results = _send(ctx, task, change, become, env, attempt)
     outcome = module.outcome(args, facts, change, results)
     attempt.changed, attempt.failed = outcome.changed, outcome.failed
+    if outcome.failed and outcome.changed and facts:
+        attempt.changed = _changed_since(ctx, task, module, (args, become, env), facts, attempt)
     attempt.data = dict(outcome.data)
     return _verdicts(task, scope, attempt)
+
+
+def _changed_since(ctx: HostContext, task: Task, module: Module, call: tuple[Mapping[str, Any],
+                   Become | None, Mapping[str, str]], before: Mapping[str, Any], attempt: _Attempt) -> bool:
+    """Whether a failed task changed the host: its facts probed again differ from ``before``.
+
+    A step that fails may have changed nothing (the first command refused) or
+    something (a chown that stopped half-way); the module's own facts tell.
+    When they cannot be read again, the task counts as changed.
+    """
+    args, become, env = call
+    try:
+        return _probe(ctx, task, module, args, become, env, attempt) != before
+    except TaskAbort:
+        return True
 
 
 def _verdicts(task: Task, scope: templating.Scope, attempt: _Attempt) -> _Attempt:
