@@ -155,6 +155,9 @@ def _add_edges(
                 if target is not None:
                     _add_requires(graph, nodes, target, node, problems)
         previous[key] = node_id
+        if node.task.blocked_by and node.section != "diagnose":
+            problems.add(node.task.location, f"'blocked_by' is only valid on a diagnose task, not in "
+                         f"'{node.section}'", "move the check under 'diagnose:', or remove 'blocked_by'")
         if node.task.undoes:
             undoes[node_id] = _undone(node, aliases, nodes, problems)
         for task in walk_tasks((node.task,)):
@@ -273,6 +276,7 @@ def _play_order(
         a, b = nodes[source].position[:2], nodes[target].position[:2]
         if attrs["kind"] == REQUIRES and a != b and not plays.has_edge(a, b):
             plays.add_edge(a, b, why=(source, target))
+    _add_fault_order(playbooks, plays)
     try:
         order = list(nx.lexicographical_topological_sort(plays))
     except nx.NetworkXUnfeasible:
@@ -286,11 +290,41 @@ def _play_order(
         reasons = []
         for a, b in cycle:
             source, target = plays[a][b]["why"]
-            reasons.append(f"'{nodes[target].task.id}' ({nodes[target].task.location}) "
-                           f"requires '{nodes[source].task.id}'")
+            if source in ("after", "blocked_by"):
+                reasons.append(f"{keys[b][0].name} play {b[1] + 1} ({keys[b][1].location}) has "
+                               f"{source} {target}")
+            else:
+                reasons.append(f"'{nodes[target].task.id}' ({nodes[target].task.location}) "
+                               f"requires '{nodes[source].task.id}'")
         raise GraphError.at(
             keys[cycle[0][0]][1].location,
             f"plays require tasks of each other: {' -> '.join(steps)}; because {'; '.join(reasons)}",
-            "move the tasks into one play, or make the dependencies one-way",
+            "move the tasks into one play, or make the dependencies one-way "
+            "('after' and 'blocked_by' order whole playbooks)",
         ) from None
     return order
+
+
+def fault_order_names(play: Play) -> list[tuple[str, str]]:
+    """The playbooks ``play``'s fault is fixed after: ``(keyword, playbook)`` pairs."""
+    named = [("after", name) for name in play.after]
+    named += [("blocked_by", task.blocked_by) for task in walk_tasks(play.diagnose) if task.blocked_by]
+    return named
+
+
+def _add_fault_order(playbooks: Sequence[Playbook], plays: nx.DiGraph[tuple[int, int]]) -> None:
+    """Edges from every play of a playbook named by ``after``/``blocked_by`` to the naming play.
+
+    A name that is not among the run's playbooks orders nothing.
+    """
+    index = {book.name: b for b, book in enumerate(playbooks)}
+    for b_index, book in enumerate(playbooks):
+        for play in book.plays:
+            for keyword, name in fault_order_names(play):
+                other = index.get(name)
+                if other is None or other == b_index:
+                    continue
+                for before in playbooks[other].plays:
+                    edge = ((other, before.index), (b_index, play.index))
+                    if not plays.has_edge(*edge):
+                        plays.add_edge(*edge, why=(keyword, name))

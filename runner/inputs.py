@@ -18,8 +18,8 @@ from jinja2 import meta
 from jinja2 import nodes as jnodes
 
 from runner import templating
-from runner.errors import InputError, Location, Problem, ProblemCollector
-from runner.graph import TaskGraph, build_graph
+from runner.errors import InputError, Location, Problem, ProblemCollector, suggest
+from runner.graph import TaskGraph, build_graph, fault_order_names
 from runner.loader import load_file
 from runner.marked import MarkedDict
 from runner.model import SECTIONS, Play, Playbook, Task
@@ -136,10 +136,30 @@ def load_inputs(
     except InputError as error:
         problems.extend(error)
     problems.raise_if_any()
+    _check_fault_order(books)
     graph = build_graph(books)
     if inventory is not None:
         check_variables(books, inventory, extra)
     return Inputs(playbooks=tuple(books), graph=graph, inventory=inventory, extra_vars=extra)
+
+
+def _check_fault_order(books: Sequence[Playbook]) -> None:
+    """``after`` and ``blocked_by`` name a playbook of the run or a bundled one.
+
+    Raises:
+        InputError: naming the play and the unknown playbook.
+    """
+    known = {book.name for book in books} | set(bundled_playbooks())
+    problems = ProblemCollector()
+    for book in books:
+        for play in book.plays:
+            for keyword, name in fault_order_names(play):
+                if name not in known:
+                    problems.add(play.location, f"{keyword} '{name}': no playbook of that name"
+                                 + suggest(name, known),
+                                 "name a bundled playbook ('remedy playbooks') or one given on the "
+                                 "command line")
+    problems.raise_if_any()
 
 
 def check_variables(books: Iterable[Playbook], inventory: Inventory, extra: Mapping[str, Any]) -> None:

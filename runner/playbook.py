@@ -17,6 +17,7 @@ from runner.errors import InputError, Location, PlaybookError, ProblemCollector,
 from runner.loader import load_file
 from runner.marked import MarkedDict, MarkedList, location_of
 from runner.model import SECTIONS, Play, Playbook, Task
+from runner.modules import MODULES
 from runner.taskread import UNSUPPORTED, TaskReader
 
 PLAY_KEYS = frozenset(
@@ -37,6 +38,8 @@ PLAY_KEYS = frozenset(
         "tags",
         "environment",
         "gather_facts",
+        "after",
+        "health",
     }
 )
 
@@ -112,6 +115,9 @@ class _PlayReader(TaskReader):
         # Generated ids must be unique in the playbook: later plays prefix theirs.
         prefix = "" if index == 0 else f"play{index + 1}."
         sections = {s: self.tasks(raw, s, prefix + s) for s in SECTIONS}
+        health = self._health(raw, prefix)
+        if health is not None:
+            sections["verify"] += (health,)
         play_vars = self.check.mapping(raw, "vars")
         if "vars_files" in raw:
             play_vars = {**self._vars_files(raw), **play_vars}
@@ -128,8 +134,24 @@ class _PlayReader(TaskReader):
             become_user=self.check.string(raw, "become_user"),
             tags=self.check.string_list(raw, "tags"),
             environment=self.check.mapping(raw, "environment"),
+            after=self.check.string_list(raw, "after"),
+            health=health.args if health is not None else {},
             **sections,
         )
+
+    def _health(self, raw: MarkedDict, prefix: str) -> Task | None:
+        """The play's ``health:`` as the last verify task: the ``health`` module on those checks."""
+        if "health" not in raw:
+            return None
+        if not isinstance(raw["health"], MarkedDict):
+            self.problems.add(raw.value_loc("health"), "'health' must be a mapping",
+                              "e.g. health: {url: 'http://127.0.0.1:8080/health', checks: [config]}")
+            return None
+        args = self.check.module_args(MODULES["health"], raw, "health")
+        checks = args.get("checks") or []
+        named = f" ({', '.join(map(str, checks))})" if isinstance(checks, list) and checks else ""
+        return Task(id=f"{prefix}health", name=f"the service's health checks for this fault{named}",
+                    location=raw.key_loc("health"), module="health", args=args, requires=())
 
     def _vars_files(self, raw: MarkedDict) -> dict[str, Any]:
         merged: dict[str, Any] = {}

@@ -26,6 +26,7 @@ _PLACES: dict[str, tuple[str, str]] = {
     "service": ("service", "ServiceModule"),
     "wait_for": ("wait_for", "WaitForModule"),
     "uri": ("uri", "UriModule"),
+    "health": ("health", "HealthModule"),
     "assert": ("control", "AssertModule"),
     "debug": ("control", "DebugModule"),
     "set_fact": ("control", "SetFactModule"),
