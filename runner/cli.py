@@ -30,6 +30,7 @@ EXIT_OK, EXIT_INTERNAL, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INPUT, EXIT_INTERRUP
 
 EPILOGS = {
     "run": """examples:
+  remedy run -i inventory/hosts.ini                 # every bundled playbook: all faults, in order
   remedy run playbooks/port_conflict.yml -i inventory/hosts.ini
   remedy run port_conflict -i hosts.yml -l 'web:!web03' -e fallback_port=8081 --diff
   remedy run cache_flush -i hosts.yml --check --format json > plan.json
@@ -114,13 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOGS.get(name),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    run = command("run", "Diagnose, fix, verify (and roll back) on every host.")
-    _add_execution_args(run)
+    run = command("run", "Diagnose, fix, verify (and roll back) on every host; "
+                         "no PLAYBOOK: every bundled playbook, faults fixed in their order.")
+    _add_execution_args_optional(run)
     run.add_argument("-C", "--check", action="store_true", help="predict only; change nothing")
     run.add_argument("--compare-plan", metavar="PLAN",
                      help="after the run, check it changed exactly what this saved plan predicted")
-    plan = command("plan", "Dry run: what would change on each host, with diffs.")
-    _add_execution_args(plan)
+    plan = command("plan", "Dry run: what would change on each host, with diffs "
+                           "(no PLAYBOOK: every bundled playbook).")
+    _add_execution_args_optional(plan)
     plan.add_argument("-o", "--output", metavar="FILE", help="save the plan for 'remedy apply'")
     apply = command("apply", "Run exactly a saved plan; refuses a plan whose facts drifted.")
     apply.add_argument("plan_file", metavar="PLAN")

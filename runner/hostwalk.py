@@ -1,20 +1,32 @@
-"""Walk one host through its plays: diagnose, lock, fix, handlers, verify, roll back.
+"""Walk one host through its plays: diagnose all, fix in fault order, verify each, roll back.
 
 Stages layer, called by the executor once per host. Every task of every play
-that applies to the host ends with exactly one ``TaskResult``:
+that applies to the host ends with exactly one ``TaskResult``. A host may
+have several faults, one per playbook, so the walk goes in phases:
 
-* ``diagnose`` runs first (also in check mode: its tasks must be read-only
-  probes). A diagnose task that fails by ``assert``/``fail``/``failed_when``
-  is evidence of the fault; if no task finds the fault the host is
-  ``healthy`` and nothing else runs on it (no lock is taken).
-* Before the first change the host lock is taken and the diagnosis repeated.
-* ``tasks`` follow the graph: a failed task skips only its dependents.
-* ``handlers`` notified by a changed task run at the end of the play, even
-  when a later task failed (a change that happened keeps its handler).
-* ``verify`` checks the fix; if a fix task or a verification fails,
-  ``rollback`` runs and the host's verdict is ``rolled_back`` (``failed`` if
-  the rollback fails too); the failed task keeps its ``failed`` record. In
-  check mode verify and rollback are skipped.
+1. **Diagnose** every play (also in check mode: diagnose tasks must be
+   read-only probes). A diagnose task that fails by ``assert``/``fail``/
+   ``failed_when`` is evidence of the fault; one with ``blocked_by: X`` that
+   fails says playbook X must run first. A play whose diagnosis finds nothing
+   is ``healthy`` and nothing else of it runs (no lock is taken for it).
+2. **Fix**, one play after another in the fault order (``graph.plays``:
+   ``requires``, ``after`` and ``blocked_by`` between playbooks, file order
+   otherwise): before a play's first change the host lock is taken (once) and
+   its diagnosis repeated, since the plays before it changed the host. Its
+   ``tasks`` follow the graph: a failed task skips only its dependents. A
+   blocked play runs only after its blocker ran, if its fault is still there.
+3. **Handlers** notified by a changed task run once, after every play's fix
+   tasks (handlers of different playbooks with the same name or topic, module
+   and arguments are one handler): a service is restarted once, with every
+   fault fixed, not once per fault.
+4. **Verify** each play that ran, by its own checks; then **roll back**, in
+   reverse order, only the plays whose fix or verification failed. A failed
+   rollback task (even with ``ignore_errors``, which only lets the rollback
+   go on) makes the verdict ``rollback_failed``.
+5. The service's whole **health** is read once at the end (the last play that
+   ran and declares ``health:``) and kept on the ``HostResult``.
+
+In check mode the walk stops after the handlers' predictions.
 """
 
 from __future__ import annotations
@@ -28,11 +40,15 @@ from typing import Any
 from runner import templating
 from runner.graph import Node, TaskGraph
 from runner.hostlock import HostLock, LockBusy, default_lock_path
-from runner.model import SECTIONS, Play, Playbook
-from runner.results import HostResult, Status, TaskResult
+from runner.model import SECTIONS, Play, Playbook, Task
+from runner.results import Fault, FaultState, HostResult, Status, TaskResult
 from runner.taskrun import FAILED_WHEN, HostContext, ignore_failure, remember, run_task
 
 EVIDENCE_MODULES = frozenset({"assert", "fail"})
+#: The host verdict a play's final fault state contributes (the worst one wins).
+_VERDICT = {FaultState.ROLLBACK_FAILED: Status.ROLLBACK_FAILED, FaultState.ROLLED_BACK: Status.ROLLED_BACK,
+            FaultState.FAILED: Status.FAILED, FaultState.BLOCKED: Status.BLOCKED,
+            FaultState.NOT_RUN: Status.NOT_RUN}
 
 
 @dataclass
@@ -53,6 +69,16 @@ class WalkOptions:
 Emit = Callable[[TaskResult], None]
 
 
+@dataclass(frozen=True)
+class Diagnosis:
+    """What a play's diagnose section found: ``evidence`` of the fault, or who blocks it."""
+
+    evidence: tuple[str, ...] = ()
+    blocked_by: str = ""
+    detail: str = ""
+    failed: bool = False  # a probe failed: the diagnosis could not complete
+
+
 class HostWalk:
     """Runs every applicable play on one host and collects its results."""
 
@@ -65,33 +91,62 @@ class HostWalk:
         self.emit = emit
         self.results: list[TaskResult] = []
         self.lock: HostLock | None = None
-        self.failed_books: set[str] = set()
         self.blocking: set[str] = set()  # tasks whose dependents must be skipped
-        self.fault_found = False  # some diagnosis found its fault on this host
-        self.verdict = Status.OK
+        self.facts: dict[str, Any] = {}  # set_fact values: the host's, across its plays
+        self.health: dict[str, Any] = {}
         self.lock_path = options.lock_path or default_lock_path(host)
 
     def run(self, plays: list[tuple[Playbook, Play, Mapping[str, Any]]]) -> HostResult:
-        """``plays``: each applicable play with the host's variables for it."""
+        """``plays``: each applicable play with the host's variables for it, in fault order."""
+        units: list[PlayWalk] = []
         try:
             for book, play, host_vars in plays:
                 if not self.options.lock_path and host_vars.get("remedy_lock_path"):
                     self.lock_path = str(host_vars["remedy_lock_path"])
-                self._play(book, play, host_vars)
+                units.append(PlayWalk(self, book, play, host_vars))
+            self._phases(units)
         finally:
             if self.lock is not None:
                 self.lock.release()
-        return HostResult(self.host, tuple(self.results), self._host_status())
+        faults = tuple(unit.fault() for unit in units)
+        return HostResult(self.host, tuple(self.results), self._host_status(units), faults=faults,
+                          health=self.health)
 
-    def _host_status(self) -> Status:
-        statuses = {r.status for r in self.results}
-        for status in (Status.UNREACHABLE, Status.INDETERMINATE, Status.ROLLED_BACK,
-                       Status.FAILED, Status.TIMED_OUT, Status.NOT_RUN):
-            if status in statuses or self.verdict is status:
+    def _phases(self, units: list[PlayWalk]) -> None:
+        for unit in units:
+            unit.diagnose_first()
+        active = [u for u in units if u.state in (FaultState.FOUND, FaultState.BLOCKED)]
+        if self.options.diagnose_only:
+            for unit in active:
+                self.close_rest(unit.every, Status.SKIPPED, "diagnose only")
+            return
+        for index, unit in enumerate(active):
+            unit.fix(active[:index], self.options.check)
+        ran = [u for u in active if u.ran]
+        self._handlers(ran)
+        if self.options.check:
+            for unit in ran:
+                self.close_rest(unit.nodes["verify"] + unit.nodes["rollback"], Status.SKIPPED,
+                                "check mode: runs after a real fix")
+            return
+        for unit in ran:
+            unit.verify()
+        for unit in reversed(ran):
+            unit.settle()
+        if any(r.changed for r in self.results):  # a host left as it was keeps its health
+            self._final_health(ran)
+
+    def _host_status(self, units: list[PlayWalk]) -> Status:
+        statuses = {r.status for r in self.results} | {
+            _VERDICT[u.state] for u in units if u.state in _VERDICT}
+        for status in (Status.UNREACHABLE, Status.INDETERMINATE, Status.ROLLBACK_FAILED,
+                       Status.ROLLED_BACK, Status.FAILED, Status.BLOCKED, Status.TIMED_OUT,
+                       Status.NOT_RUN):
+            if status in statuses:
                 return status
         if statuses and statuses <= {Status.HEALTHY, Status.OK, Status.SKIPPED}:
-            healthy = Status.HEALTHY in statuses and not self.fault_found
-            return Status.HEALTHY if healthy else Status.OK
+            found = any(u.state is not FaultState.HEALTHY for u in units)
+            return Status.OK if found or Status.HEALTHY not in statuses else Status.HEALTHY
         return Status.CHANGED if Status.CHANGED in statuses else Status.OK
 
     def record(self, result: TaskResult) -> TaskResult:
@@ -107,25 +162,6 @@ class HostWalk:
                 self.record(TaskResult(self.host, node.id, node.task.label, status,
                                        message=message, phase=node.section))
 
-    def _play(self, book: Playbook, play: Play, host_vars: Mapping[str, Any]) -> None:
-        nodes = {s: self._section(play, s) for s in SECTIONS}
-        every = [n for section in nodes.values() for n in section]
-        if book.name in self.failed_books:
-            self.close_rest(every, Status.SKIPPED, "an earlier play of this playbook failed on the host")
-            return
-        ctx = HostContext(self.host, self.conn, play, Path(book.path).resolve().parent,
-                          check=self.options.check, become_password=self.options.become_password,
-                          stop=self.options.stop)
-        scope = templating.Scope([(host_vars, True), ({"remedy_run_id": self.options.run_id}, False)])
-        registered: dict[str, Any] = {}
-        play_walk = _PlayWalk(self, ctx, scope, registered)
-        play_walk.run(nodes, every)
-        if any(r.status.is_failure for r in self.results if r.task in {n.id for n in every}):
-            self.failed_books.add(book.name)
-
-    def _section(self, play: Play, section: str) -> list[Node]:
-        return self.graph.section_order(play, section)
-
     def ensure_lock(self) -> None:
         """Take the host lock before the first change (not in check mode).
 
@@ -138,6 +174,44 @@ class HostWalk:
         lock.acquire(timeout=self.options.lock_timeout, stop=self.options.stop)
         self.lock = lock
 
+    def _handlers(self, units: list[PlayWalk]) -> None:
+        """Each notified handler once for the host, after every play's fix tasks."""
+        done: dict[tuple[str, str, str], TaskResult] = {}
+        for unit in units:
+            for node in unit.nodes["handlers"]:
+                topics = {node.task.name, *node.task.listen} - {""}
+                if not topics & unit.notified:
+                    self.record(TaskResult(self.host, node.id, node.task.label, Status.SKIPPED,
+                                           message="not notified", phase="handlers"))
+                    continue
+                keys = [(topic, node.task.module, repr(sorted(node.task.args.items()))) for topic in topics]
+                earlier = next((done[k] for k in keys if k in done), None)
+                if earlier is not None:
+                    result = self.record(TaskResult(
+                        self.host, node.id, node.task.label, Status.SKIPPED, phase="handlers",
+                        message=f"ran once for the host, as {earlier.task} ({earlier.status})"))
+                    unit.fix_failed |= earlier.status.is_failure
+                    continue
+                result = unit.one(node, "handlers")
+                unit.fix_failed |= result.status.is_failure
+                done.update(dict.fromkeys(keys, result))
+
+    def _final_health(self, units: list[PlayWalk]) -> None:
+        """The service's whole health, read once with the last declared ``health:``."""
+        unit = next((u for u in reversed(units) if u.play.health), None)
+        if unit is None or self.options.stop.is_set():
+            return
+        args = {"url": unit.play.health.get("url"), "checks": [],
+                "timeout": unit.play.health.get("timeout", 10),
+                "validate_certs": unit.play.health.get("validate_certs", True)}
+        probe = Task(id="health", name="the service's health after the run", location=unit.play.location,
+                     module="health", args=args)
+        result = run_task(unit.ctx, f"{unit.book.name}:health", probe, unit.current_scope(), phase="verify")
+        data = result.data
+        self.health = {"url": data.get("url"), "status": data.get("status"), "ok": result.status is Status.OK,
+                       "failing": list(data.get("failing", [])), "reasons": list(data.get("reasons", [])),
+                       "message": result.message}
+
 
 def _evidence(result: TaskResult) -> str:
     """What a failing diagnose task found: its message, or its output for ``failed_when``."""
@@ -147,88 +221,135 @@ def _evidence(result: TaskResult) -> str:
     return output.splitlines()[-1][:200] if output else result.message
 
 
-class _PlayWalk:
-    """The phases of one play on one host."""
+class PlayWalk:
+    """One play on one host: its diagnosis, fix, verification and rollback, and its verdict."""
 
-    def __init__(self, walk: HostWalk, ctx: HostContext, scope: templating.Scope,
-                 registered: dict[str, Any]) -> None:
+    def __init__(self, walk: HostWalk, book: Playbook, play: Play, host_vars: Mapping[str, Any]) -> None:
         self.walk = walk
-        self.ctx = ctx
-        self.scope = scope
-        self.registered = registered
+        self.book = book
+        self.play = play
+        self.nodes = {s: walk.graph.section_order(play, s) for s in SECTIONS}
+        self.every = [n for section in self.nodes.values() for n in section]
+        options = walk.options
+        self.ctx = HostContext(walk.host, walk.conn, play, Path(book.path).resolve().parent,
+                               check=options.check, become_password=options.become_password,
+                               stop=options.stop)
+        self.scope = templating.Scope([(host_vars, True), ({"remedy_run_id": options.run_id}, False)])
+        self.registered: dict[str, Any] = {}
         self.notified: set[str] = set()
+        self.state = FaultState.HEALTHY
+        self.diagnosis = Diagnosis()
+        self.ran = False  # its fix tasks ran (or were predicted, in check mode)
+        self.fix_failed = False
+        self.verified = False
+        self.detail = ""
 
     def current_scope(self) -> templating.Scope:
-        return self.scope.child(dict(self.registered))
+        return self.scope.child({**self.walk.facts, **self.registered})
 
-    def run(self, nodes: dict[str, list[Node]], every: list[Node]) -> None:
-        options = self.walk.options
-        evidence = self._diagnose(nodes["diagnose"], recheck=False)
-        if evidence is None:
-            self.walk.close_rest(every, Status.FAILED, "diagnosis could not complete")
-            self.walk.verdict = Status.FAILED
-            return
-        if nodes["diagnose"] and not evidence:
-            self.walk.close_rest(every, Status.HEALTHY, "fault not present; nothing to do")
-            return
-        if options.diagnose_only:
-            self.walk.close_rest(every, Status.SKIPPED, "diagnose only")
-            return
-        if not options.check and not self._lock_and_recheck(nodes, every):
-            return
-        fix_failed = self._walk(nodes["tasks"], "tasks")
-        self._handlers(nodes["handlers"])
-        if options.check:
-            self.walk.close_rest(nodes["verify"] + nodes["rollback"], Status.SKIPPED,
-                                 "check mode: runs after a real fix")
-            return
-        verified = not fix_failed and self._walk(nodes["verify"], "verify") is False
-        if verified:
-            self.walk.close_rest(nodes["rollback"], Status.SKIPPED, "verification passed")
-            return
-        self._rollback(nodes, fix_failed)
+    def fault(self) -> Fault:
+        return Fault(self.book.name, self.state, self.diagnosis.evidence, self.detail,
+                     self.diagnosis.blocked_by)
 
-    def _lock_and_recheck(self, nodes: dict[str, list[Node]], every: list[Node]) -> bool:
-        try:
-            self.walk.ensure_lock()
-        except LockBusy as busy:
-            self.walk.close_rest(every, Status.NOT_RUN, f"locked: {busy}")
-            self.walk.verdict = Status.NOT_RUN
-            return False
-        if nodes["diagnose"]:
-            evidence = self._diagnose(nodes["diagnose"], recheck=True)
-            if evidence == []:
-                self.walk.close_rest(every, Status.HEALTHY,
-                                     "fault no longer present when re-checked; nothing changed")
-                return False
-        return True
+    # --- phase 1: diagnosis --------------------------------------------------------------
 
-    def _diagnose(self, nodes: list[Node], *, recheck: bool) -> list[str] | None:
-        """Evidence of the fault (empty list: healthy), or None if diagnosis failed.
+    def diagnose_first(self) -> None:
+        """The first diagnosis, recorded; sets ``state``."""
+        if self.walk.options.stop.is_set():
+            self._close(FaultState.NOT_RUN, Status.NOT_RUN, "run stopped before this play")
+            return
+        self.diagnosis = found = self._diagnose(recheck=False)
+        if found.failed:
+            self._close(FaultState.FAILED, Status.FAILED, "diagnosis could not complete")
+        elif found.blocked_by:
+            self.state = FaultState.BLOCKED
+            self.detail = f"blocked by {found.blocked_by}: {found.detail}"
+        elif found.evidence or not self.nodes["diagnose"]:
+            self.state = FaultState.FOUND
+        else:
+            self._close(FaultState.HEALTHY, Status.HEALTHY, "fault not present; nothing to do")
 
-        The re-check before the first change records nothing: the first
-        diagnosis already has each task's terminal record.
-        """
+    def _diagnose(self, *, recheck: bool) -> Diagnosis:
+        """Run the diagnose section; the re-check before a change records nothing."""
         evidence: list[str] = []
+        blocked: tuple[str, str] | None = None
         probe_ctx = replace(self.ctx, check=False)  # diagnose tasks are read-only probes
-        for node in nodes:
+        for node in self.nodes["diagnose"]:
             result = run_task(probe_ctx, node.id, node.task, self.current_scope(), phase="diagnose")
             if node.task.register:
                 self.registered[node.task.register] = dict(result.data)
-            found = result.status is Status.FAILED and not result.data.get("error") and (
-                node.task.module in EVIDENCE_MODULES or node.task.failed_when is not None)
-            if found:
+            failed = result.status is Status.FAILED and not result.data.get("error")
+            if failed and node.task.blocked_by and blocked is None:
+                blocked = (node.task.blocked_by, _evidence(result))
+                result = replace(result, status=Status.OK,
+                                 message=f"blocked by {blocked[0]}: {blocked[1]}")
+            elif failed and (node.task.module in EVIDENCE_MODULES or node.task.failed_when is not None):
                 detail = _evidence(result)
                 evidence.append(f"{node.task.label}: {detail}")
                 result = replace(result, status=Status.OK, message=f"fault found: {detail}")
-                self.walk.fault_found = True
-            elif result.status.is_failure and not node.task.ignore_errors:
+            elif result.status.is_failure and not node.task.ignore_errors and blocked is None:
                 if not recheck:
                     self.walk.record(result)
-                return None
+                return Diagnosis(tuple(evidence), failed=True)
             if not recheck:
                 self.walk.record(result)
-        return evidence
+        if blocked is not None:
+            return Diagnosis(tuple(evidence), blocked_by=blocked[0], detail=blocked[1])
+        return Diagnosis(tuple(evidence))
+
+    # --- phase 2: fix -----------------------------------------------------------------------
+
+    def fix(self, before: list[PlayWalk], check: bool) -> None:
+        """Run the fix tasks, after the lock and a fresh diagnosis; ``before``: the plays ahead of it."""
+        if any(u.book is self.book and (u.state is FaultState.FAILED or u.fix_failed) for u in before):
+            self._close(FaultState.NOT_RUN, Status.SKIPPED,
+                        "an earlier play of this playbook failed on the host")
+            return
+        ran = [u for u in before if u.ran]
+        if self.state is FaultState.BLOCKED and not self._blocker_ran(ran, check):
+            return
+        if not check and not self._lock_and_recheck(ran):
+            return
+        self.ctx.pending_change = any(u.ctx.pending_change for u in ran)
+        self.ran = True
+        self.fix_failed = self._walk(self.nodes["tasks"], "tasks")
+
+    def _blocker_ran(self, ran: list[PlayWalk], check: bool) -> bool:
+        blocker = self.diagnosis.blocked_by
+        if not any(u.book.name == blocker for u in ran):
+            self._close(FaultState.BLOCKED, Status.BLOCKED, f"{self.detail}; run {blocker} first")
+            return False
+        if check:
+            self._close(FaultState.WAITING, Status.SKIPPED,
+                        f"runs after {blocker}, if its fault is still present then ({self.detail})")
+            return False
+        return True
+
+    def _lock_and_recheck(self, ran: list[PlayWalk]) -> bool:
+        try:
+            self.walk.ensure_lock()
+        except LockBusy as busy:
+            self._close(FaultState.NOT_RUN, Status.NOT_RUN, f"locked: {busy}")
+            return False
+        if not self.nodes["diagnose"]:
+            return True
+        found = self._diagnose(recheck=True)
+        after = f" after {', '.join(u.book.name for u in ran)} ran" if ran else ""
+        if found.failed:
+            self._close(FaultState.FAILED, Status.FAILED,
+                        f"diagnosis could not complete when re-checked{after}")
+        elif found.blocked_by:
+            self.diagnosis = found
+            self._close(FaultState.BLOCKED, Status.BLOCKED,
+                        f"still blocked by {found.blocked_by}{after}: {found.detail}")
+        elif not found.evidence:
+            self._close(FaultState.HEALTHY, Status.HEALTHY,
+                        f"fault no longer present when re-checked{after}; nothing changed")
+        else:
+            self.diagnosis = replace(found, blocked_by="")
+            self.state = FaultState.FOUND
+            return True
+        return False
 
     def _walk(self, nodes: list[Node], phase: str) -> bool:
         """Run a section along the graph; True if any task failed."""
@@ -245,7 +366,7 @@ class _PlayWalk:
                 self.walk.record(result)
                 failed_any = True
                 continue
-            result = self._one(node, phase)
+            result = self.one(node, phase)
             failed_any |= result.status.is_failure
             if result.status is Status.INDETERMINATE:
                 rest = nodes[nodes.index(node) + 1:]
@@ -253,7 +374,8 @@ class _PlayWalk:
                 return True
         return failed_any
 
-    def _one(self, node: Node, phase: str) -> TaskResult:
+    def one(self, node: Node, phase: str) -> TaskResult:
+        """Run one task node and record it."""
         task = node.task
         undone = self.walk.graph.undoes.get(node.id, ())
         if undone and not any(r.changed for r in self.walk.results if r.task in undone):
@@ -267,16 +389,18 @@ class _PlayWalk:
         elif task.is_block:
             from runner.blocks import run_block
 
-            result = run_block(self.ctx, node.id, task, self.current_scope(), phase,
-                               self.registered)
+            result = run_block(self.ctx, node.id, task, self.current_scope(), phase, self.registered)
         else:
             result = run_task(self.ctx, node.id, task, self.current_scope(), phase=phase)
-            if task.ignore_errors:
+            if task.ignore_errors and phase != "rollback":  # a failed undo is never hidden
                 result = ignore_failure(result)
             remember(task, result, self.registered)
+            if task.module == "set_fact" and result.status is not Status.FAILED:
+                self.walk.facts.update(result.data.get("ansible_facts", {}))
         if result.changed and not self.ctx.check or (self.ctx.check and result.predicted == "change"):
             self.notified.update(task.notify)
-        if result.status.is_failure or result.status is Status.NOT_RUN:
+        go_on = phase == "rollback" and task.ignore_errors
+        if (result.status.is_failure or result.status is Status.NOT_RUN) and not go_on:
             self.walk.blocking.add(node.id)
         return self.walk.record(result)
 
@@ -291,21 +415,41 @@ class _PlayWalk:
             return True
         return bool(names & options.tags) or ("all" in options.tags)
 
-    def _handlers(self, nodes: list[Node]) -> None:
-        for node in nodes:
-            topics = {node.task.name, *node.task.listen}
-            if topics & self.notified:
-                self._one(node, "handlers")
-            else:
-                self.walk.record(TaskResult(self.walk.host, node.id, node.task.label,
-                                            Status.SKIPPED, message="not notified",
-                                            phase="handlers"))
+    # --- phases 4 and 5: verification and rollback -------------------------------------------
 
-    def _rollback(self, nodes: dict[str, list[Node]], fix_failed: bool) -> None:
-        reason = "a fix task failed" if fix_failed else "verification failed"
-        self.walk.close_rest(nodes["verify"], Status.SKIPPED, f"not verified: {reason}")
-        if not nodes["rollback"]:
-            self.walk.verdict = Status.FAILED
+    def verify(self) -> None:
+        if self.fix_failed:
+            self.walk.close_rest(self.nodes["verify"], Status.SKIPPED, "not verified: a fix task failed")
             return
-        rollback_failed = self._walk(nodes["rollback"], "rollback")
-        self.walk.verdict = Status.FAILED if rollback_failed else Status.ROLLED_BACK
+        self.verified = not self._walk(self.nodes["verify"], "verify")
+
+    def settle(self) -> None:
+        """The verdict: fixed, or rolled back (in reverse order of the plays, by the caller)."""
+        if self.verified:
+            self.state = FaultState.FIXED
+            self.walk.close_rest(self.nodes["rollback"], Status.SKIPPED, "verification passed")
+            return
+        reason = "a fix task failed" if self.fix_failed else "verification failed"
+        self.walk.close_rest(self.nodes["verify"], Status.SKIPPED, f"not verified: {reason}")
+        fix = {n.id for n in self.nodes["tasks"] + self.nodes["handlers"]}
+        if not any(r.changed for r in self.walk.results if r.task in fix):
+            self.walk.close_rest(self.nodes["rollback"], Status.SKIPPED,
+                                 "nothing to roll back: the fix changed nothing")
+            self.state, self.detail = FaultState.FAILED, f"{reason}; nothing was changed"
+            return
+        if not self.nodes["rollback"]:
+            self.state, self.detail = FaultState.FAILED, f"{reason}; the playbook has no rollback"
+            return
+        self._walk(self.nodes["rollback"], "rollback")
+        undo = {n.id for n in self.nodes["rollback"]}
+        failed = [r for r in self.walk.results if r.task in undo and r.status.is_failure]
+        if failed:
+            self.state = FaultState.ROLLBACK_FAILED
+            self.detail = f"{reason}; the rollback failed at '{failed[0].name}': {failed[0].message}"
+        else:
+            self.state, self.detail = FaultState.ROLLED_BACK, f"{reason}; rolled back"
+
+    def _close(self, state: FaultState, status: Status, message: str) -> None:
+        self.state = state
+        self.detail = message
+        self.walk.close_rest(self.every, status, message)

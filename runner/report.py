@@ -17,6 +17,7 @@ from runner.graph import NOTIFY, TaskGraph
 from runner.imports import import_without
 from runner.model import SECTIONS, Playbook
 from runner.modules import MODULES
+from runner.verdicts import FAILED_FAULTS, fault_documents
 
 
 def _escape_label(text: str) -> str:
@@ -317,7 +318,8 @@ def run_document(run: Any, redact: Any) -> dict[str, Any]:
             tasks.append(entry)
         counts = host.counts()
         hosts.append({"host": host.host, "status": str(host.status), "tasks": tasks,
-                      "counts": {str(k): v for k, v in counts.items()}})
+                      "counts": {str(k): v for k, v in counts.items()},
+                      "faults": fault_documents(host), "health": dict(host.health) or None})
     document = {"version": 1, "run_id": run.run_id, "check": run.check,
                 "interrupted": run.interrupted, "aborted": run.aborted or None,
                 "exit_code": run.exit_code, "hosts": hosts}
@@ -343,9 +345,16 @@ def junit_document(run: Any, redact: Any) -> str:
             elif status in ("unreachable", "timed_out", "indeterminate"):
                 errors += 1
                 ET.SubElement(case, "error", message=_xml_safe(message), type=status)
-            elif status in ("skipped", "not_run", "healthy"):
+            elif status in ("skipped", "not_run", "healthy", "blocked"):
                 skipped += 1
                 ET.SubElement(case, "skipped", message=_xml_safe(message or status))
+        for fault in host.faults:  # the verdict on each fault, beside its tasks
+            if fault.state in FAILED_FAULTS:
+                failures += 1
+                case = ET.SubElement(suite, "testcase", classname=host.host,
+                                     name=f"{fault.playbook}: {fault.state}", time="0")
+                ET.SubElement(case, "failure", message=_xml_safe(redact(fault.detail)), type=str(fault.state))
+        suite.set("tests", str(len(host.results) + sum(f.state in FAILED_FAULTS for f in host.faults)))
         suite.set("failures", str(failures))
         suite.set("errors", str(errors))
         suite.set("skipped", str(skipped))

@@ -30,6 +30,7 @@ from runner.executor import ConnectOptions, HostPlan, RunOptions, execute, plan_
 from runner.inputs import Inputs, bundled_playbooks, load_inputs
 from runner.redaction import Redactor
 from runner.results import HostResult, Run, Status, TaskResult
+from runner.verdicts import render_faults, render_health, with_next_playbooks
 
 DEFAULT_AUDIT = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / \
     "remedy" / "audit.jsonl"
@@ -165,6 +166,15 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     return run, redactor
 
 
+def _with_next_playbooks(run: Run) -> Run:
+    """Name, for a host whose health still fails, the bundled playbooks that answer its checks."""
+    if not any(host.health.get("failing") for host in run.hosts):
+        return run
+    from runner.playbook import load_playbook
+
+    return with_next_playbooks(run, [load_playbook(p) for p in bundled_playbooks().values()])
+
+
 def _execute_planned(inputs: Inputs, options: RunOptions, hosts: Sequence[HostPlan], listener: Listener,
                      stop: threading.Event | None = None) -> Run:
     """``execute`` the planned ``hosts``, once start-up is settled."""
@@ -230,6 +240,7 @@ def _report_plan_comparison(saved: dict[str, Any], run: Run, args: argparse.Name
 
 def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str) -> int:
     out = sys.stderr if args.format == "json" else sys.stdout
+    run = _with_next_playbooks(run)
     if command == "diagnose":
         print(redactor.text(render_diagnosis(run)), file=out)
     elif run.check:
@@ -241,6 +252,9 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
             for line in mismatches:
                 print("  " + redactor.text(line), file=out)
     print(redactor.text(report.render_recap(run)), file=out)
+    for section in (render_faults(run), render_health(run)):
+        if section:
+            print(redactor.text(section), file=out)
     if args.format == "json":
         document = report.run_document(run, redactor.value)
         if command == "diagnose":
@@ -305,7 +319,7 @@ def _fingerprint(args: argparse.Namespace) -> dict[str, Any]:
 
     from runner.inputs import resolve_playbook_path
 
-    books = [str(resolve_playbook_path(p).resolve()) for p in args.playbooks]
+    books = [str(resolve_playbook_path(p).resolve()) for p in args.playbooks or bundled_playbooks()]
     return {"playbooks": {p: digest(p) for p in books}, "inventory": list(args.inventory),
             "extra_vars": list(args.extra_vars), "limit": args.limit,
             "tags": args.tags, "skip_tags": args.skip_tags}

@@ -146,6 +146,7 @@ class Outcome:
     changed: bool
     failed: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""  # what the task did, when the steps' results tell more than the plan's summary
 
 
 class Module:

@@ -71,7 +71,8 @@ class HealthModule(Module):
         verdict = judge(data, list(change.data.get("checks_wanted", [])),
                         list(change.data.get("status_code", [200])))
         data.update(verdict)
-        return Outcome(changed=False, failed="" if verdict["ok"] else verdict["msg"], data=data)
+        return Outcome(changed=False, failed="" if verdict["ok"] else verdict["msg"], data=data,
+                       summary=verdict["msg"])
 
 
 def judge(response: Mapping[str, Any], wanted: Sequence[str], codes: Sequence[int]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ for _rank, _names in enumerate([
     ("loader", "marked", "templating", "argcheck", "redaction", "connection", "modules", "transfer",
      "hostlock"),
     ("playbook", "taskread", "inventory", "patterns", "graph", "inputs", "taskrun", "probing",
-     "rendering", "blocks", "hostwalk", "executor", "report", "audit"),
+     "rendering", "blocks", "hostwalk", "executor", "report", "audit", "verdicts"),
     ("cli", "session", "testing", "sshdlab", "demo", "__init__", "__main__"),
 ]):
     LAYERS.update(dict.fromkeys(_names, _rank))

@@ -1,0 +1,102 @@
+"""Per-host fault verdicts and the service's health after a run, as text and JSON.
+
+Stages layer (output), beside ``report``: takes a finished ``Run`` and returns
+text or plain data. A host may have several faults; this says, per host, which
+playbooks' faults were found, in the order their playbooks ran, what became
+of each (fixed, rolled back, blocked ...), and what the service's health
+check still reports, with the bundled playbook that answers each failing
+check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from runner.graph import build_graph
+from runner.model import Playbook
+from runner.results import FaultState, HostResult, Run
+
+#: Fault verdicts that no single task's record shows: a JUnit test case of their own.
+FAILED_FAULTS = frozenset({FaultState.ROLLED_BACK, FaultState.ROLLBACK_FAILED, FaultState.BLOCKED})
+_SHOWN = {
+    FaultState.FOUND: "found",
+    FaultState.FIXED: "fixed",
+    FaultState.FAILED: "FAILED",
+    FaultState.ROLLED_BACK: "ROLLED BACK",
+    FaultState.ROLLBACK_FAILED: "ROLLBACK FAILED",
+    FaultState.BLOCKED: "BLOCKED",
+    FaultState.WAITING: "waits",
+    FaultState.NOT_RUN: "not run",
+}
+
+
+def fault_documents(host: HostResult) -> list[dict[str, Any]]:
+    """The host's faults for the JSON document, in the order their playbooks ran."""
+    return [{"playbook": f.playbook, "state": str(f.state), "evidence": list(f.evidence),
+             "detail": f.detail, "blocked_by": f.blocked_by or None} for f in host.faults]
+
+
+def render_faults(run: Run) -> str:
+    """One line per host that had a fault: its playbooks in run order and their verdicts."""
+    lines = []
+    for host in run.hosts:
+        found = [f for f in host.faults if f.state is not FaultState.HEALTHY]
+        if not found:
+            continue
+        parts = []
+        for number, fault in enumerate(found, 1):
+            why = ""
+            if fault.state in (FaultState.BLOCKED, FaultState.WAITING, FaultState.FAILED,
+                               FaultState.ROLLED_BACK, FaultState.ROLLBACK_FAILED):
+                why = f" ({fault.detail})" if fault.detail else ""
+            parts.append(f"{number}. {fault.playbook}: {_SHOWN.get(fault.state, str(fault.state))}{why}")
+        lines.append(f"  {host.host}: " + "; ".join(parts))
+    if not lines:
+        return ""
+    title = "Faults per host, in the order their playbooks run:" if run.check else \
+        "Faults per host, in the order their playbooks ran:"
+    return "\n".join([title, *lines])
+
+
+def with_next_playbooks(run: Run, books: Iterable[Playbook]) -> Run:
+    """``run`` with ``health["next"]``: the playbooks whose ``health.checks`` name a failing check,
+    in the fault order (a blocked playbook after the one it waits for)."""
+    books = list(books)
+    order = [book.name for book, _ in build_graph(books).plays]  # the fault order
+    answers: dict[str, list[str]] = {}
+    for book in sorted(books, key=lambda b: order.index(b.name)):
+        for play in book.plays:
+            for check in play.health.get("checks") or []:
+                answers.setdefault(str(check), [])
+                if book.name not in answers[str(check)]:
+                    answers[str(check)].append(book.name)
+    hosts = []
+    for host in run.hosts:
+        failing = host.health.get("failing") or []
+        if not failing:
+            hosts.append(host)
+            continue
+        fixed = {f.playbook for f in host.faults if f.state is FaultState.FIXED}
+        upcoming = {name for check in failing for name in answers.get(check, []) if name not in fixed}
+        hosts.append(replace(host, health={**host.health, "next": [n for n in order if n in upcoming]}))
+    return replace(run, hosts=tuple(hosts))
+
+
+def render_health(run: Run) -> str:
+    """The service's health after the run, for each host it was read on."""
+    lines = []
+    for host in run.hosts:
+        health: Mapping[str, Any] = host.health
+        if not health:
+            continue
+        if health.get("ok"):
+            lines.append(f"  {host.host}: healthy ({health.get('status')})")
+            continue
+        reasons = "; ".join(health.get("reasons") or []) or str(health.get("message", ""))
+        line = f"  {host.host}: status {health.get('status')}: {reasons}"
+        if health.get("next"):
+            line += f"; next: remedy run {' '.join(health['next'])} -l {host.host}"
+        lines.append(line)
+    return "\n".join(["Health after the run:", *lines]) if lines else ""
