@@ -38,9 +38,16 @@ class Holder:
     user: str = ""
     cmdline: str = ""
 
+    @property
+    def identified(self) -> bool:
+        """Whether the probe saw the process: its pid and its command line."""
+        return bool(self.pid and self.cmdline)
+
     def describe(self) -> str:
         if not self.pid:
             return f"a socket on {self.address} whose process is not visible"
+        if not self.cmdline:
+            return f"pid {self.pid} holding {self.address}, whose command line is not visible"
         return f"pid {self.pid} ({short_command(self.cmdline)}) holding {self.address}"
 
 
@@ -49,6 +56,7 @@ class PortFacts:
     method: str = ""
     holders: tuple[Holder, ...] = ()
     pidfile_pid: int = 0  # the live pid the pidfile names, 0 when none
+    uid: int | None = None  # the probing user's uid
     error: str = ""
 
 
@@ -60,10 +68,14 @@ class PortModule(Module):
     ``managed`` when ``pidfile`` names it) and a ``verdict``: ``free``,
     ``service`` (held by the process the pidfile names), ``stale`` (held by
     other processes that match ``match``: an orphaned instance of the
-    service) or ``foreign``. ``state: free`` stops every holder with
-    ``stop_signal``, then SIGKILL after ``stop_timeout`` seconds; a holder
-    that does not match ``match`` is stopped only with ``allow_foreign``,
-    otherwise the task fails and stops nothing.
+    service), ``foreign``, or ``unknown``: a holder whose process the
+    remote user cannot see (another user's process when not root, /proc
+    mounted with hidepid). An ``unknown`` verdict fails the task, with what
+    to do, since nothing about the port can be decided. ``state: free``
+    stops every holder with ``stop_signal``, then SIGKILL after
+    ``stop_timeout`` seconds; a holder that does not match ``match`` is
+    stopped only with ``allow_foreign``, otherwise the task fails and stops
+    nothing.
     """
 
     name = "port"
@@ -121,19 +133,36 @@ class PortModule(Module):
         holders = [h for h in f.holders if conflicts(h.address, a["address"])]
         data = port_data(int(a["port"]), f, holders, pattern)
         if a["state"] == "inspected":
+            if data["verdict"] == "unknown":
+                unseen = next(h for h, r in zip(holders, data["holders"], strict=True)
+                              if not r["identified"] and not r["managed"])
+                return Change(changed=False, data=data,
+                              failed=unseen_message(int(a["port"]), unseen, f.uid, "nothing was changed"))
             return Change(changed=False, data=data, summary=data["summary"])
-        return _free_plan(a, holders, pattern, data)
+        return _free_plan(a, holders, pattern, data, f.uid)
+
+
+def unseen_message(port: int, holder: Holder, uid: int | None, outcome: str) -> str:
+    """Why a holder whose process is not visible stops the task, and what to do about it."""
+    if uid == 0:
+        advice = ("not even root sees its process (one in another PID namespace, such as the host "
+                  "outside a container, or a socket of the kernel): find it on the host and stop it")
+    else:
+        user = "the remote user" + (f" (uid {uid})" if uid is not None else "")
+        advice = (f"{user} cannot see the processes of other users (or /proc is mounted with "
+                  "hidepid): run as root (ansible_user=root, or become: true in the play)")
+    return f"port {port} is held by {holder.describe()}; {advice}; {outcome}"
 
 
 def _free_plan(a: Mapping[str, Any], holders: list[Holder], pattern: re.Pattern[str] | None,
-               data: dict[str, Any]) -> Change:
+               data: dict[str, Any], uid: int | None) -> Change:
     port = int(a["port"])
     if not holders:
         return Change(changed=False, data=data, summary=f"port {port} is free")
-    hidden = [h for h in holders if not h.pid]
+    hidden = [h for h in holders if not h.identified]
     if hidden:
-        return Change(changed=False, data=data, failed=f"port {port} is held by {hidden[0].describe()} "
-                      "(another network namespace, or not running as root?); nothing was stopped")
+        return Change(changed=False, data=data,
+                      failed=unseen_message(port, hidden[0], uid, "nothing was stopped"))
     foreign = [h for h in holders if not _ours(h, pattern)]
     if foreign and not flag(a["allow_foreign"]):
         return Change(changed=False, data=data, failed=f"port {port} is held by {foreign[0].describe()}, "
@@ -155,20 +184,23 @@ def _free_plan(a: Mapping[str, Any], holders: list[Holder], pattern: re.Pattern[
 
 
 def _ours(holder: Holder, pattern: re.Pattern[str] | None) -> bool:
-    return bool(holder.pid and pattern is not None and pattern.search(holder.cmdline))
+    return holder.identified and pattern is not None and bool(pattern.search(holder.cmdline))
 
 
 def port_data(port: int, f: PortFacts, holders: list[Holder],
               pattern: re.Pattern[str] | None) -> dict[str, Any]:
     """The registered data: holders, the verdict, and a one-line summary."""
     rows = [{"pid": h.pid, "address": h.address, "user": h.user, "cmdline": h.cmdline.strip(),
-             "ours": _ours(h, pattern), "managed": bool(h.pid) and h.pid == f.pidfile_pid}
+             "ours": _ours(h, pattern), "managed": bool(h.pid) and h.pid == f.pidfile_pid,
+             "identified": h.identified}
             for h in holders]
     others = [r for r in rows if not r["managed"]]
     if not rows:
         verdict = "free"
     elif not others:
         verdict = "service"
+    elif not all(r["identified"] for r in others):
+        verdict = "unknown"
     elif all(r["ours"] for r in others):
         verdict = "stale"
     else:
@@ -212,6 +244,7 @@ def probe_command(port: int, pidfile: Any, method: str) -> str:
     """The read-only sh script that lists the port's listeners and their processes."""
     lines = [
         f"port={port}",
+        'echo "uid=$(id -u)"',
         "pids=",
         f"method={quote(method)}",
         'if [ "$method" != proc ] && command -v ss >/dev/null 2>&1 '
@@ -266,7 +299,7 @@ def parse_probe(result: CommandResult) -> PortFacts:
     pidfile_pid = 0
     for line in result.stdout.splitlines():
         kind, _, rest = line.partition(" ")
-        if line.startswith(("method=", "error=")):
+        if line.startswith(("method=", "error=", "uid=")):
             key, _, value = line.partition("=")
             found.setdefault(key, value)
         elif kind == "ss":
@@ -297,7 +330,9 @@ def parse_probe(result: CommandResult) -> PortFacts:
             user, cmdline = procs.get(pid, ("", ""))
             holders.append(Holder(pid, address, user, cmdline))
     unique = tuple(dict.fromkeys(holders))
-    return PortFacts(method=found["method"], holders=unique, pidfile_pid=pidfile_pid)
+    uid = found.get("uid", "")
+    return PortFacts(method=found["method"], holders=unique, pidfile_pid=pidfile_pid,
+                     uid=int(uid) if uid.isdigit() else None)
 
 
 def decode_address(text: str) -> str:
