@@ -33,12 +33,14 @@ EPILOGS = {
   remedy run playbooks/port_conflict.yml -i inventory/hosts.ini
   remedy run port_conflict -i hosts.yml -l 'web:!web03' -e fallback_port=8081 --diff
   remedy run cache_flush -i hosts.yml --check --format json > plan.json
+  remedy run permission_error -i hosts.yml --serial 1,100% --max-fail-percentage 0   # canary first
 """,
     "plan": """examples:
   remedy plan port_conflict -i hosts.yml --diff
   remedy plan restore_from_backup -i hosts.yml -o plan.json   # review, then: remedy apply plan.json
 """,
-    "apply": "examples:\n  remedy apply plan.json\n",
+    "apply": "examples:\n  remedy apply plan.json\n"
+             "  remedy apply plan.json --serial 1,25% --max-fail-percentage 0   # canary, then quarters\n",
     "diagnose": """examples:
   remedy diagnose -i hosts.yml                   # every bundled playbook's diagnosis
   remedy diagnose port_conflict cache_flush -i hosts.yml --format json
@@ -100,6 +102,15 @@ def _add_execution_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print the recap only")
 
 
+def _add_batch_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--serial", metavar="BATCHES",
+                        help="run hosts in batches, as the play keyword serial: a count, a percentage or "
+                             "a list such as 1,10%%,100%% (a canary host first); overrides the playbook")
+    parser.add_argument("--max-fail-percentage", metavar="PERCENT",
+                        help="stop the run when more than PERCENT%% of a batch's hosts fail (0 to 100; "
+                             "0: any failure); overrides the playbook")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="remedy",
@@ -119,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-C", "--check", action="store_true", help="predict only; change nothing")
     run.add_argument("--compare-plan", metavar="PLAN",
                      help="after the run, check it changed exactly what this saved plan predicted")
+    _add_batch_args(run)
     plan = command("plan", "Dry run: what would change on each host, with diffs.")
     _add_execution_args(plan)
     plan.add_argument("-o", "--output", metavar="FILE", help="save the plan for 'remedy apply'")
@@ -127,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--format", choices=("text", "json"), default="text")
     apply.add_argument("-v", "--verbose", action="count", default=0)
     apply.add_argument("-q", "--quiet", action="store_true")
+    _add_batch_args(apply)
     diagnose = command("diagnose", "Which faults are present on which hosts, with the evidence.")
     _add_execution_args_optional(diagnose)
     graph = command("graph", "Show the task dependency graph.")

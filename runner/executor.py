@@ -61,6 +61,8 @@ class RunOptions:
     lock_timeout: float = 0.0
     lock_path: str = ""  # "" = per host: remedy_lock_path or /tmp/remedy-<host>.lock
     connect: ConnectOptions = ConnectOptions()
+    serial: tuple[int | str, ...] | None = None  # None: the playbook's serial
+    max_fail_percentage: float | None = None  # None: the playbook's max_fail_percentage
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
     halt = threading.Event()  # no new task starts: set by stop (signals) or a threshold
     live = _LiveConnections(stop, halt)
     connect = connect or _open_connection
-    serial, max_fail = _run_policy(inputs)
+    serial, max_fail = _run_policy(inputs, options)
     listener.run_started(run_id, [h.name for h in hosts], check=options.check)
     by_name = {h.name: h for h in hosts}
     results: dict[str, HostResult] = {}
@@ -277,13 +279,18 @@ class _LiveConnections:
                 continue
 
 
-def _run_policy(inputs: Inputs) -> tuple[tuple[int | str, ...], float | None]:
+def _run_policy(inputs: Inputs, options: RunOptions) -> tuple[tuple[int | str, ...], float | None]:
+    """Batches and failure threshold: the options' (the command line's), else the first play's."""
     serial: tuple[int | str, ...] = ()
     max_fail: float | None = None
     for _, play in inputs.graph.plays:
         serial = serial or play.serial
         if max_fail is None:
             max_fail = play.max_fail_percentage
+    if options.serial is not None:
+        serial = options.serial
+    if options.max_fail_percentage is not None:
+        max_fail = options.max_fail_percentage
     return serial, max_fail
 
 
