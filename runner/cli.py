@@ -21,12 +21,16 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from runner import __version__
 from runner.errors import InputError, RemedyError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 99
+#: The audit log without --audit-log: under $XDG_STATE_HOME, else ~/.local/state.
+DEFAULT_AUDIT = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / \
+    "remedy" / "audit.jsonl"
 
 EPILOGS = {
     "run": """examples:
@@ -84,7 +88,8 @@ def _add_execution_args(parser: argparse.ArgumentParser) -> None:
                         help="json: one document on stdout, human output on stderr")
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     parser.add_argument("--audit-log", metavar="FILE",
-                        help="append-only JSONL audit log (default ./remedy-audit.jsonl)")
+                        help="append-only JSONL audit log (default {})".format(
+                            str(DEFAULT_AUDIT).replace("%", "%%")))
     parser.add_argument("--known-hosts", metavar="FILE", help="known_hosts file (default ~/.ssh/known_hosts)")
     parser.add_argument("--accept-new-host-keys", action="store_true",
                         help="trust and record unknown host keys (never changed ones)")

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from runner import report
 from runner.audit import AuditLog
+from runner.cli import DEFAULT_AUDIT
 from runner.connection import import_ssh
 from runner.errors import InputError, Location, Problem
 from runner.events import Listener, Listeners, NullListener
@@ -31,9 +32,6 @@ from runner.executor import ConnectOptions, HostPlan, RunOptions, execute, plan_
 from runner.inputs import Inputs, bundled_playbooks, load_inputs
 from runner.redaction import Redactor
 from runner.results import HostResult, Run, Status, TaskResult
-
-DEFAULT_AUDIT = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / \
-    "remedy" / "audit.jsonl"
 
 
 class Console(NullListener):
