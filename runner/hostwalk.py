@@ -157,6 +157,7 @@ class _PlayWalk:
         self.scope = scope
         self.registered = registered
         self.notified: set[str] = set()
+        self.recheck_failure = ""  # why the last diagnosis could not complete
 
     def current_scope(self) -> templating.Scope:
         return self.scope.child(dict(self.registered))
@@ -197,6 +198,11 @@ class _PlayWalk:
             return False
         if nodes["diagnose"]:
             evidence = self._diagnose(nodes["diagnose"], recheck=True)
+            if evidence is None:
+                self.walk.close_rest(every, Status.FAILED, "the diagnosis failed when re-checked before "
+                                     f"the first change ({self.recheck_failure}); nothing was changed")
+                self.walk.verdict = Status.FAILED
+                return False
             if evidence == []:
                 self.walk.close_rest(every, Status.HEALTHY,
                                      "fault no longer present when re-checked; nothing changed")
@@ -225,6 +231,7 @@ class _PlayWalk:
             elif result.status.is_failure and not node.task.ignore_errors:
                 if not recheck:
                     self.walk.record(result)
+                self.recheck_failure = f"{node.task.label}: {result.message}"
                 return None
             if not recheck:
                 self.walk.record(result)
