@@ -21,12 +21,16 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from runner import __version__
 from runner.errors import InputError, RemedyError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_FAILED, EXIT_UNREACHABLE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 99
+#: The audit log without --audit-log: under $XDG_STATE_HOME, else ~/.local/state.
+DEFAULT_AUDIT = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / \
+    "remedy" / "audit.jsonl"
 
 EPILOGS = {
     "run": """examples:
@@ -34,12 +38,14 @@ EPILOGS = {
   remedy run playbooks/port_conflict.yml -i inventory/hosts.ini
   remedy run port_conflict -i hosts.yml -l 'web:!web03' -e fallback_port=8081 --diff
   remedy run cache_flush -i hosts.yml --check --format json > plan.json
+  remedy run permission_error -i hosts.yml --serial 1,100% --max-fail-percentage 0   # canary first
 """,
     "plan": """examples:
   remedy plan port_conflict -i hosts.yml --diff
   remedy plan restore_from_backup -i hosts.yml -o plan.json   # review, then: remedy apply plan.json
 """,
-    "apply": "examples:\n  remedy apply plan.json\n",
+    "apply": "examples:\n  remedy apply plan.json\n"
+             "  remedy apply plan.json --serial 1,25% --max-fail-percentage 0   # canary, then quarters\n",
     "diagnose": """examples:
   remedy diagnose -i hosts.yml                   # every bundled playbook's diagnosis
   remedy diagnose port_conflict cache_flush -i hosts.yml --format json
@@ -83,7 +89,8 @@ def _add_execution_args(parser: argparse.ArgumentParser) -> None:
                         help="json: one document on stdout, human output on stderr")
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     parser.add_argument("--audit-log", metavar="FILE",
-                        help="append-only JSONL audit log (default ./remedy-audit.jsonl)")
+                        help="append-only JSONL audit log (default {})".format(
+                            str(DEFAULT_AUDIT).replace("%", "%%")))
     parser.add_argument("--known-hosts", metavar="FILE", help="known_hosts file (default ~/.ssh/known_hosts)")
     parser.add_argument("--accept-new-host-keys", action="store_true",
                         help="trust and record unknown host keys (never changed ones)")
@@ -99,6 +106,15 @@ def _add_execution_args(parser: argparse.ArgumentParser) -> None:
                         help="wait this long for another run's host lock (default: don't wait)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="show commands and output")
     parser.add_argument("-q", "--quiet", action="store_true", help="print the recap only")
+
+
+def _add_batch_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--serial", metavar="BATCHES",
+                        help="run hosts in batches, as the play keyword serial: a count, a percentage or "
+                             "a list such as 1,10%%,100%% (a canary host first); overrides the playbook")
+    parser.add_argument("--max-fail-percentage", metavar="PERCENT",
+                        help="stop the run when more than PERCENT%% of a batch's hosts fail (0 to 100; "
+                             "0: any failure); overrides the playbook")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-C", "--check", action="store_true", help="predict only; change nothing")
     run.add_argument("--compare-plan", metavar="PLAN",
                      help="after the run, check it changed exactly what this saved plan predicted")
+    _add_batch_args(run)
     plan = command("plan", "Dry run: what would change on each host, with diffs "
                            "(no PLAYBOOK: every bundled playbook).")
     _add_execution_args_optional(plan)
@@ -130,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--format", choices=("text", "json"), default="text")
     apply.add_argument("-v", "--verbose", action="count", default=0)
     apply.add_argument("-q", "--quiet", action="store_true")
+    _add_batch_args(apply)
     diagnose = command("diagnose", "Which faults are present on which hosts, with the evidence.")
     _add_execution_args_optional(diagnose)
     graph = command("graph", "Show the task dependency graph.")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.connection import Connection, ConnectionParams
-from runner.errors import InputError, InventoryError, Location, UnreachableError
+from runner.errors import InputError, InventoryError, Location, Problem, UnreachableError
 from runner.events import Listener
 from runner.graph import Node
 from runner.hostwalk import HostWalk, WalkOptions
@@ -61,6 +61,8 @@ class RunOptions:
     lock_timeout: float = 0.0
     lock_path: str = ""  # "" = per host: remedy_lock_path or /tmp/remedy-<host>.lock
     connect: ConnectOptions = ConnectOptions()
+    serial: tuple[int | str, ...] | None = None  # None: the playbook's serial
+    max_fail_percentage: float | None = None  # None: the playbook's max_fail_percentage
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ def plan_hosts(inputs: Inputs, options: RunOptions) -> list[HostPlan]:
     """Which plays run on which hosts, with merged variables; no host is contacted.
 
     Raises:
-        InputError: a bad --limit or host pattern, or no host selected at all.
+        InputError: a bad --limit or host pattern, no host selected at all, or a
+            private key or known_hosts file that cannot be what it must be.
     """
     inventory = inputs.inventory
     if inventory is None:
@@ -96,8 +99,45 @@ def plan_hosts(inputs: Inputs, options: RunOptions) -> list[HostPlan]:
         raise InputError.at(Location("<command line>"), "no host matches the plays and --limit",
                             "check 'hosts:' in the playbook and the -l pattern")
     order = list(per_host)  # inventory order, then implicit hosts such as localhost
-    return [HostPlan(h, connection_params(h, per_host[h][0][2], options.connect),
-                     tuple(per_host[h]), tuple(_nodes_of(inputs, per_host[h]))) for h in order]
+    planned = [HostPlan(h, connection_params(h, per_host[h][0][2], options.connect),
+                        tuple(per_host[h]), tuple(_nodes_of(inputs, per_host[h]))) for h in order]
+    _check_ssh_files(planned, options.connect, inventory)
+    return planned
+
+
+def _check_ssh_files(hosts: list[HostPlan], options: ConnectOptions, inventory: Any) -> None:
+    """Each SSH host's private key is a readable file and its known_hosts no directory.
+
+    Raises:
+        InputError: one problem per variable, path and reason, naming the hosts.
+    """
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for host in hosts:
+        key, known = host.params.key_file, host.params.known_hosts
+        if host.params.kind != "ssh":
+            continue
+        if key and not os.path.isfile(key):
+            reason = "is a directory" if os.path.isdir(key) else "does not exist"
+        else:
+            reason = "is not readable" if key and not os.access(key, os.R_OK) else ""
+        if reason:
+            variable = "--private-key" if options.key_file else "ansible_ssh_private_key_file"
+            found.setdefault((variable, key or "", reason), []).append(host.name)
+        if known and os.path.isdir(os.path.expanduser(known)):
+            variable = "--known-hosts" if options.known_hosts else "remedy_known_hosts"
+            found.setdefault((variable, known, "is a directory"), []).append(host.name)
+    problems = []
+    for (variable, path, reason), names in found.items():
+        where = Location(f"<command line {variable}>") if variable.startswith("--") else \
+            getattr(inventory.get_host(names[0]), "location", Location(f"<inventory host {names[0]}>"))
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        what = "a private key file" if "key" in variable else "a known_hosts file"
+        fix = f"pass {variable} the path of {what}" if variable.startswith("--") else \
+            f"set {variable} to the path of {what} in the inventory"
+        problems.append(Problem(where, f"{variable} {path!r} {reason} (host{'s' * (len(names) > 1)} {shown})",
+                                fix))
+    if problems:
+        raise InputError(problems)
 
 
 def _play_hosts(inventory: Any, play: Play, book: Playbook) -> list[str]:
@@ -193,7 +233,7 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
     halt = threading.Event()  # no new task starts: set by stop (signals) or a threshold
     live = _LiveConnections(stop, halt)
     connect = connect or _open_connection
-    serial, max_fail = _run_policy(inputs)
+    serial, max_fail = _run_policy(inputs, options)
     listener.run_started(run_id, [h.name for h in hosts], check=options.check)
     by_name = {h.name: h for h in hosts}
     results: dict[str, HostResult] = {}
@@ -277,13 +317,18 @@ class _LiveConnections:
                 continue
 
 
-def _run_policy(inputs: Inputs) -> tuple[tuple[int | str, ...], float | None]:
+def _run_policy(inputs: Inputs, options: RunOptions) -> tuple[tuple[int | str, ...], float | None]:
+    """Batches and failure threshold: the options' (the command line's), else the first play's."""
     serial: tuple[int | str, ...] = ()
     max_fail: float | None = None
     for _, play in inputs.graph.plays:
         serial = serial or play.serial
         if max_fail is None:
             max_fail = play.max_fail_percentage
+    if options.serial is not None:
+        serial = options.serial
+    if options.max_fail_percentage is not None:
+        max_fail = options.max_fail_percentage
     return serial, max_fail
 
 

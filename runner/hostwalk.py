@@ -76,7 +76,7 @@ class Diagnosis:
     evidence: tuple[str, ...] = ()
     blocked_by: str = ""
     detail: str = ""
-    failed: bool = False  # a probe failed: the diagnosis could not complete
+    failed: str = ""  # why the diagnosis could not complete (a probe failed), or ""
 
 
 class HostWalk:
@@ -290,7 +290,7 @@ class PlayWalk:
             elif result.status.is_failure and not node.task.ignore_errors and blocked is None:
                 if not recheck:
                     self.walk.record(result)
-                return Diagnosis(tuple(evidence), failed=True)
+                return Diagnosis(tuple(evidence), failed=f"{node.task.label}: {result.message}")
             if not recheck:
                 self.walk.record(result)
         if blocked is not None:
@@ -336,8 +336,8 @@ class PlayWalk:
         found = self._diagnose(recheck=True)
         after = f" after {', '.join(u.book.name for u in ran)} ran" if ran else ""
         if found.failed:
-            self._close(FaultState.FAILED, Status.FAILED,
-                        f"diagnosis could not complete when re-checked{after}")
+            self._close(FaultState.FAILED, Status.FAILED, f"the diagnosis failed when re-checked before "
+                        f"the first change{after} ({found.failed}); nothing was changed")
         elif found.blocked_by:
             self.diagnosis = found
             self._close(FaultState.BLOCKED, Status.BLOCKED,

@@ -185,10 +185,9 @@ class _PlayReader(TaskReader):
         items = value if isinstance(value, list) else [value]
         result: list[int | str] = []
         for item in items:
-            if isinstance(item, int) and not isinstance(item, bool) and item > 0:
-                result.append(item)
-            elif isinstance(item, str) and re.fullmatch(r"\d+(\.\d+)?%", item.strip()):
-                result.append(item.strip())
+            entry = serial_entry(item)
+            if entry is not None:
+                result.append(entry)
             else:
                 self.problems.add(
                     raw.value_loc("serial"),
@@ -205,6 +204,15 @@ class _PlayReader(TaskReader):
                 self.problems.add(
                     raw.key_loc(key), f"unknown {what} key '{key}'" + suggest(str(key), allowed)
                 )
+
+
+def serial_entry(item: Any) -> int | str | None:
+    """One ``serial`` entry as the executor takes it (a positive count or "N%"), None if invalid."""
+    if isinstance(item, int) and not isinstance(item, bool) and item > 0:
+        return item
+    if isinstance(item, str) and re.fullmatch(r"\d+(\.\d+)?%", item.strip()):
+        return item.strip()
+    return None
 
 
 def walk_tasks(tasks: tuple[Task, ...]) -> list[Task]:

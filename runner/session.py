@@ -12,6 +12,7 @@ import gc
 import getpass
 import hashlib
 import json
+import math
 import os
 import signal
 import sys
@@ -23,6 +24,7 @@ from typing import Any, TextIO
 
 from runner import report
 from runner.audit import AuditLog
+from runner.cli import DEFAULT_AUDIT
 from runner.connection import import_ssh
 from runner.errors import InputError, Location, Problem
 from runner.events import Listener, Listeners, NullListener
@@ -31,9 +33,6 @@ from runner.inputs import Inputs, bundled_playbooks, load_inputs
 from runner.redaction import Redactor
 from runner.results import HostResult, Run, Status, TaskResult
 from runner.verdicts import render_faults, render_health, with_next_playbooks
-
-DEFAULT_AUDIT = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / \
-    "remedy" / "audit.jsonl"
 
 
 class Console(NullListener):
@@ -89,15 +88,52 @@ def _options(args: argparse.Namespace, *, check: bool, diagnose_only: bool) -> R
     def split(text: str) -> frozenset[str]:
         return frozenset(t.strip() for t in text.split(",") if t.strip())
 
+    serial, max_fail = batch_policy(args)
     return RunOptions(
         check=check, diagnose_only=diagnose_only, forks=args.forks, limit=args.limit,
         tags=split(args.tags), skip_tags=split(args.skip_tags), lock_timeout=args.lock_timeout,
+        serial=serial, max_fail_percentage=max_fail,
         connect=ConnectOptions(
             user=args.user, key_file=args.private_key, password=ssh_password,
             become_password=become_password, known_hosts=args.known_hosts,
             accept_new_host_keys=args.accept_new_host_keys, ssh_config=args.ssh_config,
             connect_timeout=args.connect_timeout),
     )
+
+
+def batch_policy(args: argparse.Namespace) -> tuple[tuple[int | str, ...] | None, float | None]:
+    """``--serial`` and ``--max-fail-percentage`` (None where not given).
+
+    Raises:
+        InputError: a batch that is not a positive count or a percentage, or a
+            percentage that is not a number from 0 to 100.
+    """
+    from runner.playbook import serial_entry
+
+    serial: tuple[int | str, ...] | None = None
+    text = getattr(args, "serial", None)
+    if text is not None:
+        words = [w.strip() for w in text.split(",")]
+        entries = [serial_entry(int(w) if w.isdigit() else w) for w in words]
+        bad = [w for w, e in zip(words, entries, strict=True) if e is None]
+        if bad:
+            raise InputError.at(Location("<command line --serial>"),
+                                f"--serial {text!r}: {bad[0]!r} is not a positive count or a percentage",
+                                "e.g. --serial 1,10%,100% (one canary host, then 10% of the hosts, "
+                                "then the rest) or --serial 5")
+        serial = tuple(e for e in entries if e is not None)
+    max_fail: float | None = None
+    text = getattr(args, "max_fail_percentage", None)
+    if text is not None:
+        try:
+            max_fail = float(text)
+        except ValueError:
+            max_fail = math.nan
+        if not 0 <= max_fail <= 100:
+            raise InputError.at(Location("<command line --max-fail-percentage>"),
+                                f"--max-fail-percentage {text!r} is not a number from 0 to 100",
+                                "e.g. --max-fail-percentage 0 stops the run after a batch with any failure")
+    return serial, max_fail
 
 
 def _open_audit(path: str | None, redactor: Redactor) -> AuditLog:
@@ -338,6 +374,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def apply_command(args: argparse.Namespace) -> int:
     """``remedy apply plan.json``: re-plan, refuse on drift, then run for real."""
     saved = _load_plan(args.plan_file)
+    batch_policy(args)  # bad batch options: exit 4 before the check contacts any host
     inputs_info = saved["inputs"]
     for path, sha in inputs_info["playbooks"].items():
         current = hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).exists() else ""
@@ -351,6 +388,7 @@ def apply_command(args: argparse.Namespace) -> int:
     if drift:
         raise InputError([Problem(Location(args.plan_file), line) for line in drift[:20]])
     namespace.command, namespace.check = "run", False
+    namespace.serial, namespace.max_fail_percentage = args.serial, args.max_fail_percentage
     run, redactor = _execute(namespace)
     code = _finish(namespace, run, redactor, "run")
     return max(code, _report_plan_comparison(saved, run, namespace))

@@ -83,6 +83,10 @@ class Builder:
     def add_host(
         self, name: str, group: str, port: int | None, location: Location, source: str | None
     ) -> _HostDraft:
+        if port is not None and not 0 < port < 65536:
+            self.problems.add(location, f"host {name!r}: port {port} is not a port number from 1 to 65535",
+                              "write HOST:PORT with a port from 1 to 65535, or set ansible_port")
+            port = None
         host = self.hosts.get(name)
         if host is None:
             problem = check_host_name(name)

@@ -21,9 +21,12 @@ were, byte for byte (logs and the pid file aside: the service restarts).
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 import shutil
 import socketserver
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,6 +298,47 @@ def test_cache_flush_also_flushes_memcached(fleet: Fleet) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_permission_error_fixes_a_data_dir_with_every_kind_of_file_name(fleet: Fleet) -> None:
+    """Names with a newline, a tab, spaces, quotes, a backslash, a leading dash, non-UTF-8 bytes."""
+    fleet.break_host("host08", "permission_datadir")
+    data = os.fsencode(fleet.lab.root("host08") / "var/lib/coze/data")
+    names = [b"a\nb", b"tab\there", b" spaces ", b"q\"uo'te", b"back\\slash", b"-dash", b"bad\xff\xfe"]
+    for name in names:
+        with open(os.path.join(data, name), "wb") as handle:
+            handle.write(b"x")
+        os.chmod(os.path.join(data, name), 0o600)  # root's, like the rest of the broken tree
+    plan = fleet.remedy("plan", "permission_error", "-l", "host08")
+    assert plan.rc == 0 and plan.status("host08") == "changed", plan.explain()
+    assert plan.predicted_changes("host08") == ["permission_error:fix", "permission_error:restart"]
+    run = fleet.remedy("run", "permission_error", "-l", "host08")
+    assert run.rc == 0, run.explain()
+    assert run.status("host08") == "changed"
+    coze = pwd.getpwnam("coze")
+    for name in names:
+        info = os.lstat(os.path.join(data, name))
+        owner = (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode))
+        assert owner == (coze.pw_uid, coze.pw_gid, 0o644), name
+    assert fleet.health("host08")[0] == 200
+
+
+def test_a_failed_canary_stops_a_bundled_playbook_before_any_other_host_is_touched(fleet: Fleet) -> None:
+    """--serial 1,100% --max-fail-percentage 0: the first host fails its verification; no other runs."""
+    hosts = ["host01", "host02", "host03"]
+    for host in hosts:
+        fleet.break_host(host, "permission_config")
+    failing = fleet.extra_inventory("canary", {"host01": {"coze_health_path": "/no-such-endpoint"}})
+    before = {h: fleet.untouched_state(h) for h in hosts[1:]}
+    run = fleet.remedy("run", "permission_error", "-l", ",".join(hosts), "--serial", "1,100%",
+                       "--max-fail-percentage", "0", inventories=(failing,))
+    assert run.rc == 2, run.explain()
+    assert run.status("host01") == "rolled_back", run.explain()
+    assert "max_fail_percentage 0% exceeded in a batch of 1" in run.doc["aborted"]
+    for host in hosts[1:]:
+        assert run.status(host) == "not_run"
+        assert {t["status"] for t in run.host(host)["tasks"]} == {"not_run"}
+        assert fleet.untouched_state(host) == before[host], f"{host} was touched"
 
 
 # --- a host that differs: a clear diagnosis, nothing changed ----------------------------------

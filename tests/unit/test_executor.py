@@ -257,3 +257,25 @@ def test_a_lock_path_that_cannot_be_written_is_named_in_the_message(tmp_path: Pa
 def test_remedy_persistent_shell_turns_the_shell_off_per_host(value: Any, expected: bool) -> None:
     host_vars = {"ansible_host": "127.0.0.1"} | ({} if value is None else {"remedy_persistent_shell": value})
     assert connection_params("web1", host_vars, ConnectOptions()).persistent_shell is expected
+
+
+def test_a_diagnosis_that_fails_when_re_checked_stops_the_host_before_any_change(
+        tmp_path: Path, hosts: Path) -> None:
+    """The first diagnosis finds the fault; the re-check before the first change cannot complete."""
+    counter = tmp_path / "probes"
+    result, _, _ = run(tmp_path, hosts, f"""
+- hosts: h0
+  diagnose:
+    - name: probe
+      shell: echo x >> {counter}; [ $(wc -l < {counter}) -eq 1 ] || {{ echo holder not visible >&2; exit 1; }}
+      changed_when: false
+    - {{name: the fault, fail: {{msg: found}}}}
+  tasks:
+    - {{mark: {{name: fix, log: LOG}}}}
+""")
+    assert logged(tmp_path) == []
+    assert result.hosts[0].status is Status.FAILED
+    fix = next(r for r in result.hosts[0].results if r.phase == "tasks")
+    assert fix.status is Status.FAILED
+    assert "failed when re-checked before the first change (probe: " in fix.message
+    assert "nothing was changed" in fix.message, fix.message
