@@ -213,6 +213,7 @@ def _attempt(ctx: HostContext, task: Task, scope: templating.Scope) -> _Attempt:
     results = _send(ctx, task, change, become, env, attempt)
     outcome = module.outcome(args, facts, change, results)
     attempt.changed, attempt.failed = outcome.changed, outcome.failed
+    attempt.summary = outcome.summary or attempt.summary
     attempt.data = dict(outcome.data)
     return _verdicts(task, scope, attempt)
 

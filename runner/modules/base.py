@@ -141,11 +141,12 @@ class Change:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What actually happened after the steps ran."""
+    """What actually happened after the steps ran; ``summary`` replaces the plan's when it differs."""
 
     changed: bool
     failed: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""
 
 
 class Module:
