@@ -179,21 +179,16 @@ def parse_fallback(text: str) -> timedelta | None:
     Raises:
         ValueError: for anything else.
     """
-    if text.strip() == UNLIMITED:
-        return None
     match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"max_fallback {text!r} is not a duration such as 24h, 2d or {UNLIMITED}")
-    return int(match.group(1)) * _UNITS[match.group(2) or "h"]
+    if text.strip() != UNLIMITED and not match:
+        raise ValueError(fallback_problem(text))
+    return int(match.group(1)) * _UNITS[match.group(2) or "h"] if match else None
 
 
 def fallback_problem(text: str) -> str:
     """What is wrong with a ``max_fallback`` argument; "" when nothing is."""
-    try:
-        parse_fallback(text)
-    except ValueError as error:
-        return str(error)
-    return ""
+    ok = text.strip() == UNLIMITED or _DURATION.match(text)
+    return "" if ok else f"max_fallback {text!r} is not a duration such as 24h, 2d or {UNLIMITED}"
 
 
 def describe_point(when: datetime | None) -> str:
@@ -207,8 +202,7 @@ def stamp(when: datetime) -> str:
 
 def describe_age(delta: timedelta) -> str:
     """A time span in words, at most two units: "2 days", "1 day 6 hours", "45 minutes"."""
-    seconds = int(delta.total_seconds())
-    parts: list[str] = []
+    seconds, parts = int(delta.total_seconds()), list[str]()
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
         count, seconds = divmod(seconds, size)
         if count and len(parts) < 2:
@@ -221,10 +215,8 @@ def describe_age(delta: timedelta) -> str:
 def _duration(delta: timedelta) -> str:
     """The shortest ``max_fallback`` value that allows ``delta``: 2d, 30h, 95m, 10s."""
     seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    unit, size = next((u, n) for u, n in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)) if seconds % n == 0)
+    return f"{seconds // size}{unit}"
 
 
 def restore_points(archives: Iterable[Archive]) -> list[Point]:

@@ -264,7 +264,10 @@ class PostgresRestoreModule(RestoreModule):
     ``verify_table`` must hold at least ``min_rows`` rows; then it replaces
     the live data, keeping the old as ``<database or schema>_snap_<snapshot>``.
     Without ``force`` nothing is restored while ``verify_table`` already holds
-    ``min_rows`` rows. ``state: reverted`` renames the snapshot back.
+    ``min_rows`` rows. A dump older than the newest one by more than
+    ``max_fallback`` is refused (``restore_point`` accepts it); a smaller
+    fallback is named first in the plan. ``state: reverted`` renames the
+    snapshot back.
     """
 
     name = "postgres_restore"
