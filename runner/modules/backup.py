@@ -195,8 +195,8 @@ def _staging_outcome(a: Mapping[str, Any], f: BackupFacts, done: Outcome, result
             reasons.append(f"skipped {points[int(index)].label()} in staging: {why}")
     if staged is None:
         tried = "; ".join(reasons) or done.failed
-        return replace(done, failed=f"no restore point passed its checks in staging; nothing was replaced: "
-                       f"{tried}")
+        return replace(done, changed=False, failed="no restore point passed its checks in staging; nothing "
+                       f"was replaced: {tried}")
     if not reasons:
         return done
     window, skipped = choice.window(staged), [*choice.skipped, *reasons]

@@ -189,6 +189,7 @@ def test_when_no_point_passes_staging_nothing_is_replaced(tmp_path: Path) -> Non
     before = (tmp_path / "data" / "a.txt").read_text()
     (tmp_path / "data" / "MANIFEST.sha256").write_text("0" * 64 + "  a.txt\n")
     _, done = run(tmp_path)
+    assert not done.changed
     assert done.failed.startswith("no restore point passed its checks in staging; nothing was replaced: "
                                   f"skipped backup-{T3}.tar.gz (full) in staging: the staged tree does not "
                                   "match"), done
