@@ -200,7 +200,8 @@ def _staging_outcome(a: Mapping[str, Any], f: BackupFacts, done: Outcome, result
     if not reasons:
         return done
     window, skipped = choice.window(staged), [*choice.skipped, *reasons]
-    summary = (f"restores {window}: " if window else "") + "; ".join(skipped) + f"; staged {staged.label()}"
+    used = f"{'staged' if a['state'] == 'staged' else 'restored from'} {staged.label()}"
+    summary = (f"restores {window}: " if window else "") + "; ".join([*skipped, used])
     data = {**done.data, "archives": [x.name for x in staged.archives], "skipped": skipped,
             "time": staged.time.isoformat()}
     return replace(done, summary=summary, data=data)

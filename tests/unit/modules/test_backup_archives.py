@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import subprocess
 import tarfile
 from collections.abc import Callable
@@ -20,6 +21,9 @@ from typing import Any
 
 import pytest
 
+from runner.events import NullListener
+from runner.executor import RunOptions, execute
+from runner.inputs import load_inputs
 from runner.modules import MODULES
 from runner.modules.backupchoice import Archive
 from runner.modules.base import Change
@@ -164,7 +168,7 @@ def test_a_manifest_mismatch_found_in_staging_falls_back_to_the_next_older(tmp_p
     assert done.summary.startswith("restores 2024-03-13T10:00:00Z, 1 day older than the newest backup "
                                    "2024-03-14T10:00:00Z: skipped backup-20240314T100000.tar.gz (full) in "
                                    "staging: the staged tree does not match MANIFEST.sha256: a.txt: FAILED")
-    assert done.summary.endswith(f"staged backup-{T2}.tar.gz (full)")
+    assert done.summary.endswith(f"restored from backup-{T2}.tar.gz (full)")
     assert (tmp_path / "data" / "a.txt").read_text() == "a version 2\n"
     assert (tmp_path / "data.remedy-snapshot-s1").is_dir()
     assert not (tmp_path / "data.remedy-staging-s1").exists()
@@ -209,3 +213,21 @@ def test_staged_then_restored_swaps_without_reading_the_archives_again(tmp_path:
     swapped, done = run(tmp_path)
     assert swapped.summary.startswith("swap the staged (and checked) tree"), swapped.summary
     assert not done.failed and (tmp_path / "data" / "a.txt").read_text() == "a version 3\n"
+
+
+def test_the_task_result_says_which_point_was_restored_when_staging_fell_back(tmp_path: Path) -> None:
+    """Through the executor: the result's message is what the steps did, not only what the plan said."""
+    full_backup(tmp_path, T2, 2)
+    repack(full_backup(tmp_path, T3, 3), lambda t: member(t, "./a.txt", content=b"rotten\n"))
+    write_tree(tmp_path / "data", 1)
+    (tmp_path / "data" / "a.txt").write_text("damaged\n")
+    inventory, book = tmp_path / "hosts.ini", tmp_path / "book.yml"
+    inventory.write_text("h0 ansible_connection=local\n")
+    book.write_text(json.dumps([{"hosts": "all", "tasks": [
+        {"name": "restore", "backup_restore": args(tmp_path)}]}]))
+    run_ = execute(load_inputs([str(book)], [str(inventory)]),
+                   RunOptions(lock_path=str(tmp_path / "remedy.lock")), NullListener())
+    result = run_.hosts[0].results[0]
+    assert str(result.status) == "changed", result.message
+    assert result.message.startswith("restores 2024-03-13T10:00:00Z, 1 day older than the newest"), result
+    assert result.message.endswith(f"restored from backup-{T2}.tar.gz (full)")
