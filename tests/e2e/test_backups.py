@@ -40,7 +40,7 @@ FLUSHES = {"restore_from_backup:flush_redis", "restore_from_backup:flush_files"}
 
 @pytest.fixture
 def fleet(lab: LabHandle, tmp_path: Path) -> Iterator[Fleet]:
-    """The session's lab; every host a test broke is reset afterwards."""
+    """The lab shared by the whole test run; every host a test broke is reset afterwards."""
     handle = Fleet(lab, tmp_path)
     yield handle
     handle.reset_touched()
