@@ -607,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "faults":
         for name, fault in FAULTS.items():
-            print(f"{name:24} {fault.summary}")
+            print(f"{name:36} {fault.summary}")
         return 0
     lab = Lab(args.dir)
     try:

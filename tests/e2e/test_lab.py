@@ -193,6 +193,11 @@ EXPECT = {
     "data_corrupt": Expect(503, "data: bots.json: checksum mismatch"),
     "data_lost": Expect(503, "data: bots.json: missing"),
     "backup_newest_corrupt": Expect(503, "data: bots.json: missing"),
+    "backup_newest_checksummed_truncated": Expect(503, "data: bots.json: missing"),
+    "backup_newest_manifest_mismatch": Expect(503, "data: bots.json: missing"),
+    "backup_newest_tar_slip": Expect(503, "data: bots.json: missing"),
+    "backup_newest_escaping_link": Expect(503, "data: bots.json: missing"),
+    "backup_chain_broken": Expect(503, "data: bots.json: missing"),
     "pg_rows_lost": Expect(503, f"postgres: {PG_ROWS - PG_ROWS_KEPT} of {PG_ROWS} ids"),
 }
 

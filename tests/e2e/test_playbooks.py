@@ -200,16 +200,17 @@ def test_restore_from_backup_fleet(fleet: Fleet) -> None:
     fleet.break_host("host06", "pg_rows_lost")
     fleet.break_host("host07", "data_corrupt", "pg_rows_lost")
     fleet.break_host("host10", "cache_stale_redis")  # not a data fault
-    files, pg = ["stop", "restore_files", "start"], ["stop", "restore_postgres", "start"]
+    flush = ["flush_redis", "flush_files", "start"]  # every restore flushes the caches
+    files, pg = ["stage_files", "stop", "restore_files", *flush], ["stop", "restore_postgres", *flush]
     check_fleet_run(fleet, "restore_from_backup", {
         "host01": files, "host03": files, "host04": files, "host06": pg,
-        "host07": ["stop", "restore_files", "restore_postgres", "start"]})
+        "host07": ["stage_files", "stop", "restore_files", "restore_postgres", *flush]})
 
 
 def test_a_truncated_newest_backup_is_skipped_with_a_message(fleet: Fleet) -> None:
     fleet.break_host("host05", "backup_newest_corrupt")
     plan = fleet.remedy("plan", "restore_from_backup", "-l", "host05")
-    restore = next(t for t in plan.host("host05")["tasks"] if t["task"].endswith(":restore_files"))
+    restore = next(t for t in plan.host("host05")["tasks"] if t["task"].endswith(":stage_files"))
     assert "incremental chain" in restore["message"], restore
     assert "skipped backup-" in restore["message"] and "does not match its .sha256" in restore["message"]
 
@@ -242,7 +243,8 @@ def test_restore_to_a_point_in_time(fleet: Fleet) -> None:
     plan_file = fleet.work / "pit.plan.json"
     plan = fleet.remedy("plan", "restore_from_backup", "-o", str(plan_file), *args)
     assert sorted(plan.predicted_changes("host09")) == sorted(
-        f"restore_from_backup:{t}" for t in ("stop", "restore_files", "flush_redis", "flush_files", "start"))
+        f"restore_from_backup:{t}"
+        for t in ("stage_files", "stop", "restore_files", "flush_redis", "flush_files", "start"))
     run = fleet.remedy("run", "restore_from_backup", "--compare-plan", str(plan_file), *args)
     assert run.rc == 0, run.explain()
     assert_plan_equals_run(plan, run)
@@ -352,7 +354,7 @@ def test_no_valid_backup_stops_before_the_service_is_touched(fleet: Fleet) -> No
     before = fleet.untouched_state("host08")
     run = fleet.remedy("run", "restore_from_backup", "-l", "host08")
     assert run.rc == 2 and run.status("host08") == "failed", run.explain()
-    choose = next(t for t in run.host("host08")["tasks"] if t["task"].endswith(":choose_files"))
+    choose = next(t for t in run.host("host08")["tasks"] if t["task"].endswith(":stage_files"))
     assert choose["status"] == "failed" and "no valid backup" in choose["message"], choose
     assert "does not match its .sha256" in choose["message"]
     assert not run.changed("host08")
