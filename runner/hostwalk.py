@@ -15,6 +15,10 @@ that applies to the host ends with exactly one ``TaskResult``:
   ``rollback`` runs and the host's verdict is ``rolled_back`` (``failed`` if
   the rollback fails too); the failed task keeps its ``failed`` record. In
   check mode verify and rollback are skipped.
+
+Once ``stop`` is set no task starts any more (the rest are ``not_run``).
+Every result is recorded as the run's ``Redactor`` shows it (``no_log``
+concealed, secrets masked); what ``register`` stores is the task's own.
 """
 
 from __future__ import annotations
@@ -29,10 +33,14 @@ from runner import templating
 from runner.graph import Node, TaskGraph
 from runner.hostlock import HostLock, LockBusy, default_lock_path
 from runner.model import SECTIONS, Play, Playbook
+from runner.redaction import Redactor
 from runner.results import HostResult, Status, TaskResult
 from runner.taskrun import FAILED_WHEN, HostContext, ignore_failure, remember, run_task
 
 EVIDENCE_MODULES = frozenset({"assert", "fail"})
+#: The ``data`` flag of a diagnose task's record when it found its fault.
+FAULT_FOUND = "fault_found"
+STOPPED = "run stopped before this task"
 
 
 @dataclass
@@ -48,6 +56,7 @@ class WalkOptions:
     run_id: str = ""
     become_password: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    redactor: Redactor = field(default_factory=Redactor)
 
 
 Emit = Callable[[TaskResult], None]
@@ -95,6 +104,8 @@ class HostWalk:
         return Status.CHANGED if Status.CHANGED in statuses else Status.OK
 
     def record(self, result: TaskResult) -> TaskResult:
+        """Keep and report ``result`` as every output may show it."""
+        result = self.options.redactor.result(result)
         self.results.append(result)
         self.emit(result)
         return result
@@ -115,7 +126,7 @@ class HostWalk:
             return
         ctx = HostContext(self.host, self.conn, play, Path(book.path).resolve().parent,
                           check=self.options.check, become_password=self.options.become_password,
-                          stop=self.options.stop)
+                          stop=self.options.stop, redactor=self.options.redactor)
         scope = templating.Scope([(host_vars, True), ({"remedy_run_id": self.options.run_id}, False)])
         registered: dict[str, Any] = {}
         play_walk = _PlayWalk(self, ctx, scope, registered)
@@ -163,6 +174,9 @@ class _PlayWalk:
 
     def run(self, nodes: dict[str, list[Node]], every: list[Node]) -> None:
         options = self.walk.options
+        if options.stop.is_set():
+            self.walk.close_rest(every, Status.NOT_RUN, STOPPED)
+            return
         evidence = self._diagnose(nodes["diagnose"], recheck=False)
         if evidence is None:
             self.walk.close_rest(every, Status.FAILED, "diagnosis could not complete")
@@ -220,7 +234,8 @@ class _PlayWalk:
             if found:
                 detail = _evidence(result)
                 evidence.append(f"{node.task.label}: {detail}")
-                result = replace(result, status=Status.OK, message=f"fault found: {detail}")
+                result = replace(result, status=Status.OK, message=f"fault found: {detail}",
+                                 data={**result.data, FAULT_FOUND: True})
                 self.walk.fault_found = True
             elif result.status.is_failure and not node.task.ignore_errors:
                 if not recheck:
@@ -235,7 +250,7 @@ class _PlayWalk:
         failed_any = False
         for node in nodes:
             if self.walk.options.stop.is_set():
-                self.walk.close_rest(nodes, Status.NOT_RUN, "run stopped before this task")
+                self.walk.close_rest(nodes, Status.NOT_RUN, STOPPED)
                 return True
             blocked = [d for d in self.walk.graph.dependencies(node.id) if d in self.walk.blocking]
             if blocked:
@@ -288,6 +303,9 @@ class _PlayWalk:
     def _handlers(self, nodes: list[Node]) -> None:
         for node in nodes:
             topics = {node.task.name, *node.task.listen}
+            if self.walk.options.stop.is_set():
+                self.walk.close_rest(nodes, Status.NOT_RUN, STOPPED)
+                return
             if topics & self.notified:
                 self._one(node, "handlers")
             else:

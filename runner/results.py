@@ -36,6 +36,9 @@ class Status(StrEnum):
         return self in _FAILURES
 
 
+#: Why the rest of a run was not run once its audit log could not be written (exit 5).
+AUDIT_STOP = "the audit log could not be written: nothing further was changed"
+
 _FAILURES = frozenset(
     {Status.FAILED, Status.UNREACHABLE, Status.TIMED_OUT, Status.INDETERMINATE, Status.ROLLED_BACK}
 )
@@ -111,6 +114,7 @@ class Run:
     check: bool = False
     interrupted: bool = False
     aborted: str = ""  # why the remaining hosts were not run (threshold, ...)
+    audit_error: str = ""  # why the audit log could not be written; nothing started after it
 
     def all_results(self) -> Iterable[TaskResult]:
         for host in self.hosts:
@@ -122,7 +126,10 @@ class Run:
     @property
     def exit_code(self) -> int:
         """0 success, 2 a task or verification failed (or a host was not run: locked,
-        threshold), 3 a host unreachable, 99 interrupted."""
+        threshold), 3 a host unreachable, 5 the audit log could not be written,
+        99 interrupted."""
+        if self.audit_error:
+            return 5  # before all else: the run's record is incomplete
         if self.interrupted:
             return 99
         statuses = {r.status for r in self.all_results()} | {h.status for h in self.hosts}
