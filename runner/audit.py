@@ -28,6 +28,20 @@ from runner.redaction import Redactor
 from runner.results import HostResult, Run, TaskResult
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data``: a short write (the disk filled up within it) goes on with the rest.
+
+    Raises:
+        OSError: the error that stopped it (ENOSPC for a full disk).
+    """
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]
+
+
 class AuditLog:
     """Appends redacted JSONL records; open it before any host is contacted."""
 
@@ -59,10 +73,8 @@ class AuditLog:
             record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
                       "run_id": self._run_id, "seq": self._seq, "event": event, **fields}
             line = json.dumps(self.redactor.value(record), sort_keys=True, default=str) + "\n"
-            data = line.encode("utf-8", "backslashreplace")
             try:
-                if os.write(self._fd, data) != len(data):  # the disk filled up within the line
-                    raise OSError(errno.ENOSPC, "the record was cut short (disk full?)")
+                _write_all(self._fd, line.encode("utf-8", "backslashreplace"))
             except OSError as error:
                 self._failed(error)
                 return

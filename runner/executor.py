@@ -32,7 +32,7 @@ from runner.model import Play, Playbook
 from runner.modules.base import flag
 from runner.patterns import select_hosts
 from runner.playbook import walk_tasks
-from runner.redaction import Redactor, secret_patterns, secret_values
+from runner.redaction import Redactor, host_secrets, secret_patterns, secret_values
 from runner.results import AUDIT_STOP, HostResult, Run, Status, TaskResult
 
 Connect = Callable[[ConnectionParams], Connection]
@@ -122,7 +122,7 @@ def _host_secrets(host: str, plays: list[tuple[Playbook, Play, Mapping[str, Any]
     patterns: tuple[str, ...] = ()
     for _, _, host_vars in plays:
         patterns = secret_patterns(host_vars, where)
-        found.update(dict.fromkeys(secret_values(host_vars, patterns, render=True)))
+        found.update(dict.fromkeys(host_secrets(host_vars, where)))
     for task in walk_tasks(tuple(node.task for node in nodes)):
         found.update(dict.fromkeys(secret_values(task.vars, patterns)))
         found.update(dict.fromkeys(secret_values(task.args, ())))

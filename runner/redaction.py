@@ -126,6 +126,15 @@ def secret_values(variables: Mapping[str, Any], patterns: Iterable[str], *,
                 pass  # it needs a task's result: its secret parts are registered on their own
 
 
+def host_secrets(variables: Mapping[str, Any], where: Location) -> Iterator[str]:
+    """The secret values of one host's merged ``variables``, templates rendered where they can be.
+
+    Raises:
+        InputError: ``remedy_secret_vars`` is not a list of names, at ``where``.
+    """
+    return secret_values(variables, secret_patterns(variables, where), render=True)
+
+
 def _strings(value: Any, *, every: bool) -> Iterator[str]:
     """Strings (and numbers, as text) inside ``value``: all of them, or only those tagged ``!secret``."""
     if isinstance(value, SecretText) or (every and isinstance(value, str)):

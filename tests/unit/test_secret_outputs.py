@@ -16,6 +16,7 @@ import pytest
 
 from runner import session
 from runner.cli import main
+from runner.redaction import MASK
 
 NO_LOG_CANARY = "NoLogCanary-5d2e7"
 LOOP_CANARY = "LoopItemCanary-91c4"
@@ -29,9 +30,9 @@ class Outputs:
     codes: dict[str, int] = field(default_factory=dict)
 
     def leaks(self, *canaries: str) -> list[str]:
-        """``where: canary`` for every output that shows a canary."""
+        """``where: canary`` for every output that shows a canary, or the first 10 characters of one."""
         return [f"{where}: {canary}" for where, text in self.texts.items() for canary in canaries
-                if canary in text]
+                if canary[:10] in text]
 
     def everything(self) -> str:
         return "\n".join(self.texts.values())
@@ -158,3 +159,108 @@ def test_a_no_log_secret_and_its_loop_items_reach_no_output_of_any_command(
     assert {(row["host"], row["diagnosis"]) for row in diagnosis} == {("a", "fault"), ("b", "fault")}
     assert "(hidden by no_log)" in outputs.texts["file audit.jsonl"]
     assert "visible" in outputs.texts["run stderr"]  # the block's other task is shown
+
+
+SECRET_CANARIES = {
+    "DB_CANARY": "DbPasswordCanary-0a1b", "TOKEN_CANARY": "DeployTokenCanary-2c3d",
+    "TAGGED_CANARY": "TaggedCanary-4e5f", "HOST_A_CANARY": "HostACanary-6a7b",
+    "HOST_B_CANARY": "HostBCanary-8c9d", "PLAY_CANARY": "PlayCanary-0e1f",
+}
+
+SECRET_BOOK = """
+- hosts: all
+  vars:
+    api_key: !secret PLAY_CANARY
+    token_file: "HOSTS/{{ inventory_hostname }}.token"
+  diagnose:
+    - name: the token file is in place
+      shell: "test -f {{ token_file }} && echo present || echo missing for {{ host_key }}"
+      register: probe
+      failed_when: "'missing' in probe.stdout"
+  tasks:
+    - name: write the credentials
+      copy: {content: "{{ db_password }} {{ deploy_token }} {{ db_url }}", dest: "{{ token_file }}"}
+    - name: a secret where the plan table cuts its detail
+      shell: "echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx{{ vault_key }}"
+    - name: every kind of secret in one command
+      command: "echo {{ api_key }} {{ host_key }} {{ db_password }} {{ deploy_token }} {{ vault_key }}"
+    - name: a failure message
+      fail: {msg: "cannot log in with {{ db_password }}"}
+      ignore_errors: true
+    - name: each secret
+      command: "echo {{ item }}"
+      loop: ["{{ db_password }}", "{{ deploy_token }}"]
+  verify:
+    - name: the credentials are in place
+      command: "cat {{ token_file }}"
+"""
+
+
+def secret_inputs(tmp_path: Path, hosts: Path) -> tuple[Path, Path, Path]:
+    """A playbook, an inventory and an extra-vars file holding every kind of secret variable."""
+    def fill(text: str) -> str:
+        for name, value in SECRET_CANARIES.items():
+            text = text.replace(name, value)
+        return text.replace("HOSTS", str(hosts))
+
+    book = tmp_path / "book.yml"
+    book.write_text(fill(SECRET_BOOK), encoding="utf-8")
+    inventory = local_inventory(tmp_path, fill(
+        "remedy_secret_vars=['db_password', '*_token']\ndb_password=DB_CANARY\n"
+        "db_url=postgres://app:{{ db_password }}@db/app\n"))
+    (tmp_path / "host_vars").mkdir()
+    for host in "ab":
+        (tmp_path / "host_vars" / f"{host}.yml").write_text(
+            fill(f"host_key: !secret HOST_{host.upper()}_CANARY\n"), encoding="utf-8")
+    extra = tmp_path / "secrets.yml"
+    extra.write_text(fill("deploy_token: TOKEN_CANARY\nvault_key: !secret TAGGED_CANARY\n"), encoding="utf-8")
+    return book, inventory, extra
+
+
+def test_secret_variables_are_masked_in_every_output_of_every_command(
+        tmp_path: Path, harness: Harness) -> None:
+    book, inventory, extra = secret_inputs(tmp_path, harness.hosts)
+    harness.command("inventory --list", ["inventory", "-i", str(inventory), "--list"])
+    harness.command("inventory --host", ["inventory", "-i", str(inventory), "--host", "a"])
+    outputs = harness.every_command(book, inventory, ["-e", f"@{extra}"])
+    assert outputs.leaks(*SECRET_CANARIES.values()) == []
+    assert outputs.codes == {"inventory --list": 0, "inventory --host": 0, "diagnose json": 0,
+                             "diagnose text": 0, "plan -o": 0, "plan json": 0, "run --check": 0,
+                             "apply": 0, "run --compare-plan": 2, "run": 0, "run json": 0}
+    written = (harness.hosts / "a.token").read_text()
+    assert SECRET_CANARIES["DB_CANARY"] in written and SECRET_CANARIES["TOKEN_CANARY"] in written
+    shown = outputs.texts["run stderr"]
+    assert f"{MASK} {MASK} {MASK} {MASK} {MASK}" in shown  # the command's output, every secret masked
+    assert f"missing for {MASK}" in outputs.texts["diagnose text stdout"]
+    assert f"{MASK} {MASK} postgres://app:{MASK}@db/app" in shown  # the diff of the file written
+    assert f'"db_password": "{MASK}"' in outputs.texts["inventory --host stdout"]
+
+
+def test_a_secret_given_with_e_is_masked_in_a_saved_plan_which_apply_then_refuses(
+        tmp_path: Path, harness: Harness) -> None:
+    book, inventory, _ = secret_inputs(tmp_path, harness.hosts)
+    token = SECRET_CANARIES["TOKEN_CANARY"]
+    plan = harness.out / "plan.json"
+    assert harness.command("plan", ["plan", str(book), "-i", str(inventory), "-e", f"deploy_token={token}",
+                                    "-e", "vault_key=v", "-o", str(plan),
+                                    "--audit-log", str(harness.out / "audit.jsonl")]) == 0
+    assert token not in plan.read_text()
+    assert json.loads(plan.read_text())["inputs"]["extra_vars"][0] == f"deploy_token={MASK}"
+    assert harness.command("apply", ["apply", str(plan)]) == 4
+    assert "the plan was made with a secret on the command line" in harness.outputs.texts["apply stderr"]
+    assert not (harness.hosts / "a.token").exists()
+    assert harness.outputs.leaks(token) == []
+
+
+def test_a_remedy_secret_vars_that_is_not_a_list_is_an_input_error_before_any_host(
+        tmp_path: Path, harness: Harness) -> None:
+    book, inventory, extra = secret_inputs(tmp_path, harness.hosts)
+    code = harness.command("run", ["run", str(book), "-i", str(inventory), "-e", f"@{extra}",
+                                   "-e", "remedy_secret_vars=db_password",
+                                   "--audit-log", str(harness.out / "audit.jsonl")])
+    assert code == 4
+    err = harness.outputs.texts["run stderr"]
+    assert "<variables of host a>: remedy_secret_vars must be a list of variable names or glob patterns, " \
+           "not 'db_password'" in err
+    assert 'hint: write it as remedy_secret_vars: [db_password, "*_token"]' in err
+    assert list(harness.hosts.iterdir()) == [] and not (harness.out / "audit.jsonl").exists()
