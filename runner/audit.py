@@ -2,7 +2,8 @@
 
 Stages layer. One JSON object per line, written with a single ``write`` on
 an ``O_APPEND`` descriptor and fsynced, so concurrent runs never interleave
-records and a crash can tear at most the last line. Every record passes
+records (only a disk that fills up within a line makes a second ``write``)
+and a crash can tear at most the last line. Every record passes
 through the run's ``Redactor`` first (task results arrive already concealed
 and masked). Events: ``run_start``, ``task_end`` (one per host x task: the
 terminal record), ``host_end``, ``run_end``.

@@ -17,7 +17,7 @@ from runner import templating
 from runner.model import Task
 from runner.redaction import conceal
 from runner.rendering import truth
-from runner.results import Status, TaskResult
+from runner.results import STOPPED, Status, TaskResult
 from runner.taskrun import HostContext, ignore_failure, remember, run_task
 
 
@@ -69,7 +69,7 @@ def _run_list(ctx: HostContext, node_id: str, tasks: tuple[Task, ...], scope: te
         current = scope.child(dict(registered))
         if ctx.stop.is_set():
             result = TaskResult(ctx.host, child_id, task.label, Status.NOT_RUN, phase=phase,
-                                message="run stopped before this task")
+                                message=STOPPED)
         elif task.is_block:
             result = run_block(ctx, child_id, task, current, phase, registered)
         else:

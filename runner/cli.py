@@ -248,12 +248,13 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
     from runner.patterns import select_hosts
 
     inventory = load_inventory(args.inventory)
-    redactor = _inventory_redactor(inventory)
     if args.host:
         if inventory.get_host(args.host) is None:
             raise InputError.at(_cli_location("--host"), f"no host named '{args.host}'")
+        redactor = _inventory_redactor(inventory, [args.host])
         print(json.dumps(redactor.value(inventory.host_json(args.host)), indent=4, sort_keys=True))
         return EXIT_OK
+    redactor = _inventory_redactor(inventory, list(inventory.hosts))
     data: dict[str, Any] = inventory.to_ansible_json()
     if args.limit:
         keep = set(select_hosts(inventory, args.limit))
@@ -267,13 +268,13 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _inventory_redactor(inventory: Any) -> Any:
-    """A redactor for the secret variables of every host of ``inventory``."""
+def _inventory_redactor(inventory: Any, hosts: list[str]) -> Any:
+    """A redactor for the secret variables of ``hosts`` of ``inventory``."""
     from runner.errors import Location
     from runner.redaction import Redactor, host_secrets
 
     redactor = Redactor()
-    for name in inventory.hosts:
+    for name in hosts:
         variables = {**inventory.host_vars(name), **inventory.magic_vars(name)}
         for secret in host_secrets(variables, Location(f"<variables of host {name}>")):
             redactor.add(secret)

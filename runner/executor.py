@@ -121,7 +121,7 @@ def _host_secrets(host: str, plays: list[tuple[Playbook, Play, Mapping[str, Any]
     found: dict[str, None] = {}
     patterns: tuple[str, ...] = ()
     for _, _, host_vars in plays:
-        patterns = secret_patterns(host_vars, where)
+        patterns += secret_patterns(host_vars, where)
         found.update(dict.fromkeys(host_secrets(host_vars, where)))
     for task in walk_tasks(tuple(node.task for node in nodes)):
         found.update(dict.fromkeys(secret_values(task.vars, patterns)))

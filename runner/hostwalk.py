@@ -34,13 +34,12 @@ from runner.graph import Node, TaskGraph
 from runner.hostlock import HostLock, LockBusy, default_lock_path
 from runner.model import SECTIONS, Play, Playbook
 from runner.redaction import Redactor
-from runner.results import HostResult, Status, TaskResult
+from runner.results import STOPPED, HostResult, Status, TaskResult
 from runner.taskrun import FAILED_WHEN, HostContext, ignore_failure, remember, run_task
 
 EVIDENCE_MODULES = frozenset({"assert", "fail"})
 #: The ``data`` flag of a diagnose task's record when it found its fault.
 FAULT_FOUND = "fault_found"
-STOPPED = "run stopped before this task"
 
 
 @dataclass

@@ -36,6 +36,8 @@ class Status(StrEnum):
         return self in _FAILURES
 
 
+#: The message of a task not started because the run was stopped.
+STOPPED = "run stopped before this task"
 #: Why the rest of a run was not run once its audit log could not be written (exit 5).
 AUDIT_STOP = "the audit log could not be written: nothing further was changed"
 
