@@ -7,6 +7,7 @@ program: ``main`` with the garbage collector off during start-up); exit codes:
     2   a task or a verification failed on some host (or the run was stopped by a threshold)
     3   some host was unreachable (connect, auth or host key)
     4   invalid input, detected before any host was contacted
+    5   the audit log could not be written: nothing further was changed
     99  interrupted (SIGINT / SIGTERM)
     1   internal error (a bug: the traceback is written to a file and named)
 """
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="remedy",
         description="Diagnose, plan, fix, verify and roll back faults on hosts over SSH.",
         epilog="exit codes: 0 ok, 2 task/verification failed, 3 host unreachable, "
-               "4 invalid input, 99 interrupted",
+               "4 invalid input, 5 audit log not written (nothing further changed), 99 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"remedy {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -271,8 +272,10 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
     if args.host:
         if inventory.get_host(args.host) is None:
             raise InputError.at(_cli_location("--host"), f"no host named '{args.host}'")
-        print(json.dumps(inventory.host_json(args.host), indent=4, sort_keys=True))
+        redactor = _inventory_redactor(inventory, [args.host])
+        print(json.dumps(redactor.value(inventory.host_json(args.host)), indent=4, sort_keys=True))
         return EXIT_OK
+    redactor = _inventory_redactor(inventory, list(inventory.hosts))
     data: dict[str, Any] = inventory.to_ansible_json()
     if args.limit:
         keep = set(select_hosts(inventory, args.limit))
@@ -282,8 +285,21 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
 
         print(render_inventory_graph(data))
     else:
-        print(json.dumps(data, indent=4, sort_keys=True))
+        print(json.dumps(redactor.value(data), indent=4, sort_keys=True))
     return EXIT_OK
+
+
+def _inventory_redactor(inventory: Any, hosts: list[str]) -> Any:
+    """A redactor for the secret variables of ``hosts`` of ``inventory``."""
+    from runner.errors import Location
+    from runner.redaction import Redactor, host_secrets
+
+    redactor = Redactor()
+    for name in hosts:
+        variables = {**inventory.host_vars(name), **inventory.magic_vars(name)}
+        for secret in host_secrets(variables, Location(f"<variables of host {name}>")):
+            redactor.add(secret)
+    return redactor
 
 
 def _cli_location(what: str) -> Any:

@@ -2,9 +2,11 @@
 
 Stages layer. Hosts run in parallel on a bounded thread pool (``forks``), in
 ``serial`` batches; a batch whose failures exceed ``max_fail_percentage``
-stops the run, and every task not yet run gets ``not_run``. Each host gets
-one connection for the whole run, is walked by ``HostWalk``, and ends with
-exactly one record per task. No exception crosses this module: a host whose
+stops the run, and every task not yet run gets ``not_run``; so does an audit
+log that can no longer be written (``Listener.audit_error``): tasks already
+running finish, none starts. Each host gets one connection for the whole run,
+is walked by ``HostWalk``, and ends with exactly one record per task, as the
+run's ``Redactor`` shows it. No exception crosses this module: a host whose
 connection fails is ``unreachable`` on every task.
 """
 
@@ -22,14 +24,16 @@ from typing import Any
 
 from runner.connection import Connection, ConnectionParams
 from runner.errors import InputError, InventoryError, Location, Problem, UnreachableError
-from runner.events import Listener
+from runner.events import Halting, Listener
 from runner.graph import Node
 from runner.hostwalk import HostWalk, WalkOptions
 from runner.inputs import Inputs
 from runner.model import Play, Playbook
 from runner.modules.base import flag
 from runner.patterns import select_hosts
-from runner.results import HostResult, Run, Status, TaskResult
+from runner.playbook import walk_tasks
+from runner.redaction import Redactor, host_secrets, secret_patterns, secret_values
+from runner.results import AUDIT_STOP, HostResult, Run, Status, TaskResult
 
 Connect = Callable[[ConnectionParams], Connection]
 
@@ -67,20 +71,22 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class HostPlan:
-    """One host, the plays that apply to it, and its variables."""
+    """One host, the plays that apply to it, its variables, and the secrets among them."""
 
     name: str
     params: ConnectionParams
     plays: tuple[tuple[Playbook, Play, Mapping[str, Any]], ...]
     nodes: tuple[Node, ...]
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 def plan_hosts(inputs: Inputs, options: RunOptions) -> list[HostPlan]:
-    """Which plays run on which hosts, with merged variables; no host is contacted.
+    """Which plays run on which hosts, with merged variables and their secrets; no host is contacted.
 
     Raises:
         InputError: a bad --limit or host pattern, no host selected at all, or a
-            private key or known_hosts file that cannot be what it must be.
+            private key or known_hosts file that cannot be what it must be, or a
+            bad ``remedy_secret_vars``.
     """
     inventory = inputs.inventory
     if inventory is None:
@@ -99,8 +105,11 @@ def plan_hosts(inputs: Inputs, options: RunOptions) -> list[HostPlan]:
         raise InputError.at(Location("<command line>"), "no host matches the plays and --limit",
                             "check 'hosts:' in the playbook and the -l pattern")
     order = list(per_host)  # inventory order, then implicit hosts such as localhost
-    planned = [HostPlan(h, connection_params(h, per_host[h][0][2], options.connect),
-                        tuple(per_host[h]), tuple(_nodes_of(inputs, per_host[h]))) for h in order]
+    planned = []
+    for h in order:
+        nodes = tuple(_nodes_of(inputs, per_host[h]))
+        planned.append(HostPlan(h, connection_params(h, per_host[h][0][2], options.connect),
+                                tuple(per_host[h]), nodes, _host_secrets(h, per_host[h], nodes)))
     _check_ssh_files(planned, options.connect, inventory)
     return planned
 
@@ -138,6 +147,25 @@ def _check_ssh_files(hosts: list[HostPlan], options: ConnectOptions, inventory: 
                                 fix))
     if problems:
         raise InputError(problems)
+
+
+def _host_secrets(host: str, plays: list[tuple[Playbook, Play, Mapping[str, Any]]],
+                  nodes: tuple[Node, ...]) -> tuple[str, ...]:
+    """The secret values of a host's variables, and of the variables and arguments of its tasks.
+
+    Raises:
+        InputError: a bad ``remedy_secret_vars``.
+    """
+    where = Location(f"<variables of host {host}>")
+    found: dict[str, None] = {}
+    patterns: tuple[str, ...] = ()
+    for _, _, host_vars in plays:
+        patterns += secret_patterns(host_vars, where)
+        found.update(dict.fromkeys(host_secrets(host_vars, where)))
+    for task in walk_tasks(tuple(node.task for node in nodes)):
+        found.update(dict.fromkeys(secret_values(task.vars, patterns)))
+        found.update(dict.fromkeys(secret_values(task.args, ())))
+    return tuple(found)
 
 
 def _play_hosts(inventory: Any, play: Play, book: Playbook) -> list[str]:
@@ -219,10 +247,12 @@ def batches(hosts: Sequence[str], serial: Sequence[int | str]) -> list[list[str]
 
 def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
             connect: Connect | None = None, stop: threading.Event | None = None,
-            run_id: str | None = None, hosts: Sequence[HostPlan] | None = None) -> Run:
+            run_id: str | None = None, hosts: Sequence[HostPlan] | None = None,
+            redactor: Redactor | None = None) -> Run:
     """Run every planned host (``hosts``, else ``plan_hosts``); returns the finished ``Run``.
 
-    Never raises for host failures.
+    Never raises for host failures. ``redactor`` (which should hold the hosts'
+    ``secrets``) masks every record before ``listener`` sees it.
 
     Raises:
         InputError: bad selection (before any host is contacted).
@@ -230,7 +260,8 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
     hosts = list(hosts) if hosts is not None else plan_hosts(inputs, options)
     run_id = run_id or uuid.uuid4().hex[:12]
     stop = stop or threading.Event()
-    halt = threading.Event()  # no new task starts: set by stop (signals) or a threshold
+    halt = threading.Event()  # no new task starts: set by stop (signals), a threshold, the audit
+    listener = Halting(listener, halt)
     live = _LiveConnections(stop, halt)
     connect = connect or _open_connection
     serial, max_fail = _run_policy(inputs, options)
@@ -241,7 +272,8 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
     walk_options = WalkOptions(
         check=options.check, diagnose_only=options.diagnose_only, tags=options.tags,
         skip_tags=options.skip_tags, lock_path=options.lock_path, lock_timeout=options.lock_timeout,
-        run_id=run_id, become_password=options.connect.become_password, stop=halt)
+        run_id=run_id, become_password=options.connect.become_password, stop=halt,
+        redactor=redactor or Redactor())
     workers = max(1, min(options.forks, len(hosts)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remedy-host") as pool:
         for batch in batches([h.name for h in hosts], serial):
@@ -258,13 +290,14 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
                                f"{len(batch)} ({failed} failed)")
                     halt.set()
     interrupted = stop.is_set()
-    reason = "interrupted" if interrupted else aborted
+    audit_error = listener.audit_error()
+    reason = AUDIT_STOP if audit_error else "interrupted" if interrupted else aborted
     for host in hosts:
         if host.name not in results:
             results[host.name] = _close_host(host, listener, Status.NOT_RUN, f"not run: {reason}")
             listener.host_finished(results[host.name])
     run = Run(run_id=run_id, hosts=tuple(results[h.name] for h in hosts), check=options.check,
-              interrupted=interrupted, aborted=aborted)
+              interrupted=interrupted, aborted=aborted, audit_error=audit_error)
     listener.run_finished(run)
     return run
 
@@ -367,10 +400,12 @@ def _run_host(host: HostPlan, inputs: Inputs, options: WalkOptions, listener: Li
             walk = HostWalk(host.name, conn, inputs.graph, options, listener.task_finished)
             result = walk.run(list(host.plays))
     except UnreachableError as error:
-        result = _close_host(host, listener, Status.UNREACHABLE, f"{error.reason}: {error.detail}")
+        result = _close_host(host, listener, Status.UNREACHABLE,
+                             options.redactor.text(f"{error.reason}: {error.detail}"))
     except Exception as error:  # noqa: BLE001 - no exception crosses the executor
         previous = tuple(walk.results) if walk is not None else ()
-        result = _close_host(host, listener, Status.FAILED, f"internal error: {error!r}", previous)
+        result = _close_host(host, listener, Status.FAILED,
+                             options.redactor.text(f"internal error: {error!r}"), previous)
     finally:
         if conn is not None:
             try:

@@ -26,7 +26,10 @@ have several faults, one per playbook, so the walk goes in phases:
 5. The service's whole **health** is read once at the end (the last play that
    ran and declares ``health:``) and kept on the ``HostResult``.
 
-In check mode the walk stops after the handlers' predictions.
+In check mode the walk stops after the handlers' predictions. Once ``stop``
+is set no task starts any more (the rest are ``not_run``). Every result is
+recorded as the run's ``Redactor`` shows it (``no_log`` concealed, secrets
+masked); what ``register`` stores is the task's own.
 """
 
 from __future__ import annotations
@@ -41,10 +44,13 @@ from runner import templating
 from runner.graph import Node, TaskGraph
 from runner.hostlock import HostLock, LockBusy, default_lock_path
 from runner.model import SECTIONS, Play, Playbook, Task
-from runner.results import Fault, FaultState, HostResult, Status, TaskResult
+from runner.redaction import Redactor
+from runner.results import STOPPED, Fault, FaultState, HostResult, Status, TaskResult
 from runner.taskrun import FAILED_WHEN, HostContext, ignore_failure, remember, run_task
 
 EVIDENCE_MODULES = frozenset({"assert", "fail"})
+#: The ``data`` flag of a diagnose task's record when it found its fault.
+FAULT_FOUND = "fault_found"
 #: The host verdict a play's final fault state contributes (the worst one wins).
 _VERDICT = {FaultState.ROLLBACK_FAILED: Status.ROLLBACK_FAILED, FaultState.ROLLED_BACK: Status.ROLLED_BACK,
             FaultState.FAILED: Status.FAILED, FaultState.BLOCKED: Status.BLOCKED,
@@ -64,6 +70,7 @@ class WalkOptions:
     run_id: str = ""
     become_password: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    redactor: Redactor = field(default_factory=Redactor)
 
 
 Emit = Callable[[TaskResult], None]
@@ -150,6 +157,8 @@ class HostWalk:
         return Status.CHANGED if Status.CHANGED in statuses else Status.OK
 
     def record(self, result: TaskResult) -> TaskResult:
+        """Keep and report ``result`` as every output may show it."""
+        result = self.options.redactor.result(result)
         self.results.append(result)
         self.emit(result)
         return result
@@ -179,6 +188,9 @@ class HostWalk:
         done: dict[tuple[str, str, str], TaskResult] = {}
         for unit in units:
             for node in unit.nodes["handlers"]:
+                if self.options.stop.is_set():
+                    self.close_rest(unit.nodes["handlers"], Status.NOT_RUN, STOPPED)
+                    break
                 topics = {node.task.name, *node.task.listen} - {""}
                 if not topics & unit.notified:
                     self.record(TaskResult(self.host, node.id, node.task.label, Status.SKIPPED,
@@ -233,7 +245,7 @@ class PlayWalk:
         options = walk.options
         self.ctx = HostContext(walk.host, walk.conn, play, Path(book.path).resolve().parent,
                                check=options.check, become_password=options.become_password,
-                               stop=options.stop)
+                               stop=options.stop, redactor=options.redactor)
         self.scope = templating.Scope([(host_vars, True), ({"remedy_run_id": options.run_id}, False)])
         self.registered: dict[str, Any] = {}
         self.notified: set[str] = set()
@@ -256,7 +268,7 @@ class PlayWalk:
     def diagnose_first(self) -> None:
         """The first diagnosis, recorded; sets ``state``."""
         if self.walk.options.stop.is_set():
-            self._close(FaultState.NOT_RUN, Status.NOT_RUN, "run stopped before this play")
+            self._close(FaultState.NOT_RUN, Status.NOT_RUN, STOPPED)
             return
         self.diagnosis = found = self._diagnose(recheck=False)
         if found.failed:
@@ -279,18 +291,20 @@ class PlayWalk:
             if node.task.register:
                 self.registered[node.task.register] = dict(result.data)
             failed = result.status is Status.FAILED and not result.data.get("error")
+            shown = self.walk.options.redactor.result(result)  # evidence as every output may show it
             if failed and node.task.blocked_by and blocked is None:
-                blocked = (node.task.blocked_by, _evidence(result))
+                blocked = (node.task.blocked_by, _evidence(shown))
                 result = replace(result, status=Status.OK,
                                  message=f"blocked by {blocked[0]}: {blocked[1]}")
             elif failed and (node.task.module in EVIDENCE_MODULES or node.task.failed_when is not None):
-                detail = _evidence(result)
+                detail = _evidence(shown)
                 evidence.append(f"{node.task.label}: {detail}")
-                result = replace(result, status=Status.OK, message=f"fault found: {detail}")
+                result = replace(result, status=Status.OK, message=f"fault found: {detail}",
+                                 data={**result.data, FAULT_FOUND: True})
             elif result.status.is_failure and not node.task.ignore_errors and blocked is None:
                 if not recheck:
                     self.walk.record(result)
-                return Diagnosis(tuple(evidence), failed=f"{node.task.label}: {result.message}")
+                return Diagnosis(tuple(evidence), failed=f"{node.task.label}: {shown.message}")
             if not recheck:
                 self.walk.record(result)
         if blocked is not None:
@@ -356,7 +370,7 @@ class PlayWalk:
         failed_any = False
         for node in nodes:
             if self.walk.options.stop.is_set():
-                self.walk.close_rest(nodes, Status.NOT_RUN, "run stopped before this task")
+                self.walk.close_rest(nodes, Status.NOT_RUN, STOPPED)
                 return True
             blocked = [d for d in self.walk.graph.dependencies(node.id) if d in self.walk.blocking]
             if blocked:

@@ -6,8 +6,8 @@ Python values, except that mappings are ``MarkedDict`` and sequences are
 
 Rejected, each as a ``LoadError`` naming file, line and column: files larger
 than ``MAX_FILE_BYTES``, non-UTF-8 bytes, NUL, empty or multi-document files,
-syntax errors, any explicit tag except the standard ``!!str``-family and
-``!unsafe``, duplicate keys, nesting deeper than ``MAX_DEPTH``, and alias
+syntax errors, any explicit tag except the standard ``!!str``-family,
+``!unsafe`` and ``!secret`` (on a single value), duplicate keys, nesting deeper than ``MAX_DEPTH``, and alias
 expansion beyond a budget (alias bombs). YAML 1.1 traps are closed: only
 ``true``/``false`` are booleans (``yes``/``no``/``on``/``off`` stay strings),
 sexagesimal numbers (``12:30``) stay strings, and an unquoted number with a
@@ -32,6 +32,7 @@ from runner.marked import MAX_DEPTH as MAX_DEPTH
 from runner.marked import NULL_WORDS, BuildAbort, Composer, NodeBuilder
 from runner.marked import MarkedDict as MarkedDict
 from runner.marked import MarkedList as MarkedList
+from runner.marked import SecretText as SecretText
 from runner.marked import UnsafeText as UnsafeText
 from runner.marked import location_of as location_of
 

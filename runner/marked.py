@@ -4,7 +4,9 @@ Services layer, used by ``loader``: ``load_text`` composes a document with
 ``Composer`` and turns its node tree into values with ``NodeBuilder``. Mappings
 become ``MarkedDict`` and sequences ``MarkedList``, which remember where each
 key and item came from (the stages import them to point errors at a line);
-a string tagged ``!unsafe`` becomes ``UnsafeText``, which templating never renders.
+a string tagged ``!unsafe`` becomes ``UnsafeText``, which templating never renders,
+and one tagged ``!secret`` becomes ``SecretText``, an ``UnsafeText`` that every
+output masks.
 
 The schema is YAML 1.2's core schema with YAML 1.1's traps closed: only
 ``true``/``false`` are booleans, sexagesimal numbers stay strings, and an
@@ -40,6 +42,12 @@ except ImportError:  # pragma: no cover - PyYAML without libyaml
 
 class UnsafeText(str):
     """A string marked ``!unsafe``: used literally, never rendered as a template."""
+
+    __slots__ = ()
+
+
+class SecretText(UnsafeText):
+    """A string marked ``!secret``: masked in every output, used literally like ``!unsafe``."""
 
     __slots__ = ()
 
@@ -105,8 +113,10 @@ NULL_WORDS = {"", "~", "null", "Null", "NULL"}
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
     "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null", "tag:yaml.org,2002:map",
-    "tag:yaml.org,2002:seq", "!unsafe", "tag:remedy:implicit",
+    "tag:yaml.org,2002:seq", "!unsafe", "!secret", "tag:remedy:implicit",
 }
+#: Tags that mark a string scalar, and the type each makes of it.
+_STRING_TAGS: dict[str, type[str]] = {"!unsafe": UnsafeText, "!secret": SecretText}
 _PLAIN = "tag:yaml.org,2002:str"
 #: The resolver's tag for a scalar without an explicit tag (``!!str`` keeps ``_PLAIN``).
 _IMPLICIT = "tag:remedy:implicit"
@@ -179,6 +189,10 @@ class NodeBuilder:
                 self.loc(node), f"the tag {shown} is not allowed",
                 "remove the tag: remedy loads plain data and never constructs objects from YAML"))
             return None
+        if tag == "!secret" and not isinstance(node, yaml.ScalarNode):
+            self.problems.append(Problem(self.loc(node), "the tag !secret marks a single value",
+                                         "tag each secret value on its own: key: !secret value"))
+            return None
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, depth)
         if isinstance(node, yaml.SequenceNode):
@@ -190,8 +204,8 @@ class NodeBuilder:
 
     def scalar(self, node: yaml.Node) -> Any:
         value: str = node.value
-        if node.tag == "!unsafe":
-            return UnsafeText(value)
+        if node.tag in _STRING_TAGS:
+            return _STRING_TAGS[node.tag](value)
         if node.tag == _IMPLICIT:
             return value if getattr(node, "style", None) else self.plain_scalar(node, value)
         return self.tagged_scalar(node)

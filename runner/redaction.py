@@ -1,23 +1,41 @@
 """Secret values and the mask applied to every output.
 
-Services layer. A ``Redactor`` holds secret strings (passwords, ``no_log``
-data, secret module arguments) with their shell-quoted, base64 and
+Services layer. A ``Redactor`` holds secret strings (passwords, secret
+variables, secret module arguments) with their shell-quoted, base64 and
 URL-encoded forms, and replaces each with ``********`` in any text or nested
-value. The console, the JSON document, JUnit and the audit log all pass
-through one redactor.
+value. ``Redactor.result`` is what a task's result looks like to every output:
+a ``no_log`` result is concealed (``conceal``) and every secret is masked in
+the rest, once, when the result is recorded; the console, the JSON document,
+JUnit, saved plans and the audit log then pass through the same redactor.
+``secret_values`` finds the secrets among a host's variables: values tagged
+``!secret`` and those of the variables ``remedy_secret_vars`` names.
 """
 
 from __future__ import annotations
 
 import base64
+import fnmatch
 import shlex
 import threading
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
+
+from runner import templating
+from runner.errors import InputError, Location, TemplateError
+from runner.marked import SecretText
+from runner.results import CommandResult, Diff, TaskResult
 
 MASK = "********"
 MIN_SECRET_LENGTH = 4
+#: What a ``no_log`` task's message becomes in every output.
+NO_LOG_MESSAGE = "(hidden by no_log)"
+#: The variable that names secret variables: a list of names and glob patterns.
+SECRET_VARS = "remedy_secret_vars"  # noqa: S105 - the name of a variable, not a secret
+#: Connection variables whose values are always secret.
+ALWAYS_SECRET = ("ansible_password", "ansible_ssh_pass", "ansible_become_password",
+                 "ansible_become_pass")
 
 
 class Redactor:
@@ -43,6 +61,92 @@ class Redactor:
     def value(self, value: Any) -> Any:
         """Mask secrets inside strings of any nested structure (a copy; ``value`` itself if none)."""
         return _masked(value, self._forms) if self._forms else value
+
+    def result(self, result: TaskResult) -> TaskResult:
+        """``result`` as every output shows it: concealed if ``no_log``, every secret masked."""
+        result = conceal(result)
+        forms = self._forms
+        if not forms:
+            return result
+        return replace(
+            result, name=_mask(result.name, forms), message=_mask(result.message, forms),
+            diffs=tuple(Diff(_mask(d.path, forms), _mask(d.before, forms), _mask(d.after, forms))
+                        for d in result.diffs),
+            commands=tuple(_masked_command(c, forms) for c in result.commands),
+            data=_masked(dict(result.data), forms))
+
+
+def conceal(result: TaskResult) -> TaskResult:
+    """A ``no_log`` result without what its task ran, printed, changed or registered.
+
+    Its message becomes ``NO_LOG_MESSAGE``; of its data only the flags
+    (``changed``, ``failed``, ...) stay. Other results are returned as they are.
+    """
+    if not result.no_log:
+        return result
+    return replace(result, message=NO_LOG_MESSAGE if result.message else "", diffs=(), commands=(),
+                   data={k: v for k, v in result.data.items() if isinstance(v, bool)})
+
+
+def _masked_command(command: CommandResult, forms: list[str]) -> CommandResult:
+    return replace(command, command=_mask(command.command, forms), stdout=_mask(command.stdout, forms),
+                   stderr=_mask(command.stderr, forms))
+
+
+def secret_patterns(variables: Mapping[str, Any], where: Location) -> tuple[str, ...]:
+    """The names and glob patterns of secret variables: ``ALWAYS_SECRET`` and ``remedy_secret_vars``.
+
+    Raises:
+        InputError: ``remedy_secret_vars`` is not a list of names, at ``where``.
+    """
+    value = variables.get(SECRET_VARS, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise InputError.at(where, f"{SECRET_VARS} must be a list of variable names or glob patterns, "
+                            f"not {value!r}"[:200], f'write it as {SECRET_VARS}: [db_password, "*_token"]')
+    return (*ALWAYS_SECRET, *value)
+
+
+def secret_values(variables: Mapping[str, Any], patterns: Iterable[str], *,
+                  render: bool = False) -> Iterator[str]:
+    """The secret values among ``variables``, as the redactor should mask them.
+
+    Secret are every string tagged ``!secret`` and the whole value of each
+    variable whose name matches one of ``patterns``. With ``render``, a
+    matching value that is a template is also given as it renders from
+    ``variables``, when it renders from them alone.
+    """
+    patterns = tuple(patterns)
+    for name, value in variables.items():
+        named = any(fnmatch.fnmatchcase(str(name), pattern) for pattern in patterns)
+        yield from _strings(value, every=named)
+        if named and render and any(templating.is_template(text) for text in _strings(value, every=True)):
+            try:
+                yield from _strings(templating.Scope([(variables, True)])[name], every=True)
+            except TemplateError:
+                pass  # it needs a task's result: its secret parts are registered on their own
+
+
+def host_secrets(variables: Mapping[str, Any], where: Location) -> Iterator[str]:
+    """The secret values of one host's merged ``variables``, templates rendered where they can be.
+
+    Raises:
+        InputError: ``remedy_secret_vars`` is not a list of names, at ``where``.
+    """
+    return secret_values(variables, secret_patterns(variables, where), render=True)
+
+
+def _strings(value: Any, *, every: bool) -> Iterator[str]:
+    """Strings (and numbers, as text) inside ``value``: all of them, or only those tagged ``!secret``."""
+    if isinstance(value, SecretText) or (every and isinstance(value, str)):
+        yield str(value)
+    elif every and isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield str(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item, every=every)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item, every=every)
 
 
 def _mask(text: str, forms: list[str]) -> str:

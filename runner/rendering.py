@@ -4,8 +4,8 @@ Stages layer, used by ``taskrun`` to run a task and by ``probing`` to work out
 ahead what a task would probe. Arguments are rendered in the task's scope and
 checked against the module's argument spec once rendered (``InputError`` if
 one is invalid); ``local_file`` and ``template_file`` arguments are read from
-beside the playbook, never outside it, and secret arguments are recorded for
-redaction.
+beside the playbook, never outside it, and secret arguments are added to the
+run's redactor before any output shows the task.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def render_args(ctx: HostContext, task: Task, module: Module, scope: templating.
             if spec.type in ("local_file", "template_file"):
                 rendered = _read_local(ctx, str(rendered), spec.type, scope, task.location)
             if spec.secret:
-                ctx.secrets.add(str(rendered))
+                ctx.redactor.add(str(rendered))
         args[name] = rendered
     return args
 

@@ -2,6 +2,9 @@
 
 Stages layer; with ``cli`` the only code that formats output. Everything
 here takes data and returns text, so it is easy to test and never prints.
+Task results arrive as the run's redactor recorded them (``no_log`` ones
+concealed, secrets masked); callers pass the finished text through the same
+redactor once more.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from runner.graph import NOTIFY, TaskGraph
 from runner.imports import import_without
 from runner.model import SECTIONS, Playbook
 from runner.modules import MODULES
+from runner.redaction import NO_LOG_MESSAGE
+from runner.results import AUDIT_STOP
 from runner.verdicts import FAILED_FAULTS, fault_documents
 
 
@@ -177,12 +182,10 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
     status = _SYMBOLS.get(str(result.status), str(result.status))
     if result.predicted == "unknown" and result.phase != "diagnose":
         status += " (will run, effect unknown)" if result.data.get("check_mode") else ""
-    message = "" if result.no_log and result.message else result.message
-    message = f" - {mask(_one_line(message))}" if message else ""
+    message = f" - {mask(_one_line(result.message))}" if result.message else ""
     lines = [f"[{result.host}] {status}: {result.name}{message}"]
-    if result.no_log:
-        lines[0] += " (output hidden by no_log)"
-        return lines[0]
+    if result.no_log and not result.message:
+        lines[0] += f" {NO_LOG_MESSAGE}"
     if verbose:
         for command in result.commands:
             lines.append(f"    $ {mask(_one_line(command.command, 200))}  (rc={command.rc})")
@@ -261,6 +264,8 @@ def render_recap(run: Any) -> str:
     recap = table(rows, ["host", "result", *RECAP_COLUMNS, "total"])
     title = "RECAP (check mode: nothing was changed)" if run.check else "RECAP"
     footer = []
+    if run.audit_error:
+        footer.append(f"run stopped: {AUDIT_STOP} ({run.audit_error})")
     if run.aborted:
         footer.append(f"run stopped: {run.aborted}")
     if run.interrupted:
@@ -301,28 +306,22 @@ def run_document(run: Any, redact: Any) -> dict[str, Any]:
     for host in run.hosts:
         tasks = []
         for result in host.results:
-            entry: dict[str, Any] = {
+            tasks.append({
                 "task": result.task, "name": result.name, "phase": result.phase,
                 "status": str(result.status), "changed": result.changed,
                 "predicted": result.predicted or None, "message": result.message,
-                "duration": round(result.duration, 3),
-            }
-            if result.no_log:
-                entry["message"] = "(hidden by no_log)" if result.message else ""
-            else:
-                entry["diffs"] = [{"path": d.path, "before": d.before, "after": d.after}
-                                  for d in result.diffs]
-                entry["commands"] = [{"command": c.command, "rc": c.rc, "stdout": c.stdout,
-                                      "stderr": c.stderr, "truncated": c.truncated}
-                                     for c in result.commands]
-            tasks.append(entry)
+                "duration": round(result.duration, 3), "no_log": result.no_log,
+                "diffs": [{"path": d.path, "before": d.before, "after": d.after} for d in result.diffs],
+                "commands": [{"command": c.command, "rc": c.rc, "stdout": c.stdout, "stderr": c.stderr,
+                              "truncated": c.truncated} for c in result.commands],
+            })
         counts = host.counts()
         hosts.append({"host": host.host, "status": str(host.status), "tasks": tasks,
                       "counts": {str(k): v for k, v in counts.items()},
                       "faults": fault_documents(host), "health": dict(host.health) or None})
     document = {"version": 1, "run_id": run.run_id, "check": run.check,
                 "interrupted": run.interrupted, "aborted": run.aborted or None,
-                "exit_code": run.exit_code, "hosts": hosts}
+                "audit_error": run.audit_error or None, "exit_code": run.exit_code, "hosts": hosts}
     return redact(document)  # type: ignore[no-any-return]
 
 
@@ -337,7 +336,7 @@ def junit_document(run: Any, redact: Any) -> str:
         for result in host.results:
             case = ET.SubElement(suite, "testcase", classname=host.host, name=result.name,
                                  time=f"{result.duration:.3f}")
-            message = redact(result.message) if not result.no_log else "(hidden by no_log)"
+            message = redact(result.message)
             status = str(result.status)
             if status in ("failed", "rolled_back"):
                 failures += 1

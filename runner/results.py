@@ -38,13 +38,18 @@ class Status(StrEnum):
         return self in _FAILURES
 
 
+#: The message of a task not started because the run was stopped.
+STOPPED = "run stopped before this task"
+#: Why the rest of a run was not run once its audit log could not be written (exit 5).
+AUDIT_STOP = "the audit log could not be written: nothing further was changed"
+
 _FAILURES = frozenset(
     {Status.FAILED, Status.UNREACHABLE, Status.TIMED_OUT, Status.INDETERMINATE, Status.ROLLED_BACK,
      Status.ROLLBACK_FAILED, Status.BLOCKED}
 )
 
 #: Exit code of a run in which a rollback failed: a host is in neither its old nor its fixed state.
-EXIT_ROLLBACK_FAILED = 5
+EXIT_ROLLBACK_FAILED = 6
 
 
 class FaultState(StrEnum):
@@ -147,6 +152,7 @@ class Run:
     check: bool = False
     interrupted: bool = False
     aborted: str = ""  # why the remaining hosts were not run (threshold, ...)
+    audit_error: str = ""  # why the audit log could not be written; nothing started after it
 
     def all_results(self) -> Iterable[TaskResult]:
         for host in self.hosts:
@@ -158,8 +164,10 @@ class Run:
     @property
     def exit_code(self) -> int:
         """0 success, 2 a task or verification failed (or a host was not run: locked,
-        threshold; or blocked by another fault), 3 a host unreachable, 5 a rollback
-        failed, 99 interrupted."""
+        threshold; or blocked by another fault), 3 a host unreachable, 5 the audit log
+        could not be written, 6 a rollback failed, 99 interrupted."""
+        if self.audit_error:
+            return 5  # before all else: the run's record is incomplete
         if self.interrupted:
             return 99
         statuses = {r.status for r in self.all_results()} | {h.status for h in self.hosts}

@@ -1,13 +1,15 @@
 """The ``run``, ``plan``, ``diagnose`` and ``apply`` commands: wiring and output.
 
-Top layer, beside ``cli``: turns parsed arguments into options, opens the
-audit log (before any host is contacted: no audit, no run), installs the
-signal handlers, calls ``executor.execute`` and renders the results.
+Top layer, beside ``cli``: turns parsed arguments into options, registers
+every secret with the run's redactor and opens the audit log (both before any
+host is contacted: no audit, no run), installs the signal handlers, calls
+``executor.execute`` and renders the results, each through the redactor.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import getpass
 import hashlib
@@ -29,8 +31,9 @@ from runner.connection import import_ssh
 from runner.errors import InputError, Location, Problem
 from runner.events import Listener, Listeners, NullListener
 from runner.executor import ConnectOptions, HostPlan, RunOptions, execute, plan_hosts
+from runner.hostwalk import FAULT_FOUND
 from runner.inputs import Inputs, bundled_playbooks, load_inputs
-from runner.redaction import Redactor
+from runner.redaction import MASK, Redactor
 from runner.results import HostResult, Run, Status, TaskResult
 from runner.verdicts import render_faults, render_health, with_next_playbooks
 
@@ -176,7 +179,7 @@ def run_command(args: argparse.Namespace) -> int:
     run, redactor = _execute(args)
     code = _finish(args, run, redactor, args.command)
     if saved is not None:
-        code = max(code, _report_plan_comparison(saved, run, args))
+        code = max(code, _report_plan_comparison(saved, run, args, redactor))
     return code
 
 
@@ -187,18 +190,17 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     inputs = load_inputs(playbooks, args.inventory, args.extra_vars)
     options = _options(args, check=check, diagnose_only=command == "diagnose")
     hosts = plan_hosts(inputs, options)  # selection errors: exit 4 before any connection
-    redactor = Redactor([options.connect.password or "", options.connect.become_password or ""])
-    for host in hosts:
-        redactor.add(host.params.password)
-        redactor.add(host.params.become_password)
+    redactor = _redactor(options, hosts)
     audit = _open_audit(args.audit_log, redactor)
     console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=args.quiet, diff=args.diff)
     stop = threading.Event()
     try:
         with _Signals(stop):
-            run = _execute_planned(inputs, options, hosts, Listeners([audit, console]), stop)
+            run = _execute_planned(inputs, options, hosts, Listeners([audit, console]), stop, redactor)
     finally:
         audit.close()
+    if audit.audit_error() and not run.audit_error:  # the run_end record, or a deferred error
+        run = dataclasses.replace(run, audit_error=audit.audit_error())
     return run, redactor
 
 
@@ -211,11 +213,22 @@ def _with_next_playbooks(run: Run) -> Run:
     return with_next_playbooks(run, [load_playbook(p) for p in bundled_playbooks().values()])
 
 
+def _redactor(options: RunOptions, hosts: Sequence[HostPlan]) -> Redactor:
+    """A redactor that knows every secret of the run: passwords and each host's secret variables."""
+    redactor = Redactor([options.connect.password or "", options.connect.become_password or ""])
+    for host in hosts:
+        redactor.add(host.params.password)
+        redactor.add(host.params.become_password)
+        for secret in host.secrets:
+            redactor.add(secret)
+    return redactor
+
+
 def _execute_planned(inputs: Inputs, options: RunOptions, hosts: Sequence[HostPlan], listener: Listener,
-                     stop: threading.Event | None = None) -> Run:
+                     stop: threading.Event | None = None, redactor: Redactor | None = None) -> Run:
     """``execute`` the planned ``hosts``, once start-up is settled."""
     _settle_start_up(hosts)
-    return execute(inputs, options, listener, stop=stop, hosts=hosts)
+    return execute(inputs, options, listener, stop=stop, hosts=hosts, redactor=redactor)
 
 
 def _settle_start_up(hosts: Sequence[HostPlan]) -> None:
@@ -262,13 +275,14 @@ def compare_with_plan(saved: dict[str, Any], run: Run) -> list[str]:
     return lines
 
 
-def _report_plan_comparison(saved: dict[str, Any], run: Run, args: argparse.Namespace) -> int:
+def _report_plan_comparison(saved: dict[str, Any], run: Run, args: argparse.Namespace,
+                            redactor: Redactor) -> int:
     out = sys.stderr if args.format == "json" else sys.stdout
     mismatches = compare_with_plan(saved, run)
     if mismatches:
         print("The run differs from the saved plan:", file=out)
         for line in mismatches:
-            print("  " + line, file=out)
+            print("  " + redactor.text(line), file=out)
         return 2
     print("The run changed exactly what the saved plan predicted.", file=out)
     return 0
@@ -300,7 +314,7 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
         _write_atomic(Path(args.junit), report.junit_document(run, redactor.text))
     if getattr(args, "output", None):
         _write_atomic(Path(args.output), json.dumps(
-            {**report.run_document(run, redactor.value), "inputs": _fingerprint(args)},
+            {**report.run_document(run, redactor.value), "inputs": redactor.value(_fingerprint(args))},
             indent=2, sort_keys=True, default=str))
     return run.exit_code
 
@@ -327,8 +341,8 @@ def diagnosis_rows(run: Run) -> list[dict[str, Any]]:
         for result in host.results:
             book = result.task.split(":", 1)[0]
             states.setdefault(book, "healthy")
-            if result.phase == "diagnose" and result.message.startswith("fault found"):
-                evidence.setdefault(book, []).append(result.message[len("fault found: "):])
+            if result.phase == "diagnose" and result.data.get(FAULT_FOUND):
+                evidence.setdefault(book, []).append(result.message.removeprefix("fault found: "))
             if result.status in (Status.UNREACHABLE, Status.FAILED, Status.TIMED_OUT,
                                  Status.INDETERMINATE) and states[book] == "healthy":
                 states[book] = f"{result.status}: {result.message}"  # the first cause, not its echoes
@@ -376,6 +390,12 @@ def apply_command(args: argparse.Namespace) -> int:
     saved = _load_plan(args.plan_file)
     batch_policy(args)  # bad batch options: exit 4 before the check contacts any host
     inputs_info = saved["inputs"]
+    masked = [item for item in inputs_info["extra_vars"] if MASK in item]
+    if masked:
+        raise InputError.at(Location(args.plan_file), f"the plan was made with a secret on the command "
+                            f"line (-e {masked[0]}), and a saved plan never holds secrets",
+                            "give secret variables in a file (-e @secrets.yml) or the inventory, "
+                            "and make the plan again")
     for path, sha in inputs_info["playbooks"].items():
         current = hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).exists() else ""
         if current != sha:
@@ -391,7 +411,7 @@ def apply_command(args: argparse.Namespace) -> int:
     namespace.serial, namespace.max_fail_percentage = args.serial, args.max_fail_percentage
     run, redactor = _execute(namespace)
     code = _finish(namespace, run, redactor, "run")
-    return max(code, _report_plan_comparison(saved, run, namespace))
+    return max(code, _report_plan_comparison(saved, run, namespace, redactor))
 
 
 def _replay_args(args: argparse.Namespace, info: dict[str, Any]) -> argparse.Namespace:

@@ -31,6 +31,7 @@ from runner.model import Play, Task
 from runner.modules import MODULES
 from runner.modules.base import Change, Command, Fetch, Module, Outcome, Upload
 from runner.probing import ProbeCache, prefetch, probe_key
+from runner.redaction import Redactor
 from runner.rendering import become_for, render_args, truth
 from runner.results import CommandResult, Diff, Status, TaskResult
 from runner.transfer import fetch, upload
@@ -50,7 +51,7 @@ class HostContext:
     check: bool = False
     become_password: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
-    secrets: set[str] = field(default_factory=set)
+    redactor: Redactor = field(default_factory=Redactor)  # secret arguments are added to it
     probes: ProbeCache = field(default_factory=ProbeCache)
     #: Check mode: an earlier task of this host predicted a change that was not made,
     #: so facts read now may not be what the real run will see.

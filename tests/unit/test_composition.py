@@ -167,9 +167,9 @@ def test_a_failed_rollback_is_its_own_verdict_in_text_json_and_junit(tmp_path: P
     code = main(["run", path, "-i", str(inventory), "--format", "json", "--junit", str(junit),
                  "--audit-log", str(tmp_path / "audit.jsonl")])
     out, err = capsys.readouterr()
-    assert code == 5
+    assert code == 6
     document = json.loads(out)
-    assert document["exit_code"] == 5
+    assert document["exit_code"] == 6
     host = document["hosts"][0]
     assert host["status"] == "rollback_failed"
     assert host["faults"][0]["state"] == "rollback_failed"

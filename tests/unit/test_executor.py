@@ -279,3 +279,95 @@ def test_a_diagnosis_that_fails_when_re_checked_stops_the_host_before_any_change
     assert fix.status is Status.FAILED
     assert "failed when re-checked before the first change (probe: " in fix.message
     assert "nothing was changed" in fix.message, fix.message
+
+
+class FailingAudit(NullListener):
+    """An audit log whose disk fills up once it has written ``records`` task records."""
+
+    def __init__(self, records: int) -> None:
+        self.records = records
+        self.written: list[str] = []
+
+    def task_finished(self, result: TaskResult) -> None:
+        if len(self.written) < self.records:
+            self.written.append(result.task)
+
+    def audit_error(self) -> str:
+        return "audit.jsonl: No space left on device" if len(self.written) >= self.records else ""
+
+
+def test_once_the_audit_log_fails_no_task_or_handler_starts_and_the_run_exits_5(
+        tmp_path: Path, hosts: Path) -> None:
+    playbook = tmp_path / "book.yml"
+    playbook.write_text(f"""
+- hosts: h0
+  tasks:
+    - {{mark: {{name: a, log: {tmp_path}/log}}, notify: restart}}
+    - {{mark: {{name: b, log: {tmp_path}/log}}}}
+  handlers:
+    - {{name: restart, mark: {{name: restarted, log: {tmp_path}/log}}}}
+""")
+    audit = FailingAudit(records=1)
+    result = execute(load_inputs([str(playbook)], [str(hosts)]),
+                     RunOptions(lock_path=str(tmp_path / "lock")), audit)
+    assert logged(tmp_path) == ["a"]
+    assert statuses(result) == {"tasks[1]": "changed", "tasks[2]": "not_run", "handlers[1]": "not_run"}
+    assert result.audit_error == "audit.jsonl: No space left on device"
+    assert result.exit_code == 5
+
+
+def test_an_audit_log_failing_at_the_start_leaves_every_host_not_run(tmp_path: Path, hosts: Path) -> None:
+    playbook = tmp_path / "book.yml"
+    playbook.write_text(f"- hosts: web\n  tasks:\n    - {{mark: {{name: a, log: {tmp_path}/log}}}}\n")
+    result = execute(load_inputs([str(playbook)], [str(hosts)]),
+                     RunOptions(lock_path=str(tmp_path / "lock")), FailingAudit(records=0))
+    assert logged(tmp_path) == []
+    assert {str(h.status) for h in result.hosts} == {"not_run"}
+    assert {r.message for r in result.all_results()} == {
+        "not run: the audit log could not be written: nothing further was changed"}
+
+
+class Trip(Module):
+    """Stops the run when it is planned (as a signal or a failed audit write would)."""
+
+    name = "trip"
+    summary = "test module"
+    args: dict[str, Arg] = {}
+    read_only = True
+    stop = threading.Event()
+
+    def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
+        Trip.stop.set()
+        return Change(changed=False)
+
+
+def test_no_task_of_a_block_starts_once_the_run_is_stopped(tmp_path: Path, hosts: Path) -> None:
+    from runner.blocks import run_block
+    from runner.taskrun import HostContext
+    from runner.templating import Scope
+
+    playbook = tmp_path / "book.yml"
+    playbook.write_text(f"""
+- hosts: h0
+  tasks:
+    - block:
+        - trip:
+        - {{mark: {{name: b, log: {tmp_path}/log}}}}
+      always:
+        - {{mark: {{name: c, log: {tmp_path}/log}}}}
+""")
+    MODULES["trip"] = Trip
+    Trip.stop.clear()
+    try:
+        inputs = load_inputs([str(playbook)], [str(hosts)])
+        node = inputs.graph.nodes[inputs.graph.order[0]]
+        conn = open_connection(ConnectionParams(name="h0", address="h0", kind="local"))
+        ctx = HostContext("h0", conn, node.play, tmp_path, stop=Trip.stop)
+        result = run_block(ctx, node.id, node.task, Scope([({}, False)]), "tasks", {})
+        conn.close()
+    finally:
+        MODULES.pop("trip", None)
+    assert logged(tmp_path) == []  # neither the block's next task nor its always task ran
+    assert result.status is Status.NOT_RUN
+    assert result.message.endswith(": run stopped before this task")
+    assert len(result.data["results"]) == 3
