@@ -8,6 +8,7 @@ program: ``main`` with the garbage collector off during start-up); exit codes:
     3   some host was unreachable (connect, auth or host key)
     4   invalid input, detected before any host was contacted
     5   the audit log could not be written: nothing further was changed
+    6   a rollback failed on some host (neither its old nor its fixed state)
     99  interrupted (SIGINT / SIGTERM)
     1   internal error (a bug: the traceback is written to a file and named)
 """
@@ -123,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="remedy",
         description="Diagnose, plan, fix, verify and roll back faults on hosts over SSH.",
         epilog="exit codes: 0 ok, 2 task/verification failed, 3 host unreachable, "
-               "4 invalid input, 5 audit log not written (nothing further changed), 99 interrupted",
+               "4 invalid input, 5 audit log not written (nothing further changed), "
+               "6 a rollback failed, 99 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"remedy {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
