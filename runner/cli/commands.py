@@ -1,6 +1,6 @@
 """The ``run``, ``plan``, ``diagnose`` and ``apply`` commands: wiring and output.
 
-Top layer, beside ``cli``: turns parsed arguments into options, registers
+Command line, beside ``program``: turns parsed arguments into options, registers
 every secret with the run's redactor and opens the audit log (both before any
 host is contacted: no audit, no run), installs the signal handlers, calls
 ``executor.execute`` and renders the results, each through the redactor.
@@ -22,56 +22,28 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
-from runner import report
-from runner.audit import AuditLog
-from runner.cli import DEFAULT_AUDIT
+from runner.cli.parser import DEFAULT_AUDIT
 from runner.connection import import_ssh
 from runner.errors import InputError, Location, Problem
 from runner.events import Listener, Listeners, NullListener
-from runner.executor import ConnectOptions, HostPlan, RunOptions, execute, plan_hosts
-from runner.hostwalk import FAULT_FOUND
-from runner.inputs import Inputs, bundled_playbooks, load_inputs
+from runner.load.inputs import Inputs, bundled_playbooks, load_inputs
+from runner.output.audit import AuditLog
+from runner.output.console import Console
+from runner.output.runs import junit_document, prediction_mismatches, render_plan, render_recap, run_document
+from runner.output.verdicts import (
+    diagnosis_rows,
+    render_diagnosis,
+    render_faults,
+    render_health,
+    with_next_playbooks,
+)
+from runner.plan.hosts import ConnectOptions, HostPlan, RunOptions, plan_hosts
+from runner.plan.saved import compare_with_plan, load_plan, plan_drift
 from runner.redaction import MASK, Redactor
-from runner.results import HostResult, Run, Status, TaskResult
-from runner.verdicts import render_faults, render_health, with_next_playbooks
-
-
-class Console(NullListener):
-    """Live progress on a stream: concise by default, commands with -v, nothing with -q."""
-
-    def __init__(self, out: TextIO, redactor: Redactor, *, verbose: int, quiet: bool,
-                 diff: bool) -> None:
-        self.out = out
-        self.redactor = redactor
-        self.verbose = verbose
-        self.quiet = quiet
-        self.diff = diff
-        self._lock = threading.Lock()
-
-    def _print(self, text: str) -> None:
-        with self._lock:
-            print(self.redactor.text(text), file=self.out, flush=True)
-
-    def run_started(self, run_id: str, hosts: Sequence[str], *, check: bool) -> None:
-        if not self.quiet:
-            mode = " (check mode: nothing will be changed)" if check else ""
-            self._print(f"remedy run {run_id}: {len(hosts)} host(s){mode}")
-
-    def task_finished(self, result: TaskResult) -> None:
-        if self.quiet:
-            return
-        if not self.verbose and result.status in (Status.SKIPPED, Status.HEALTHY, Status.NOT_RUN) \
-                and result.message in ("not notified", "verification passed", "condition false",
-                                       "check mode: runs after a real fix"):
-            return
-        self._print(report.render_result_line(result, verbose=self.verbose, diff=self.diff,
-                                              redact=self.redactor.text))
-
-    def host_finished(self, result: HostResult) -> None:
-        if not self.quiet and self.verbose:
-            self._print(f"[{result.host}] done: {result.status}")
+from runner.results import Run
+from runner.run.executor import execute
 
 
 def _passwords(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -111,7 +83,7 @@ def batch_policy(args: argparse.Namespace) -> tuple[tuple[int | str, ...] | None
         InputError: a batch that is not a positive count or a percentage, or a
             percentage that is not a number from 0 to 100.
     """
-    from runner.playbook import serial_entry
+    from runner.load.playbook import serial_entry
 
     serial: tuple[int | str, ...] | None = None
     text = getattr(args, "serial", None)
@@ -175,7 +147,7 @@ class _Signals:
 
 def run_command(args: argparse.Namespace) -> int:
     """``remedy run`` / ``plan`` / ``diagnose``."""
-    saved = _load_plan(args.compare_plan) if getattr(args, "compare_plan", None) else None
+    saved = load_plan(args.compare_plan) if getattr(args, "compare_plan", None) else None
     run, redactor = _execute(args)
     code = _finish(args, run, redactor, args.command)
     if saved is not None:
@@ -208,7 +180,7 @@ def _with_next_playbooks(run: Run) -> Run:
     """Name, for a host whose health still fails, the bundled playbooks that answer its checks."""
     if not any(host.health.get("failing") for host in run.hosts):
         return run
-    from runner.playbook import load_playbook
+    from runner.load.playbook import load_playbook
 
     return with_next_playbooks(run, [load_playbook(p) for p in bundled_playbooks().values()])
 
@@ -247,34 +219,6 @@ def _settle_start_up(hosts: Sequence[HostPlan]) -> None:
     gc.enable()
 
 
-def _load_plan(path: str) -> dict[str, Any]:
-    try:
-        saved: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-        saved["hosts"], saved["inputs"]  # noqa: B018 - shape check
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputError.at(Location(path), f"not a saved remedy plan: {error}",
-                            "create one with 'remedy plan ... -o plan.json'") from None
-    return saved
-
-
-def compare_with_plan(saved: dict[str, Any], run: Run) -> list[str]:
-    """Per host x task: did the real run change exactly what the saved plan predicted?"""
-    planned = {(h["host"], t["task"]): t.get("predicted") for h in saved["hosts"] for t in h["tasks"]
-               if t.get("phase") in ("tasks", "handlers")}
-    lines = []
-    for result in run.all_results():
-        key = (result.host, result.task)
-        if key not in planned or result.phase not in ("tasks", "handlers"):
-            continue
-        expected = planned[key]
-        if expected == "unknown":
-            continue
-        if (expected == "change") != result.changed:
-            lines.append(f"{result.host} {result.task}: planned {expected or 'nothing'}, "
-                         f"{'changed' if result.changed else 'changed nothing'} ({result.status})")
-    return lines
-
-
 def _report_plan_comparison(saved: dict[str, Any], run: Run, args: argparse.Namespace,
                             redactor: Redactor) -> int:
     out = sys.stderr if args.format == "json" else sys.stdout
@@ -294,70 +238,29 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
     if command == "diagnose":
         print(redactor.text(render_diagnosis(run)), file=out)
     elif run.check:
-        print(redactor.text(report.render_plan(run)), file=out)
+        print(redactor.text(render_plan(run)), file=out)
     else:
         mismatches = prediction_mismatches(run)
         if mismatches:
             print("Plan check: these tasks did not do what their plan predicted:", file=out)
             for line in mismatches:
                 print("  " + redactor.text(line), file=out)
-    print(redactor.text(report.render_recap(run)), file=out)
+    print(redactor.text(render_recap(run)), file=out)
     for section in (render_faults(run), render_health(run)):
         if section:
             print(redactor.text(section), file=out)
     if args.format == "json":
-        document = report.run_document(run, redactor.value)
+        document = run_document(run, redactor.value)
         if command == "diagnose":
             document["diagnosis"] = redactor.value(diagnosis_rows(run))
         print(json.dumps(document, indent=2, sort_keys=True, default=str))
     if getattr(args, "junit", None):
-        _write_atomic(Path(args.junit), report.junit_document(run, redactor.text))
+        _write_atomic(Path(args.junit), junit_document(run, redactor.text))
     if getattr(args, "output", None):
         _write_atomic(Path(args.output), json.dumps(
-            {**report.run_document(run, redactor.value), "inputs": redactor.value(_fingerprint(args))},
+            {**run_document(run, redactor.value), "inputs": redactor.value(_fingerprint(args))},
             indent=2, sort_keys=True, default=str))
     return run.exit_code
-
-
-def prediction_mismatches(run: Run) -> list[str]:
-    """Tasks whose real effect differs from the prediction made just before they ran."""
-    lines = []
-    for result in run.all_results():
-        if result.phase not in ("tasks", "handlers") or result.status not in (Status.OK, Status.CHANGED):
-            continue
-        if result.predicted == "change" and not result.changed:
-            lines.append(f"{result.host} {result.task}: predicted a change, changed nothing")
-        elif result.predicted == "no_change" and result.changed:
-            lines.append(f"{result.host} {result.task}: predicted no change, but changed")
-    return lines
-
-
-def diagnosis_rows(run: Run) -> list[dict[str, Any]]:
-    """Hosts x playbooks: is the playbook's fault present, with the evidence."""
-    rows = []
-    for host in run.hosts:
-        evidence: dict[str, list[str]] = {}
-        states: dict[str, str] = {}
-        for result in host.results:
-            book = result.task.split(":", 1)[0]
-            states.setdefault(book, "healthy")
-            if result.phase == "diagnose" and result.data.get(FAULT_FOUND):
-                evidence.setdefault(book, []).append(result.message.removeprefix("fault found: "))
-            if result.status in (Status.UNREACHABLE, Status.FAILED, Status.TIMED_OUT,
-                                 Status.INDETERMINATE) and states[book] == "healthy":
-                states[book] = f"{result.status}: {result.message}"  # the first cause, not its echoes
-        for book, state in states.items():
-            found = evidence.get(book, [])
-            rows.append({"host": host.host, "playbook": book,
-                         "diagnosis": "fault" if found else state, "evidence": found})
-    return rows
-
-
-def render_diagnosis(run: Run) -> str:
-    """The diagnosis table."""
-    rows = [[r["host"], r["playbook"], r["diagnosis"].upper() if r["diagnosis"] == "fault"
-             else r["diagnosis"], "; ".join(r["evidence"])[:120]] for r in diagnosis_rows(run)]
-    return report.table(rows, ["host", "playbook", "diagnosis", "evidence"])
 
 
 def _fingerprint(args: argparse.Namespace) -> dict[str, Any]:
@@ -367,7 +270,7 @@ def _fingerprint(args: argparse.Namespace) -> dict[str, Any]:
         except OSError:
             return ""
 
-    from runner.inputs import resolve_playbook_path
+    from runner.load.inputs import resolve_playbook_path
 
     books = [str(resolve_playbook_path(p).resolve()) for p in args.playbooks or bundled_playbooks()]
     return {"playbooks": {p: digest(p) for p in books}, "inventory": list(args.inventory),
@@ -387,7 +290,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def apply_command(args: argparse.Namespace) -> int:
     """``remedy apply plan.json``: re-plan, refuse on drift, then run for real."""
-    saved = _load_plan(args.plan_file)
+    saved = load_plan(args.plan_file)
     batch_policy(args)  # bad batch options: exit 4 before the check contacts any host
     inputs_info = saved["inputs"]
     masked = [item for item in inputs_info["extra_vars"] if MASK in item]
@@ -404,7 +307,7 @@ def apply_command(args: argparse.Namespace) -> int:
     namespace = _replay_args(args, inputs_info)
     namespace.command, namespace.check = "plan", True
     fresh = _silent_check(namespace)
-    drift = _plan_drift(saved, fresh)
+    drift = plan_drift(saved, fresh)
     if drift:
         raise InputError([Problem(Location(args.plan_file), line) for line in drift[:20]])
     namespace.command, namespace.check = "run", False
@@ -415,7 +318,7 @@ def apply_command(args: argparse.Namespace) -> int:
 
 
 def _replay_args(args: argparse.Namespace, info: dict[str, Any]) -> argparse.Namespace:
-    from runner.cli import build_parser
+    from runner.cli.parser import build_parser
 
     argv = ["run", *info["playbooks"]]
     for inventory in info["inventory"]:
@@ -438,13 +341,3 @@ def _silent_check(namespace: argparse.Namespace) -> Run:
     return _execute_planned(inputs, options, plan_hosts(inputs, options), NullListener())
 
 
-def _plan_drift(saved: dict[str, Any], fresh: Run) -> list[str]:
-    before = {(h["host"], t["task"]): (t["status"], t["predicted"])
-              for h in saved["hosts"] for t in h["tasks"]}
-    after = {(r.host, r.task): (str(r.status), r.predicted or None) for r in fresh.all_results()}
-    drift = []
-    for key in sorted(set(before) | set(after)):
-        if before.get(key) != after.get(key):
-            drift.append(f"plan drift on {key[0]} {key[1]}: planned {before.get(key)}, "
-                         f"now {after.get(key)}; make and review a new plan")
-    return drift

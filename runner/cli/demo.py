@@ -1,6 +1,6 @@
 """``remedy demo``: a real remediation of a throw-away sandbox on localhost.
 
-Top layer. Creates a sandbox directory with three faults (a world-writable
+Command line. Creates a sandbox directory with three faults (a world-writable
 config, a stale pid file, a stale cache), writes a one-host inventory using
 the local connection, shows the plan, runs the fix and prints the recap. No
 SSH setup is needed; nothing outside the sandbox is touched.
@@ -8,10 +8,10 @@ SSH setup is needed; nothing outside the sandbox is touched.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 DEMO_PLAYBOOK = Path(__file__).resolve().parent / "bundled" / "demo.yml"
@@ -37,10 +37,8 @@ def _dead_pid() -> int:
     return child.pid
 
 
-def run_demo(*, keep: bool = False, root: str | None = None) -> int:
-    """Build the sandbox, plan, fix; returns the run's exit code."""
-    from runner.cli import main
-
+def run_demo(main: Callable[[Sequence[str]], int], *, keep: bool = False, root: str | None = None) -> int:
+    """Build the sandbox, plan, fix with ``main`` (the command line); returns the run's exit code."""
     base = Path(root) if root else Path(tempfile.mkdtemp(prefix="remedy-demo-"))
     make_sandbox(base)
     inventory = base / "inventory.ini"
@@ -66,5 +64,3 @@ def run_demo(*, keep: bool = False, root: str | None = None) -> int:
     return code
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run_demo(keep=bool(os.environ.get("REMEDY_DEMO_KEEP"))))

@@ -1,6 +1,6 @@
 """Typed checks of raw YAML values against keyword and module argument specs.
 
-Services layer, used by ``playbook``. Every check reports to a
+Load stage, used by ``playbook``. Every check reports to a
 ``ProblemCollector`` with the value's location and returns a usable default,
 so that one pass finds every problem of a file. A value that is a template
 (``{{ ... }}``) is type-checked only for its syntax here; it is checked again
@@ -15,30 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runner import templating
 from runner.errors import Location, ProblemCollector, suggest
-from runner.marked import MarkedDict, MarkedList
+from runner.load import templating
+from runner.load.marked import MarkedDict, MarkedList
+from runner.load.templating import FALSE_WORDS, TRUE_WORDS, to_bool
 from runner.modules.base import Arg, Module
 
-TRUE_WORDS = frozenset({"yes", "on", "true", "y", "1"})
-FALSE_WORDS = frozenset({"no", "off", "false", "n", "0"})
 _MODE = re.compile(r"^(0?[0-7]{3,4}|([ugoa]*[-+=]([rwxXst]*|[ugo]))(,[ugoa]*[-+=]([rwxXst]*|[ugo]))*)$")
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def to_bool(value: Any) -> bool | None:
-    """Ansible's boolean reading of a value, or None when it is not a boolean."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-    return None
 
 
 class Checker:

@@ -1,6 +1,6 @@
 """The task graph: one networkx DiGraph over every task of every playbook.
 
-Stages layer. Nodes are ``"playbook:task_id"``; an edge ``a -> b`` means b
+Load stage. Nodes are ``"playbook:task_id"``; an edge ``a -> b`` means b
 runs after a and is skipped if a fails. Edges come from ``requires`` (also
 ``other_playbook:id``) and, for a task without ``requires``, from the task
 before it in its list (so a file without ``requires`` runs top to bottom).
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import networkx as nx
 
 from runner.errors import GraphError, Location, ProblemCollector, suggest
+from runner.load.playbook import walk_tasks
 from runner.model import SECTIONS, Play, Playbook, Task
-from runner.playbook import walk_tasks
 
 ORDER = "order"
 REQUIRES = "requires"

@@ -1,6 +1,6 @@
 """Load everything a command needs, reporting every input problem at once.
 
-Stages layer: playbooks + inventory + extra vars -> ``Inputs`` (validated
+Load stage: playbooks + inventory + extra vars -> ``Inputs`` (validated
 model and graph), or one ``InputError`` listing the problems of every file.
 Nothing here contacts a host.
 """
@@ -17,18 +17,18 @@ import jinja2
 from jinja2 import meta
 from jinja2 import nodes as jnodes
 
-from runner import templating
 from runner.errors import InputError, Location, Problem, ProblemCollector, suggest
-from runner.graph import TaskGraph, build_graph, fault_order_names
-from runner.loader import load_file
-from runner.marked import MarkedDict
+from runner.load import templating
+from runner.load.graph import TaskGraph, build_graph, fault_order_names
+from runner.load.marked import MarkedDict
+from runner.load.playbook import load_playbook, walk_tasks
+from runner.load.yamlfile import load_file
 from runner.model import SECTIONS, Play, Playbook, Task
-from runner.playbook import load_playbook, walk_tasks
 
 if TYPE_CHECKING:
-    from runner.inventory import Inventory
+    from runner.load.inventory import Inventory
 
-BUNDLED = Path(__file__).resolve().parent.parent / "playbooks"
+BUNDLED = Path(__file__).resolve().parents[2] / "playbooks"
 MAGIC_VARS = frozenset({
     "inventory_hostname", "inventory_hostname_short", "group_names", "groups", "hostvars",
     "inventory_dir", "inventory_file", "playbook_dir", "ansible_check_mode", "remedy_run_id",
@@ -88,7 +88,7 @@ def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
                 continue
             result.update(data)
         elif item.lstrip().startswith("{"):
-            from runner.loader import load_text
+            from runner.load.yamlfile import load_text
 
             data = load_text(item, f"-e {item[:30]}")
             if isinstance(data, dict):
@@ -124,7 +124,7 @@ def load_inputs(
             problems.extend(error)
     inventory = None
     if inventory_paths:
-        from runner.inventory import load_inventory
+        from runner.load.inventory import load_inventory
 
         try:
             inventory = load_inventory(list(inventory_paths))

@@ -1,6 +1,6 @@
 """Marked values, and the strict schema that builds them from a composed YAML node tree.
 
-Services layer, used by ``loader``: ``load_text`` composes a document with
+Load stage, used by ``yamlfile``: ``load_text`` composes a document with
 ``Composer`` and turns its node tree into values with ``NodeBuilder``. Mappings
 become ``MarkedDict`` and sequences ``MarkedList``, which remember where each
 key and item came from (the stages import them to point errors at a line);

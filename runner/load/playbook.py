@@ -1,6 +1,6 @@
 """Playbook loading: strict YAML -> validated ``Playbook`` model.
 
-Stages layer. The schema is closed: an unknown key gets a did-you-mean, a
+Load stage. The schema is closed: an unknown key gets a did-you-mean, a
 module's arguments are checked against the module's declared ``Arg``s, and
 every problem of a file is reported at once (``PlaybookError``). Tasks and
 their keywords are read by ``taskread``.
@@ -12,13 +12,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from runner import argcheck, templating
 from runner.errors import InputError, Location, PlaybookError, ProblemCollector, suggest
-from runner.loader import load_file
-from runner.marked import MarkedDict, MarkedList, location_of
+from runner.load import argcheck, templating
+from runner.load.marked import MarkedDict, MarkedList, location_of
+from runner.load.taskread import UNSUPPORTED, TaskReader
+from runner.load.yamlfile import load_file
 from runner.model import SECTIONS, Play, Playbook, Task
 from runner.modules import MODULES
-from runner.taskread import UNSUPPORTED, TaskReader
 
 PLAY_KEYS = frozenset(
     {

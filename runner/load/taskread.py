@@ -1,6 +1,6 @@
 """Reading tasks and their keywords: a YAML task list -> validated ``Task``s.
 
-Stages layer, used by ``playbook`` for every section of a play (and for the
+Load stage, used by ``playbook`` for every section of a play (and for the
 ``block``/``rescue``/``always`` lists inside a task). A task's keys are its
 keywords (``TASK_KEYS``) plus exactly one module, whose arguments are checked
 against the module's declared ``Arg``s by ``argcheck``; keys remedy refuses on
@@ -14,9 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from runner import argcheck
 from runner.errors import Location, ProblemCollector, suggest
-from runner.marked import MarkedDict, MarkedList
+from runner.load import argcheck
+from runner.load.marked import MarkedDict, MarkedList
 from runner.model import Task
 from runner.modules import MODULES
 

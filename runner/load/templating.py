@@ -1,6 +1,6 @@
 """Sandboxed Jinja2: render playbook values once, never host data.
 
-Services layer. One ``SandboxedEnvironment`` with ``StrictUndefined``, a
+Load stage. One ``SandboxedEnvironment`` with ``StrictUndefined``, a
 ``quote`` filter, and Ansible's everyday filters. ``render`` renders a value
 (recursively through lists and mappings) exactly once; a string that is a
 single ``{{ expression }}`` keeps the expression's native type. Variables come
@@ -23,7 +23,7 @@ from jinja2 import nodes as jnodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from runner.errors import Location, ProblemCollector, TemplateError
-from runner.marked import UnsafeText
+from runner.load.marked import UnsafeText
 
 _SINGLE = re.compile(r"^\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}$", re.DOTALL)
 
@@ -35,8 +35,6 @@ def _quote(value: Any) -> str:
 
 
 def _to_bool(value: Any) -> bool:
-    from runner.argcheck import to_bool
-
     result = to_bool(value)
     return bool(value) if result is None else result
 
@@ -342,3 +340,24 @@ def _template_error(error: Exception, text: str, location: Location | None) -> T
     if isinstance(error, jinja2.TemplateSyntaxError):
         return TemplateError.at(where, f"template syntax error in {shown!r}: {error.message}")
     return TemplateError.at(where, f"template error in {shown!r}: {type(error).__name__}: {error}")
+
+
+TRUE_WORDS = frozenset({"yes", "on", "true", "y", "1"})
+
+
+FALSE_WORDS = frozenset({"no", "off", "false", "n", "0"})
+
+
+def to_bool(value: Any) -> bool | None:
+    """Ansible's boolean reading of a value, or None when it is not a boolean."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    return None

@@ -1,6 +1,6 @@
 """Strict YAML loading with a source location for every value.
 
-Services layer: the first stage of the data flow. ``load_file`` returns plain
+Load stage: the first stage of the data flow. ``load_file`` returns plain
 Python values, except that mappings are ``MarkedDict`` and sequences are
 ``MarkedList``, which remember where each key and item came from.
 
@@ -27,14 +27,14 @@ from typing import Any
 import yaml
 
 from runner.errors import LoadError, Location
-from runner.marked import ALIAS_BUDGET as ALIAS_BUDGET
-from runner.marked import MAX_DEPTH as MAX_DEPTH
-from runner.marked import NULL_WORDS, BuildAbort, Composer, NodeBuilder
-from runner.marked import MarkedDict as MarkedDict
-from runner.marked import MarkedList as MarkedList
-from runner.marked import SecretText as SecretText
-from runner.marked import UnsafeText as UnsafeText
-from runner.marked import location_of as location_of
+from runner.load.marked import ALIAS_BUDGET as ALIAS_BUDGET
+from runner.load.marked import MAX_DEPTH as MAX_DEPTH
+from runner.load.marked import NULL_WORDS, BuildAbort, Composer, NodeBuilder
+from runner.load.marked import MarkedDict as MarkedDict
+from runner.load.marked import MarkedList as MarkedList
+from runner.load.marked import SecretText as SecretText
+from runner.load.marked import UnsafeText as UnsafeText
+from runner.load.marked import location_of as location_of
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 

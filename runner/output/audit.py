@@ -1,6 +1,6 @@
 """The append-only JSONL audit log of every run: a ``Listener``.
 
-Stages layer. One JSON object per line, written with a single ``write`` on
+Output stage. One JSON object per line, written with a single ``write`` on
 an ``O_APPEND`` descriptor and fsynced, so concurrent runs never interleave
 records (only a disk that fills up within a line makes a second ``write``)
 and a crash can tear at most the last line. Every record passes

@@ -1,6 +1,6 @@
 """Per-host fault verdicts and the service's health after a run, as text and JSON.
 
-Stages layer (output), beside ``report``: takes a finished ``Run`` and returns
+Output stage, beside ``runs``: takes a finished ``Run`` and returns
 text or plain data. A host may have several faults; this says, per host, which
 playbooks' faults were found, in the order their playbooks ran, what became
 of each (fixed, rolled back, blocked ...), and what the service's health
@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from runner.graph import build_graph
+from runner.load.graph import build_graph
 from runner.model import Playbook
-from runner.results import FaultState, HostResult, Run
+from runner.output.tables import table
+from runner.results import FAULT_FOUND, FaultState, HostResult, Run, Status
 
 #: Fault verdicts that no single task's record shows: a JUnit test case of their own.
 FAILED_FAULTS = frozenset({FaultState.ROLLED_BACK, FaultState.ROLLBACK_FAILED, FaultState.BLOCKED})
@@ -100,3 +101,31 @@ def render_health(run: Run) -> str:
             line += f"; next: remedy run {' '.join(health['next'])} -l {host.host}"
         lines.append(line)
     return "\n".join(["Health after the run:", *lines]) if lines else ""
+
+
+def diagnosis_rows(run: Run) -> list[dict[str, Any]]:
+    """Hosts x playbooks: is the playbook's fault present, with the evidence."""
+    rows = []
+    for host in run.hosts:
+        evidence: dict[str, list[str]] = {}
+        states: dict[str, str] = {}
+        for result in host.results:
+            book = result.task.split(":", 1)[0]
+            states.setdefault(book, "healthy")
+            if result.phase == "diagnose" and result.data.get(FAULT_FOUND):
+                evidence.setdefault(book, []).append(result.message.removeprefix("fault found: "))
+            if result.status in (Status.UNREACHABLE, Status.FAILED, Status.TIMED_OUT,
+                                 Status.INDETERMINATE) and states[book] == "healthy":
+                states[book] = f"{result.status}: {result.message}"  # the first cause, not its echoes
+        for book, state in states.items():
+            found = evidence.get(book, [])
+            rows.append({"host": host.host, "playbook": book,
+                         "diagnosis": "fault" if found else state, "evidence": found})
+    return rows
+
+
+def render_diagnosis(run: Run) -> str:
+    """The diagnosis table."""
+    rows = [[r["host"], r["playbook"], r["diagnosis"].upper() if r["diagnosis"] == "fault"
+             else r["diagnosis"], "; ".join(r["evidence"])[:120]] for r in diagnosis_rows(run)]
+    return table(rows, ["host", "playbook", "diagnosis", "evidence"])

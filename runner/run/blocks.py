@@ -1,6 +1,6 @@
 """``block`` / ``rescue`` / ``always``: one graph node, run as a unit.
 
-Stages layer, called by ``hostwalk``. The block's tasks run in order and stop
+Run stage, called by ``hostwalk``. The block's tasks run in order and stop
 at the first failure; then ``rescue`` runs (a successful rescue clears the
 failure), and ``always`` runs in every case. The block's single
 ``TaskResult`` carries its children's results in ``data["results"]``, each
@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from runner import templating
+from runner.load import templating
 from runner.model import Task
 from runner.redaction import conceal
-from runner.rendering import truth
 from runner.results import STOPPED, Status, TaskResult
-from runner.taskrun import HostContext, ignore_failure, remember, run_task
+from runner.run.context import HostContext
+from runner.run.rendering import truth
+from runner.run.taskrun import ignore_failure, remember, run_task
 
 
 def run_block(ctx: HostContext, node_id: str, block: Task, scope: templating.Scope,

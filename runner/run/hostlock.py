@@ -1,6 +1,6 @@
 """The per-host lock: two remedy runs never change one host at the same time.
 
-Services layer. The lock is held by a long-lived command on its own channel
+Run stage. The lock is held by a long-lived command on its own channel
 (``flock`` on the lock file, then a ``read`` loop until stdin ends); closing the
 channel, or losing the SSH session, releases it on the host, so a crashed
 run leaves no stale lock. Without ``flock`` the host falls back to an atomic

@@ -1,6 +1,6 @@
 """Walk one host through its plays: diagnose all, fix in fault order, verify each, roll back.
 
-Stages layer, called by the executor once per host. Every task of every play
+Run stage, called by the executor once per host. Every task of every play
 that applies to the host ends with exactly one ``TaskResult``. A host may
 have several faults, one per playbook, so the walk goes in phases:
 
@@ -40,17 +40,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from runner import templating
-from runner.graph import Node, TaskGraph
-from runner.hostlock import HostLock, LockBusy, default_lock_path
+from runner.load import templating
+from runner.load.graph import Node, TaskGraph
 from runner.model import SECTIONS, Play, Playbook, Task
 from runner.redaction import Redactor
-from runner.results import STOPPED, Fault, FaultState, HostResult, Status, TaskResult
-from runner.taskrun import FAILED_WHEN, HostContext, ignore_failure, remember, run_task
+from runner.results import FAULT_FOUND, STOPPED, Fault, FaultState, HostResult, Status, TaskResult
+from runner.run.context import HostContext
+from runner.run.hostlock import HostLock, LockBusy, default_lock_path
+from runner.run.taskrun import FAILED_WHEN, ignore_failure, remember, run_task
 
 EVIDENCE_MODULES = frozenset({"assert", "fail"})
-#: The ``data`` flag of a diagnose task's record when it found its fault.
-FAULT_FOUND = "fault_found"
 #: The host verdict a play's final fault state contributes (the worst one wins).
 _VERDICT = {FaultState.ROLLBACK_FAILED: Status.ROLLBACK_FAILED, FaultState.ROLLED_BACK: Status.ROLLED_BACK,
             FaultState.FAILED: Status.FAILED, FaultState.BLOCKED: Status.BLOCKED,
@@ -401,7 +400,7 @@ class PlayWalk:
             result = TaskResult(self.walk.host, node.id, task.label, Status.SKIPPED,
                                 message="not selected by tags", phase=phase)
         elif task.is_block:
-            from runner.blocks import run_block
+            from runner.run.blocks import run_block
 
             result = run_block(self.ctx, node.id, task, self.current_scope(), phase, self.registered)
         else:

@@ -1,6 +1,6 @@
 """Fetch the probes of a task and of the tasks after it in one round trip, where sound.
 
-Stages layer, used by ``taskrun``. In check mode no step is sent, so the
+Run stage, used by ``taskrun``. In check mode no step is sent, so the
 probes of a task and of the play's tasks after it are fetched together
 (``connection.batch``); outside check mode, so are those of consecutive
 read-only tasks and the task after them. The results wait in the host's
@@ -10,39 +10,12 @@ renders exactly that probe; any step sent forgets them all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from runner import templating
-from runner.connection import Become
 from runner.connection.batch import run_batch
+from runner.load import templating
 from runner.model import SECTIONS, Task
 from runner.modules import MODULES
-from runner.rendering import become_for, render_args, truth
-from runner.results import CommandResult
-
-if TYPE_CHECKING:
-    from runner.taskrun import HostContext
-
-#: A probe command with the privilege and environment it runs with.
-ProbeKey = tuple[str, Become | None, tuple[tuple[str, str], ...]]
-
-
-@dataclass
-class ProbeCache:
-    """Probe results fetched ahead of their tasks; forgotten whenever a step is sent."""
-
-    results: dict[ProbeKey, CommandResult] = field(default_factory=dict)
-    considered: set[int] = field(default_factory=set)  # id() of tasks already looked ahead at
-
-    def clear(self) -> None:
-        self.results.clear()
-        self.considered.clear()
-
-
-def probe_key(command: str, become: Become | None, env: Mapping[str, str]) -> ProbeKey:
-    return (command, become, tuple(sorted(env.items())))
+from runner.run.context import HostContext, ProbeKey, probe_key
+from runner.run.rendering import become_for, render_args, truth
 
 
 def prefetch(ctx: HostContext, task: Task, scope: templating.Scope) -> None:
@@ -108,4 +81,4 @@ def _ahead(ctx: HostContext, task: Task, scope: templating.Scope) -> list[tuple[
         return []
 
 
-__all__ = ["ProbeCache", "ProbeKey", "prefetch", "probe_key"]
+__all__ = ["prefetch"]

@@ -1,6 +1,6 @@
 """Render a task for one host: its arguments, its ``become`` and its conditions.
 
-Stages layer, used by ``taskrun`` to run a task and by ``probing`` to work out
+Run stage, used by ``taskrun`` to run a task and by ``probing`` to work out
 ahead what a task would probe. Arguments are rendered in the task's scope and
 checked against the module's argument spec once rendered (``InputError`` if
 one is invalid); ``local_file`` and ``template_file`` arguments are read from
@@ -13,15 +13,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from runner import templating
-from runner.argcheck import check_value, confine, to_bool
 from runner.connection import Become
 from runner.errors import InputError, Location
+from runner.load import templating
+from runner.load.argcheck import check_value, confine
+from runner.load.templating import to_bool
 from runner.model import Task
 from runner.modules.base import Module
 
 if TYPE_CHECKING:
-    from runner.taskrun import HostContext
+    from runner.run.context import HostContext
 
 
 def truth(condition: Any, scope: Mapping[str, Any], location: Location) -> bool:

@@ -1,6 +1,6 @@
 """Run one task on one host: conditions, loops, retries, the module, verdicts.
 
-Stages layer, called by ``hostwalk``. ``run_task`` never raises: every
+Run stage, called by ``hostwalk``. ``run_task`` never raises: every
 exception becomes the task's ``TaskResult`` (timed_out, indeterminate or
 failed). In check mode only the module's read-only facts are probed; its
 steps are never sent, so the probes of a task and of the play's tasks after
@@ -11,15 +11,12 @@ those of consecutive read-only tasks and the task after them. Arguments,
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from runner import templating
-from runner.connection import Become, Connection
+from runner.connection import Become
 from runner.errors import (
     CommandInterrupted,
     CommandTimeout,
@@ -27,35 +24,18 @@ from runner.errors import (
     InputError,
     RemedyError,
 )
-from runner.model import Play, Task
+from runner.load import templating
+from runner.model import Task
 from runner.modules import MODULES
-from runner.modules.base import Change, Command, Fetch, Module, Outcome, Upload
-from runner.probing import ProbeCache, prefetch, probe_key
-from runner.redaction import Redactor
-from runner.rendering import become_for, render_args, truth
+from runner.modules.base import Change, Command, Fetch, Module, Upload
 from runner.results import CommandResult, Diff, Status, TaskResult
-from runner.transfer import fetch, upload
+from runner.run.context import HostContext, probe_key
+from runner.run.probing import prefetch
+from runner.run.rendering import become_for, render_args, truth
+from runner.run.transfer import fetch, upload
 
 #: The failure message of a task whose ``failed_when`` held.
 FAILED_WHEN = "failed_when condition is true"
-
-
-@dataclass
-class HostContext:
-    """What a task needs to know about its host and run (one per host x play)."""
-
-    host: str
-    conn: Connection
-    play: Play
-    playbook_dir: Path
-    check: bool = False
-    become_password: str | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    redactor: Redactor = field(default_factory=Redactor)  # secret arguments are added to it
-    probes: ProbeCache = field(default_factory=ProbeCache)
-    #: Check mode: an earlier task of this host predicted a change that was not made,
-    #: so facts read now may not be what the real run will see.
-    pending_change: bool = False
 
 
 @dataclass
@@ -344,4 +324,4 @@ def remember(task: Task, result: TaskResult, registered: dict[str, Any]) -> None
         registered.update(result.data.get("ansible_facts", {}))
 
 
-__all__ = ["HostContext", "Outcome", "ignore_failure", "remember", "run_task"]
+__all__ = ["FAILED_WHEN", "ignore_failure", "remember", "run_task"]

@@ -1,6 +1,6 @@
 """Atomic uploads and fetches, built on ``Connection.run`` and ``Connection.get``.
 
-Services layer, used by the executor to perform ``Upload`` and ``Fetch``
+Run stage, used by the executor to perform ``Upload`` and ``Fetch``
 steps. An upload is one remote ``sh`` script fed the content on stdin: it
 refuses a symlink destination, writes a temp file in the destination's
 directory (same filesystem, private mode), checks its sha256, applies

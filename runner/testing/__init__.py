@@ -1,6 +1,6 @@
 """Test support shipped with remedy: fake and recording connections, throwaway sshd servers.
 
-Top layer, for tests only (remedy's own and its users'). Pass these in
+Test support, for tests only (remedy's own and its users'). Pass these in
 where a ``Connection`` is expected; nothing needs patching.
 
 * ``FakeConnection(responses)``: a scripted connection. ``responses`` maps a
@@ -14,7 +14,7 @@ where a ``Connection`` is expected; nothing needs patching.
   ed25519 host key, a client key pair, ``authorized_keys`` and a known_hosts
   file naming it ``[127.0.0.1]:PORT``; ``SshdFleet(n)`` starts n of them in
   parallel, sharing one client key and one known_hosts. They live in
-  ``runner.sshdlab`` and are re-exported here.
+  ``runner.testing.sshdlab`` and are re-exported here.
 
 Example::
 
@@ -34,7 +34,7 @@ from typing import TypeAlias
 
 from runner.connection import Become, Connection, HeldCommand
 from runner.results import CommandResult
-from runner.sshdlab import SSHD_PATH, ClientKeys, Sshd, SshdFleet
+from runner.testing.sshdlab import SSHD_PATH, ClientKeys, Sshd, SshdFleet
 
 __all__ = [
     "SSHD_PATH",

@@ -1,6 +1,6 @@
 """Throwaway OpenSSH servers for tests: ``Sshd`` and ``SshdFleet``, with their keys.
 
-Top layer, for tests only (remedy's own and its users'), re-exported by
+Test support, for tests only (remedy's own and its users'), re-exported by
 ``runner.testing``. ``Sshd`` is a real OpenSSH server on 127.0.0.1 and a free
 port, with a fresh ed25519 host key, a client key pair, ``authorized_keys`` and
 a known_hosts file naming it ``[127.0.0.1]:PORT``; ``SshdFleet(n)`` starts n of

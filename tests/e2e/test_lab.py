@@ -26,7 +26,7 @@ from lab_layout import PG_ROWS, manifest_text, write_data_version
 from lab_processes import ProcessRecord, alive, descendants, find_processes, free_port, listening
 
 from runner.connection import ConnectionParams, open_connection
-from runner.inventory import load_inventory
+from runner.load.inventory import load_inventory
 from tests.support.waiting import wait_until
 
 if TYPE_CHECKING:

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from runner.cli import main
+from runner.cli.program import main
 from runner.errors import GraphError, InputError
-from runner.executor import RunOptions, execute
-from runner.inputs import load_inputs
+from runner.load.inputs import load_inputs
+from runner.plan.hosts import RunOptions
 from runner.results import FaultState, Status
+from runner.run.executor import execute
 from tests.unit.test_executor import Collect, Recording, mark_module  # noqa: F401 - fixture
 
 

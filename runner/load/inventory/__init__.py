@@ -1,13 +1,13 @@
 """Inventories: Ansible INI and YAML files, directories and ``host1,host2,`` lists.
 
-Stages layer: ``load_inventory`` reads every ``-i`` source, with the
+Load stage: ``load_inventory`` reads every ``-i`` source, with the
 ``group_vars/`` and ``host_vars/`` beside it, into a frozen ``Inventory`` whose
 ``to_ansible_json()`` equals ``ansible-inventory --list`` and whose
 ``host_vars(name)`` merges variables with Ansible's precedence (lowest first):
 ``all`` inventory vars, other groups' inventory vars (by depth, then
 ``ansible_group_priority``, then name), ``group_vars/all``, other
 ``group_vars/`` files (same order), the host's inline vars, ``host_vars/``.
-``runner.patterns.select_hosts`` selects hosts from it.
+``patterns.select_hosts`` selects hosts from it.
 
 Where Ansible warns or silently skips, this package reports every problem of
 every file at once as one ``InventoryError``: unparsable lines, unknown
@@ -25,7 +25,7 @@ mutable drafts of ``builder``; ``varsfiles`` reads ``group_vars/`` and
 
 from __future__ import annotations
 
-from runner.inventory.model import MAGIC_VARS, Group, Host, Inventory
-from runner.inventory.sources import load_inventory
+from runner.load.inventory.model import MAGIC_VARS, Group, Host, Inventory
+from runner.load.inventory.sources import load_inventory
 
 __all__ = ["MAGIC_VARS", "Group", "Host", "Inventory", "load_inventory"]

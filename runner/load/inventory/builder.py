@@ -1,6 +1,6 @@
 """Building an inventory: a mutable mirror of Ansible's InventoryData.
 
-Stages layer, between the parsers and ``model``: ``sources``, ``ini`` and
+Load stage, between the parsers and ``model``: ``sources``, ``ini`` and
 ``yamlsource`` add groups, hosts and variables to one ``Builder``, which
 checks each name and value as it arrives and collects every problem instead
 of stopping at the first (``varsfiles`` checks its variables with it too);
@@ -18,16 +18,15 @@ from types import MappingProxyType
 from typing import Any
 
 from runner.errors import Location, ProblemCollector
-from runner.inventory.model import MAGIC_VARS, Group, Host, Inventory
-from runner.loader import MAX_FILE_BYTES
-from runner.patterns import (
-    LOCALHOST_NAMES,
+from runner.load.inventory.model import LOCALHOST_NAMES, MAGIC_VARS, Group, Host, Inventory
+from runner.load.inventory.patterns import (
     HostPatternError,
     check_host_name,
     check_user,
     expand_ranges,
     split_port,
 )
+from runner.load.yamlfile import MAX_FILE_BYTES
 
 _HOST_KEYS = ("ansible_host", "ansible_ssh_host")
 _USER_KEYS = ("ansible_user", "ansible_ssh_user", "ansible_become_user")

@@ -1,6 +1,6 @@
 """Ansible INI inventory files: sections, host lines, ``key=value`` vars.
 
-Stages layer, one of the two file parsers that ``sources`` calls: it reads
+Load stage, one of the two file parsers that ``sources`` calls: it reads
 ``[group]``, ``[group:vars]`` and ``[group:children]`` sections into the
 ``builder``, types values as Ansible does (a Python literal, or else the text),
 and reports groups that are referenced but never defined.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.errors import Location, suggest
-from runner.inventory.builder import Builder, expand_entry
+from runner.load.inventory.builder import Builder, expand_entry
 
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _GROUP_LINE = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")

@@ -1,6 +1,6 @@
 """The frozen inventory: ``Host``, ``Group`` and ``Inventory``.
 
-Stages layer, the end of the ``inventory`` flow: ``builder`` freezes its drafts
+Load stage, the end of the ``inventory`` flow: ``builder`` freezes its drafts
 into an ``Inventory``, which everything after loading reads. ``host_vars``
 merges a host's variables with Ansible's precedence, ``magic_vars`` gives
 ``inventory_hostname``, ``groups`` and the rest, ``to_ansible_json`` equals
@@ -20,7 +20,6 @@ from types import MappingProxyType
 from typing import Any
 
 from runner.errors import InventoryError, Location, Problem, suggest
-from runner.patterns import LOCALHOST_NAMES
 
 #: Variables remedy sets itself; an inventory may not define them.
 MAGIC_VARS = frozenset(
@@ -36,6 +35,10 @@ MAGIC_VARS = frozenset(
         "omit",
     }
 )
+
+
+#: Names Ansible treats as this machine (implicit ``localhost``).
+LOCALHOST_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Host patterns: the grammar of inventory host entries and of ``--limit``.
 
-Stages layer, beside ``inventory``. Three jobs, each with Ansible's rules:
+Load stage, in the ``inventory`` package. Three jobs, each with Ansible's rules:
 
 - ``split_port`` and ``expand_ranges`` turn an inventory host entry
   (``web[01:10]:2222``, ``[::1]:22``, ``db-[a:c]``) into names and a port;
@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.errors import InventoryError, Location, ProblemCollector, suggest
+from runner.load.inventory.model import LOCALHOST_NAMES
 
 if TYPE_CHECKING:
-    from runner.inventory import Inventory
+    from runner.load.inventory.model import Inventory
 
-#: Names Ansible treats as this machine (implicit ``localhost``).
-LOCALHOST_NAMES = ("127.0.0.1", "localhost", "::1")
 #: The most hosts one inventory entry (``web[1:100]``) may expand to.
 MAX_RANGE_HOSTS = 100_000
 

@@ -1,6 +1,6 @@
 """Loading inventory sources: ``load_inventory`` and the file kinds it tells apart.
 
-Stages layer, the entry of the ``inventory`` flow: each ``-i`` source is a comma
+Load stage, the entry of the ``inventory`` flow: each ``-i`` source is a comma
 list, a directory (read in name order) or a file, which goes to ``yamlsource``
 or ``ini`` by its suffix or first line; TOML files and inventory scripts are
 refused. Then ``varsfiles`` reads the ``group_vars/`` and ``host_vars/`` beside
@@ -16,13 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from runner.errors import InventoryError, LoadError, Location
-from runner.inventory.builder import Builder, meaningful, read_text
-from runner.inventory.ini import parse_ini
-from runner.inventory.model import Inventory
-from runner.inventory.varsfiles import unused_group_files, vars_dir
-from runner.inventory.yamlsource import parse_yaml
-from runner.loader import load_text
-from runner.patterns import LOCALHOST_NAMES, split_port
+from runner.load.inventory.builder import Builder, meaningful, read_text
+from runner.load.inventory.ini import parse_ini
+from runner.load.inventory.model import LOCALHOST_NAMES, Inventory
+from runner.load.inventory.patterns import split_port
+from runner.load.inventory.varsfiles import unused_group_files, vars_dir
+from runner.load.inventory.yamlsource import parse_yaml
+from runner.load.yamlfile import load_text
 
 _YAML_SUFFIXES = (".yml", ".yaml", ".json")
 _IGNORED = re.compile(

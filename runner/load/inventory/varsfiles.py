@@ -1,6 +1,6 @@
 """``group_vars/`` and ``host_vars/``: the variable files beside an inventory source.
 
-Stages layer, read by ``sources`` after every source is parsed: for each group
+Load stage, read by ``sources`` after every source is parsed: for each group
 and host name, ``NAME``, ``NAME.yml``, ``NAME.yaml``, ``NAME.json`` or a
 ``NAME/`` directory of them, checked as ``builder`` checks inline vars; and
 warnings for ``group_vars/`` entries that match no group.
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import LoadError, Location, Problem, suggest
-from runner.inventory.builder import Builder, meaningful, plain, read_text
-from runner.loader import load_text
-from runner.marked import MarkedDict
+from runner.load.inventory.builder import Builder, meaningful, plain, read_text
+from runner.load.marked import MarkedDict
+from runner.load.yamlfile import load_text
 
 _VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
 

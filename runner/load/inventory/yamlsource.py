@@ -1,7 +1,7 @@
 """YAML (and JSON) inventory files: nested ``hosts``, ``children`` and ``vars``.
 
-Stages layer, one of the two file parsers that ``sources`` calls: it walks the
-``MarkedDict`` that ``runner.loader`` returns and adds its groups, hosts and
+Load stage, one of the two file parsers that ``sources`` calls: it walks the
+``MarkedDict`` that ``runner.load.yamlfile`` returns and adds its groups, hosts and
 variables to the ``builder``, each problem at the line of its key. Inventory
 plugin configurations are refused.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from runner.errors import Location, suggest
-from runner.inventory.builder import Builder, expand_entry
-from runner.marked import MarkedDict
+from runner.load.inventory.builder import Builder, expand_entry
+from runner.load.marked import MarkedDict
 
 _GROUP_KEYS = ("hosts", "children", "vars")
 
