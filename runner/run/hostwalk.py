@@ -143,8 +143,9 @@ class HostWalk:
             self._final_health(ran)
 
     def _host_status(self, units: list[PlayWalk]) -> Status:
-        statuses = {r.status for r in self.results} | {
-            _VERDICT[u.state] for u in units if u.state in _VERDICT}
+        dry = self.options.check or self.options.diagnose_only  # a blocked fault there is a finding
+        verdicts = {u.state for u in units} - ({FaultState.BLOCKED} if dry else set())
+        statuses = {r.status for r in self.results} | {_VERDICT[s] for s in verdicts if s in _VERDICT}
         for status in (Status.UNREACHABLE, Status.INDETERMINATE, Status.ROLLBACK_FAILED,
                        Status.ROLLED_BACK, Status.FAILED, Status.BLOCKED, Status.TIMED_OUT,
                        Status.NOT_RUN):
@@ -330,7 +331,8 @@ class PlayWalk:
     def _blocker_ran(self, ran: list[PlayWalk], check: bool) -> bool:
         blocker = self.diagnosis.blocked_by
         if not any(u.book.name == blocker for u in ran):
-            self._close(FaultState.BLOCKED, Status.BLOCKED, f"{self.detail}; run {blocker} first")
+            self._close(FaultState.BLOCKED, Status.SKIPPED if check else Status.BLOCKED,
+                        f"{self.detail}; run {blocker} first")
             return False
         if check:
             self._close(FaultState.WAITING, Status.SKIPPED,

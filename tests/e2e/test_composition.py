@@ -165,3 +165,30 @@ def test_the_port_moved_by_port_conflict_is_the_one_the_other_playbooks_check(fl
     states = {f["playbook"]: f["state"] for f in run.host("host05")["faults"]}
     assert states["permission_error"] == "fixed" and states["port_conflict"] == "fixed", states
     assert fleet.health("host05", fallback)[0] == 200
+
+
+def test_diagnose_names_each_fault_on_its_host_and_the_command_that_fixes_it(fleet: Fleet) -> None:
+    one_each = {"host01": "port_conflict_stale", "host02": "permission_config",
+                "host03": "cache_stale_redis", "host04": "data_corrupt", "host05": "pg_rows_lost"}
+    for host, fault in one_each.items():
+        fleet.break_host(host, fault)
+    before = {h: fleet.untouched_state(h) for h in fleet.hosts}
+    found = fleet.remedy("diagnose", "", "--detailed-exitcode")
+    assert found.rc == 10, found.explain()
+    faults = {(row["host"], row["playbook"]) for row in found.doc["diagnosis"] if row["diagnosis"] == "fault"}
+    assert faults == {("host01", "port_conflict"), ("host02", "permission_error"),
+                      ("host03", "cache_flush"), ("host04", "restore_from_backup"),
+                      ("host04", "cache_flush"), ("host05", "restore_from_backup")}, faults
+    blocked = next(r for r in found.doc["diagnosis"]
+                   if r["host"] == "host04" and r["playbook"] == "cache_flush")
+    assert blocked["blocked_by"] == "restore_from_backup"
+    for host in set(fleet.hosts) - set(one_each):
+        assert {r["diagnosis"] for r in found.doc["diagnosis"] if r["host"] == host} == {"healthy"}, host
+    text = found.stderr
+    assert "host04: 2 faults" in text and "cache_flush (runs after restore_from_backup)" in text
+    inventory = f"-i {fleet.inventory}"
+    assert f"remedy run restore_from_backup cache_flush {inventory}" in text and "-l host04" in text
+    assert f"remedy run port_conflict {inventory}" in text and "-l host01" in text
+    assert "healthy: " + ", ".join(h for h in fleet.hosts if h not in one_each) in text
+    assert "RECAP" not in text and "ok:" not in text  # the diagnosis, not a check-mode run
+    assert {h: fleet.untouched_state(h) for h in fleet.hosts} == before

@@ -204,3 +204,24 @@ def test_playbooks_that_must_each_run_after_the_other_are_an_input_error(tmp_pat
     with pytest.raises(GraphError) as error:
         load_inputs(paths)
     assert "has after a" in str(error.value) and "has after b" in str(error.value)
+
+
+def test_diagnose_prints_the_faults_per_host_and_the_command_that_fixes_them(
+        tmp_path: Path, capsys: Any) -> None:
+    paths = pair(tmp_path)
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("h0 ansible_connection=local\n")
+    audit = ["--audit-log", str(tmp_path / "audit.jsonl")]
+    assert main(["diagnose", *paths, "-i", str(inventory), *audit]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:3] == ["h0: 2 faults", "  first: assert diagnose[1]: first broken",
+                                    "  second: assert diagnose[1]: second broken"]
+    assert f"  remedy run {paths[1]} {paths[0]} -i {inventory} -l h0" in out  # in the fault order
+    assert "RECAP" not in out
+    assert main(["diagnose", *paths, "-i", str(inventory), "--detailed-exitcode", *audit]) == 10
+    assert main(["plan", *paths, "-i", str(inventory), "--detailed-exitcode", *audit]) == 10
+    calm = "- hosts: all\n  diagnose: [{assert: {that: true}}]\n  tasks: [{command: 'true'}]\n"
+    healthy = books(tmp_path, calm=calm)
+    assert main(["plan", *healthy, "-i", str(inventory), "--detailed-exitcode", *audit]) == 0
+    assert main(["diagnose", *healthy, "-i", str(inventory), "--detailed-exitcode", *audit]) == 0
+    assert "healthy: h0" in capsys.readouterr().out
