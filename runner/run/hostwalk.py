@@ -97,6 +97,7 @@ class HostWalk:
         self.emit = emit
         self.results: list[TaskResult] = []
         self.lock: HostLock | None = None
+        self.lock_refused: LockBusy | None = None
         self.blocking: set[str] = set()  # tasks whose dependents must be skipped
         self.facts: dict[str, Any] = {}  # set_fact values: the host's, across its plays
         self.health: dict[str, Any] = {}
@@ -179,8 +180,14 @@ class HostWalk:
         """
         if self.options.check or self.lock is not None:
             return
+        if self.lock_refused is not None:  # one wait per host, not one per play
+            raise self.lock_refused
         lock = HostLock(self.conn, self.lock_path, self.options.run_id)
-        lock.acquire(timeout=self.options.lock_timeout, stop=self.options.stop)
+        try:
+            lock.acquire(timeout=self.options.lock_timeout, stop=self.options.stop)
+        except LockBusy as busy:
+            self.lock_refused = busy
+            raise
         self.lock = lock
 
     def _handlers(self, units: list[PlayWalk]) -> None:
