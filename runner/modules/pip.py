@@ -153,8 +153,23 @@ def _where(a: Mapping[str, Any]) -> str:
 
 def _pip(a: Mapping[str, Any]) -> str:
     if a["virtualenv"]:
-        return f"{quote(str(a['virtualenv']).rstrip('/') + '/bin/python')} -m pip"
+        return f"{_python(a)} -m pip"
     return quote(a["executable"])
+
+
+def _python(a: Mapping[str, Any]) -> str:
+    return quote(str(a["virtualenv"]).rstrip("/") + "/bin/python")
+
+
+def _listing(a: Mapping[str, Any]) -> str:
+    """``name==version`` of every distribution the environment sees (its own and the system's).
+
+    In a virtualenv its interpreter reads them (importlib.metadata: quick); else ``pip list``.
+    """
+    if a["virtualenv"]:
+        return (f"{_python(a)} -B -c \"import importlib.metadata as m; "
+                "print('\\n'.join(str(d.metadata['Name']) + '==' + d.version for d in m.distributions()))\"")
+    return f"{_pip(a)} list --format=freeze {_QUIET}"
 
 
 def _todo(a: Mapping[str, Any], f: PipFacts) -> list[str]:
@@ -187,7 +202,7 @@ def _install_args(a: Mapping[str, Any]) -> str:
 
 def _probe(a: Mapping[str, Any]) -> str:
     pip = _pip(a)
-    lines = [f"out=$({pip} list --format=freeze {_QUIET} 2>&1) ||",
+    lines = [f"out=$({_listing(a)} 2>&1) ||",
              "  { printf '%s\\n' \"$out\" | tail -n 3 >&2; exit 1; }",
              "printf '%s\\n' \"$out\" | sed 's/^/q /'"]
     if a["state"] in ("present", "latest"):
@@ -200,11 +215,11 @@ def _probe(a: Mapping[str, Any]) -> str:
 
 def _freeze(lines: Iterable[str]) -> dict[str, str]:
     """``name==version`` lines (``pip list --format=freeze``) by canonical name."""
-    found = {}
+    found: dict[str, str] = {}
     for line in lines:
         name, sep, version = line.strip().partition("==")
         if sep and name:
-            found[_canonical(name)] = version
+            found.setdefault(_canonical(name), version)  # the first on the path is the one imported
     return found
 
 
@@ -234,4 +249,4 @@ def _script(a: Mapping[str, Any], todo: list[str]) -> str:
     pip, names = _pip(a), " ".join(quote(n) for n in todo)
     command = f"{pip} uninstall --yes {_QUIET} {names}" if a["state"] == "absent" else \
         f"{pip} install {_install_args(a)} {names}"
-    return "\n".join([command, "rc=$?", f"echo @@after; {pip} list --format=freeze {_QUIET}", "exit $rc"])
+    return "\n".join([command, "rc=$?", f"echo @@after; {_listing(a)}", "exit $rc"])

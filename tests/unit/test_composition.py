@@ -203,3 +203,19 @@ def test_playbooks_that_must_each_run_after_the_other_are_an_input_error(tmp_pat
     with pytest.raises(GraphError) as error:
         load_inputs(paths)
     assert "has after a" in str(error.value) and "has after b" in str(error.value)
+
+
+def test_a_set_fact_in_diagnose_is_seen_by_the_later_diagnose_and_fix_tasks(tmp_path: Path) -> None:
+    paths = books(tmp_path, facts="""
+    - hosts: all
+      diagnose:
+        - {id: derive, set_fact: {wanted: [a, b]}}
+        - {id: verdict, assert: {that: wanted | length == 0, fail_msg: "missing {{ wanted | join(',') }}"}}
+      tasks:
+        - {id: fix, mark: {name: "fix-{{ wanted | join('-') }}", log: LOG}}
+    """)
+    result = run(tmp_path, paths)
+    assert faults(result) == [("facts", "fixed")]
+    evidence = result.hosts[0].faults[0].evidence
+    assert evidence and "missing a,b" in evidence[0], evidence
+    assert logged(tmp_path) == ["fix-a-b"]
