@@ -66,7 +66,7 @@ def allow_stop_foreign(fleet: Fleet) -> Path:
 
 
 def test_every_pair_of_faults_is_covered() -> None:
-    assert len(PAIRS) == 62
+    assert len(PAIRS) == 167
     covered = {pair for round_ in ROUNDS for pair in round_ if len(pair) == 2}
     assert covered == set(PAIRS)
 
