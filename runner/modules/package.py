@@ -46,7 +46,9 @@ class PackageModule(Module):
     ones (and what the manager removes with them: the plan names it), and
     ``checked`` only reads (registered: ``present``, ``missing``, ``ok``).
     Check mode predicts from the package database and the manager's own
-    simulation; it never installs. The change waits up to ``lock_timeout``
+    simulation, from the package lists already on the host (dnf and yum
+    with ``-C``, apk without network, apt without writing its cache); it
+    never installs nor refreshes anything. The change waits up to ``lock_timeout``
     seconds while another program holds the manager's lock (retrying once a
     second), then fails naming the lock. Registered after a change:
     ``installed``, ``upgraded`` and ``removed`` (dependencies included), read
