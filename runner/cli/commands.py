@@ -32,7 +32,14 @@ from runner.events import Listener, Listeners, NullListener
 from runner.load.inputs import Inputs, bundled_playbooks, load_inputs
 from runner.output.audit import AuditLog
 from runner.output.console import Console
-from runner.output.runs import junit_document, prediction_mismatches, render_plan, render_recap, run_document
+from runner.output.runs import (
+    junit_document,
+    plan_summary,
+    prediction_mismatches,
+    render_plan,
+    render_recap,
+    run_document,
+)
 from runner.output.verdicts import (
     diagnosis_rows,
     render_diagnosis,
@@ -166,7 +173,8 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     redactor = _redactor(options, hosts)
     audit = _open_audit(args.audit_log, redactor)
     quiet = args.quiet or (command == "diagnose" and not args.verbose)  # the diagnosis says it all
-    console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=quiet, diff=args.diff)
+    # a plan shows its diffs on stdout, so progress repeats them only for a real run
+    console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=quiet, diff=args.diff and not check)
     stop = threading.Event()
     try:
         with _Signals(stop):
@@ -253,6 +261,8 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
     for section in (render_faults(run) if command != "diagnose" else "", render_health(run)):
         if section:
             print(redactor.text(section), file=out)
+    if run.check and command != "diagnose":
+        print(redactor.text(plan_summary(run)), file=out)
     if args.format == "json":
         document = run_document(run, redactor.value)
         if command == "diagnose":

@@ -30,7 +30,7 @@ EPILOGS = {
   remedy run permission_error -i hosts.yml --serial 1,100% --max-fail-percentage 0   # canary first
 """,
     "plan": """examples:
-  remedy plan port_conflict -i hosts.yml --diff
+  remedy plan port_conflict -i hosts.yml > plan.txt   # the table, the diffs, a summary line
   remedy plan restore_from_backup -i hosts.yml -o plan.json   # review, then: remedy apply plan.json
 """,
     "apply": "examples:\n  remedy apply plan.json\n"
@@ -73,7 +73,8 @@ def _add_execution_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-t", "--tags", default="", help="run only tasks with these tags (comma list)")
     parser.add_argument("--skip-tags", default="", help="skip tasks with these tags (comma list)")
     parser.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (default 20)")
-    parser.add_argument("--diff", action="store_true", help="show file diffs")
+    parser.add_argument("--diff", action="store_true",
+                        help="show file diffs in the progress of a run (a plan always shows them)")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="json: one document on stdout, human output on stderr")
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")

@@ -92,24 +92,64 @@ def _status(name: str) -> Any:
 
 
 def render_plan(run: Any) -> str:
-    """Per-host table of what a check run predicts, and a plain summary."""
-    rows = []
-    for result in run.all_results():
-        if result.phase not in ("tasks", "handlers"):
-            continue
-        if result.predicted in ("change", "unknown") or str(result.status) in ("failed", "unreachable"):
-            what = {"change": "will change", "unknown": "will run, effect unknown"}.get(
-                result.predicted, str(result.status))
-            rows.append([result.host, result.name, what, _one_line(result.message, 80)])
+    """What a check run predicts: a table of the tasks that will run per host, then their diffs."""
+    rows, diffs = [], []
+    for result in _planned(run):
+        what = {"change": "will change", "unknown": "will run, effect unknown"}.get(
+            result.predicted, str(result.status))
+        rows.append([result.host, result.name, what, _one_line(result.message, 80)])
+        if result.diffs:
+            diffs.extend(["", f"{result.host}: {result.name}", *render_diffs(result.diffs)])
     healthy = [h.host for h in run.hosts if str(h.status) == "healthy"]
     lines = []
     if rows:
         lines.append(table(rows, ["host", "task", "plan", "detail"]))
     else:
         lines.append("No changes: the plan would change nothing on any host.")
+    lines.extend(diffs)
     if healthy:
+        lines.extend([""] * bool(diffs))
         lines.append(f"healthy (fault not present, nothing to do): {', '.join(healthy)}")
     return "\n".join(lines)
+
+
+def _planned(run: Any) -> list[Any]:
+    """The fix and handler results of a check run that will run, or that failed to be planned."""
+    return [r for r in run.all_results() if r.phase in ("tasks", "handlers")
+            and (r.predicted in ("change", "unknown") or r.status.is_failure)]
+
+
+def plan_summary(run: Any) -> str:
+    """The plan's last line: how many hosts will change (with how many changes), are healthy, unknown.
+
+    A host is ``unknown`` when its plan could not be made (unreachable, a
+    failed probe, locked, not run); one whose fault is found but whose fix
+    changes nothing (or waits for another fault's fix) has ``nothing to change``.
+    """
+    changing: dict[str, list[str]] = {}
+    for result in _planned(run):
+        if result.predicted in ("change", "unknown"):
+            changing.setdefault(result.host, []).append(result.predicted)
+    counts = {"change": 0, "healthy": 0, "unknown": 0, "none": 0}
+    predicted: list[str] = []
+    for host in run.hosts:
+        if host.status.is_failure or host.status is Status.NOT_RUN:
+            counts["unknown"] += 1
+        elif host.host in changing:
+            counts["change"] += 1
+            predicted += changing[host.host]
+        else:
+            counts["healthy" if host.status is Status.HEALTHY else "none"] += 1
+    changes, effect_unknown = predicted.count("change"), predicted.count("unknown")
+    detail = f"{changes} change{'s' * (changes != 1)}"
+    if effect_unknown:
+        detail += f", {effect_unknown} of unknown effect"
+    verb = "host will" if counts["change"] == 1 else "hosts will"
+    line = (f"Plan: {counts['change']} {verb} change ({detail}), {counts['healthy']} healthy, "
+            f"{counts['unknown']} unknown")
+    if counts["none"]:
+        line += f", {counts['none']} with nothing to change"
+    return line
 
 
 def run_document(run: Any, redact: Any) -> dict[str, Any]:
