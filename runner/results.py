@@ -44,6 +44,8 @@ STOPPED = "run stopped before this task"
 AUDIT_STOP = "the audit log could not be written: nothing further was changed"
 #: The ``data`` flag of a diagnose task's record when it found its fault.
 FAULT_FOUND = "fault_found"
+#: The ``data`` key of a record skipped because of another failure on its host: that record's task.
+CAUSE = "cause"
 
 
 _FAILURES = frozenset(
@@ -144,6 +146,11 @@ class HostResult:
 
     def counts(self) -> Counter[Status]:
         return Counter(r.status for r in self.results)
+
+    def root_causes(self) -> list[TaskResult]:
+        """The host's failures that are not the consequence of another one, in execution order."""
+        return [r for r in self.results
+                if (r.status.is_failure or r.status is Status.NOT_RUN) and CAUSE not in r.data]
 
 
 @dataclass(frozen=True)

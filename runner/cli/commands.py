@@ -43,6 +43,7 @@ from runner.output.runs import (
 from runner.output.verdicts import (
     diagnosis_rows,
     render_diagnosis,
+    render_failures,
     render_faults,
     render_health,
     with_next_playbooks,
@@ -258,6 +259,10 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
                 print("  " + redactor.text(line), file=out)
     if command != "diagnose" or args.verbose:
         print(redactor.text(render_recap(run)), file=out)
+        failures = render_failures(run, lambda books, hosts: _fix_command(
+            args, books or [Path(p).stem for p in args.playbooks], hosts))
+        if failures:
+            print(redactor.text(failures), file=out)
     for section in (render_faults(run) if command != "diagnose" else "", render_health(run)):
         if section:
             print(redactor.text(section), file=out)

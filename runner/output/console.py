@@ -1,8 +1,9 @@
 """Live progress of a run on a stream: a ``Listener`` that prints one line per finished task.
 
-Output stage. Concise by default (tasks that did nothing worth reading are
-left out), commands and their output with ``-v``, diffs with ``--diff``,
-nothing with ``-q``; every line passes through the run's ``Redactor``.
+Output stage. Concise by default (tasks that did nothing worth reading, and
+tasks skipped because of another failure on their host, are left out),
+commands and their output with ``-v``, diffs with ``--diff``, nothing with
+``-q``; every line passes through the run's ``Redactor``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TextIO
 from runner.events import NullListener
 from runner.output.runs import render_result_line
 from runner.redaction import Redactor
-from runner.results import HostResult, Status, TaskResult
+from runner.results import CAUSE, HostResult, Status, TaskResult
 
 
 class Console(NullListener):
@@ -42,9 +43,9 @@ class Console(NullListener):
         if self.quiet:
             return
         if not self.verbose and result.status in (Status.SKIPPED, Status.HEALTHY, Status.NOT_RUN) \
-                and result.message in ("not notified", "verification passed", "condition false",
-                                       "check mode: runs after a real fix"):
-            return
+                and (result.message in ("not notified", "verification passed", "condition false",
+                                        "check mode: runs after a real fix") or CAUSE in result.data):
+            return  # a task skipped because of another failure: that failure is shown once
         self._print(render_result_line(result, verbose=self.verbose, diff=self.diff,
                                               redact=self.redactor.text))
 

@@ -35,7 +35,8 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
     if result.predicted == "unknown" and result.phase != "diagnose":
         status += " (will run, effect unknown)" if result.data.get("check_mode") else ""
     message = f" - {mask(_one_line(result.message))}" if result.message else ""
-    lines = [f"[{result.host}] {status}: {result.name}{message}"]
+    named = f": {result.name}" if result.status is not Status.UNREACHABLE else ""  # the host is
+    lines = [f"[{result.host}] {status}{named}{message}"]
     if result.no_log and not result.message:
         lines[0] += f" {NO_LOG_MESSAGE}"
     if verbose:

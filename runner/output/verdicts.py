@@ -50,7 +50,7 @@ def render_faults(run: Run) -> str:
             why = ""
             if fault.state in (FaultState.BLOCKED, FaultState.WAITING, FaultState.FAILED,
                                FaultState.ROLLED_BACK, FaultState.ROLLBACK_FAILED):
-                why = f" ({fault.detail})" if fault.detail else ""
+                why = f" ({' '.join(fault.detail.split())})" if fault.detail else ""
             parts.append(f"{number}. {fault.playbook}: {_SHOWN.get(fault.state, str(fault.state))}{why}")
         lines.append(f"  {host.host}: " + "; ".join(parts))
     if not lines:
@@ -158,3 +158,63 @@ def render_diagnosis(run: Run, fix: Callable[[list[str], list[str]], str]) -> st
         lines.append("To fix (each host's playbooks run in this order):")
         lines.extend(f"  {fix(list(books), hosts)}" for books, hosts in commands.items())
     return "\n".join(lines) if lines else "no host was diagnosed"
+
+
+_UNREACHABLE_HINTS = {
+    "auth": "check the remote user and key: -u USER, --private-key FILE, or ansible_user and "
+            "ansible_ssh_private_key_file in the inventory",
+    "host_key": "check the host's key: a new one is recorded with --accept-new-host-keys (or add it to "
+                "known_hosts); a changed one is never accepted",
+    "connect": "check that the host is up and sshd listens on its ansible_host and ansible_port "
+               "(--connect-timeout S waits longer)",
+}
+
+
+def render_failures(run: Run, rerun: Callable[[list[str], list[str]], str]) -> str:
+    """After the recap: each failing host with its one root cause and what to do about it.
+
+    ``rerun(playbooks, hosts)`` is the command that runs ``playbooks`` again on
+    ``hosts`` (every playbook of the run when ``playbooks`` is empty).
+    """
+    lines = []
+    for host in run.hosts:
+        if not (host.status.is_failure or host.status is Status.NOT_RUN):
+            continue
+        causes = host.root_causes()
+        if causes:
+            first = causes[0]
+            where = "" if first.status in (Status.UNREACHABLE, Status.NOT_RUN) else f" at '{first.name}'"
+            what = f"{_word(first.status)}{where}: {' '.join(first.message.split())}"
+        else:
+            first, what = None, _word(host.status)
+        fault = next((f for f in host.faults if f.state in FAILED_FAULTS | {FaultState.FAILED}), None)
+        if fault is not None and fault.state is not FaultState.FAILED:
+            what = f"{fault.playbook} {_SHOWN[fault.state]}: {' '.join(fault.detail.split())} ({what})"
+        more = f" (and {len(causes) - 1} more failure(s) above)" if len(causes) > 1 else ""
+        books = [f.playbook for f in host.faults if f.state not in (FaultState.HEALTHY, FaultState.FIXED)]
+        lines.append(f"  {host.host}: {what}{more}")
+        lines.append(f"    fix: {_hint(host.status, first, fault, rerun(books, [host.host]))}")
+    return "\n".join(["Failures (one root cause per host):", *lines]) if lines else ""
+
+
+def _word(status: Status) -> str:
+    return {Status.NOT_RUN: "not run", Status.TIMED_OUT: "timed out"}.get(status, str(status)).upper()
+
+
+def _hint(status: Status, cause: Any, fault: Any, rerun: str) -> str:
+    """What the person on call does next about a host that ended with ``status``."""
+    message = cause.message if cause is not None else ""
+    if status is Status.UNREACHABLE:
+        return _UNREACHABLE_HINTS.get(message.split(":", 1)[0], _UNREACHABLE_HINTS["connect"])
+    if status is Status.NOT_RUN and message.startswith("locked"):
+        return "another remedy run holds the host's lock: wait for it, or pass --lock-timeout SECONDS"
+    if status is Status.ROLLBACK_FAILED:
+        return ("the host is in neither its old nor its fixed state and needs a person: see the failed "
+                "rollback task in the progress above (-v shows its commands and output)")
+    if status is Status.BLOCKED and fault is not None and fault.blocked_by:
+        return f"{fault.blocked_by} must fix its fault first: {rerun}"
+    if status is Status.INDETERMINATE:
+        return "the connection was lost mid-command: check the host's state by hand before running again"
+    if status is Status.NOT_RUN:
+        return f"run it again: {rerun}"
+    return f"see the failing task's commands and output, fix the cause, then run again: {rerun} -v"

@@ -7,7 +7,8 @@ log that can no longer be written (``Listener.audit_error``): tasks already
 running finish, none starts. Each host gets one connection for the whole run,
 is walked by ``HostWalk``, and ends with exactly one record per task, as the
 run's ``Redactor`` shows it. No exception crosses this module: a host whose
-connection fails is ``unreachable`` on every task.
+connection fails is ``unreachable`` once, on its first task, and every other
+task of it is skipped because of that.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
+from dataclasses import replace
 
 from runner.connection import Connection, ConnectionParams
 from runner.errors import UnreachableError
@@ -25,7 +27,7 @@ from runner.load.graph import Node
 from runner.load.inputs import Inputs
 from runner.plan.hosts import HostPlan, RunOptions, batches, plan_hosts
 from runner.redaction import Redactor
-from runner.results import AUDIT_STOP, HostResult, Run, Status, TaskResult
+from runner.results import AUDIT_STOP, CAUSE, HostResult, Run, Status, TaskResult
 from runner.run.hostwalk import HostWalk, WalkOptions
 
 Connect = Callable[[ConnectionParams], Connection]
@@ -162,13 +164,21 @@ def _record(host: str, node: Node, status: Status, message: str) -> TaskResult:
 
 
 def _close_host(host: HostPlan, listener: Listener, status: Status, message: str,
-                previous: tuple[TaskResult, ...] = ()) -> HostResult:
-    """Give every task of ``host`` not in ``previous`` its terminal record: one per task."""
+                previous: tuple[TaskResult, ...] = (), *, because: str = "") -> HostResult:
+    """Give every task of ``host`` not in ``previous`` its terminal record: one per task.
+
+    With ``because``, the failure is recorded once (on the first of them) and
+    every other task is skipped because of it.
+    """
     done = {r.task for r in previous}
-    records = tuple(_record(host.name, n, status, message) for n in host.nodes if n.id not in done)
+    records = [_record(host.name, n, status, message) for n in host.nodes if n.id not in done]
+    if because and records:
+        first = records[0]
+        records[1:] = [replace(r, status=Status.SKIPPED, message=f"skipped because {because}",
+                               data={CAUSE: first.task}) for r in records[1:]]
     for record in records:
         listener.task_finished(record)
-    return HostResult(host.name, previous + records, status)
+    return HostResult(host.name, previous + tuple(records), status)
 
 
 def _run_host(host: HostPlan, inputs: Inputs, options: WalkOptions, listener: Listener,
@@ -187,11 +197,13 @@ def _run_host(host: HostPlan, inputs: Inputs, options: WalkOptions, listener: Li
             result = walk.run(list(host.plays))
     except UnreachableError as error:
         result = _close_host(host, listener, Status.UNREACHABLE,
-                             options.redactor.text(f"{error.reason}: {error.detail}"))
+                             options.redactor.text(f"{error.reason}: {error.detail}"),
+                             because=f"the host is unreachable ({error.reason})")
     except Exception as error:  # noqa: BLE001 - no exception crosses the executor
         previous = tuple(walk.results) if walk is not None else ()
         result = _close_host(host, listener, Status.FAILED,
-                             options.redactor.text(f"internal error: {error!r}"), previous)
+                             options.redactor.text(f"internal error: {error!r}"), previous,
+                             because="of an internal error on the host")
     finally:
         if conn is not None:
             try:

@@ -26,6 +26,10 @@ have several faults, one per playbook, so the walk goes in phases:
 5. The service's whole **health** is read once at the end (the last play that
    ran and declares ``health:``) and kept on the ``HostResult``.
 
+A failure that stops the rest of a play (a failed probe, a lock held by another
+run, a failed re-check) is recorded once for the host; every task it stopped
+is ``skipped`` with ``data[CAUSE]`` naming that record's task.
+
 In check mode the walk stops after the handlers' predictions. Once ``stop``
 is set no task starts any more (the rest are ``not_run``). Every result is
 recorded as the run's ``Redactor`` shows it (``no_log`` concealed, secrets
@@ -44,7 +48,7 @@ from runner.load import templating
 from runner.load.graph import Node, TaskGraph
 from runner.model import SECTIONS, Play, Playbook, Task
 from runner.redaction import Redactor
-from runner.results import FAULT_FOUND, STOPPED, Fault, FaultState, HostResult, Status, TaskResult
+from runner.results import CAUSE, FAULT_FOUND, STOPPED, Fault, FaultState, HostResult, Status, TaskResult
 from runner.run.context import HostContext
 from runner.run.hostlock import HostLock, LockBusy, default_lock_path
 from runner.run.taskrun import FAILED_WHEN, ignore_failure, remember, run_task
@@ -83,6 +87,7 @@ class Diagnosis:
     blocked_by: str = ""
     detail: str = ""
     failed: str = ""  # why the diagnosis could not complete (a probe failed), or ""
+    failed_task: str = ""  # the task of the probe that failed
 
 
 class HostWalk:
@@ -101,6 +106,7 @@ class HostWalk:
         self.blocking: set[str] = set()  # tasks whose dependents must be skipped
         self.facts: dict[str, Any] = {}  # set_fact values: the host's, across its plays
         self.health: dict[str, Any] = {}
+        self.causes: dict[str, str] = {}  # a failure shown once for the host -> its record's task
         self.lock_path = options.lock_path or default_lock_path(host)
 
     def run(self, plays: list[tuple[Playbook, Play, Mapping[str, Any]]]) -> HostResult:
@@ -171,6 +177,29 @@ class HostWalk:
             if node.id not in done:
                 self.record(TaskResult(self.host, node.id, node.task.label, status,
                                        message=message, phase=node.section))
+
+    def close_once(self, nodes: list[Node], status: Status, message: str, because: str) -> None:
+        """One failure, recorded once for the host: the first node of ``nodes`` not yet recorded gets
+        ``status`` and ``message``, every other one is skipped ``because`` of it. A failure the host
+        already recorded (the same ``because``) skips them all."""
+        done = {r.task for r in self.results}
+        rest = [n for n in nodes if n.id not in done]
+        if rest and because not in self.causes:
+            first = rest.pop(0)
+            self.record(TaskResult(self.host, first.id, first.task.label, status, message=message,
+                                   phase=first.section))
+            self.causes[because] = first.id
+        if rest:
+            self.skip_because(rest, self.causes[because], because)
+
+    def skip_because(self, nodes: list[Node], cause: str, because: str) -> None:
+        """Skip every not-yet-recorded node of ``nodes``: the record of task ``cause`` says why."""
+        done = {r.task for r in self.results}
+        for node in nodes:
+            if node.id not in done:
+                self.record(TaskResult(self.host, node.id, node.task.label, Status.SKIPPED,
+                                       message=f"skipped because {because}", phase=node.section,
+                                       data={CAUSE: cause}))
 
     def ensure_lock(self) -> None:
         """Take the host lock before the first change (not in check mode).
@@ -279,7 +308,9 @@ class PlayWalk:
             return
         self.diagnosis = found = self._diagnose(recheck=False)
         if found.failed:
-            self._close(FaultState.FAILED, Status.FAILED, "diagnosis could not complete")
+            self.state, self.detail = FaultState.FAILED, f"diagnosis could not complete: {found.failed}"
+            label = self.walk.graph.nodes[found.failed_task].task.label
+            self.walk.skip_because(self.every, found.failed_task, f"'{label}' failed")
         elif found.blocked_by:
             self.state = FaultState.BLOCKED
             self.detail = f"blocked by {found.blocked_by}: {found.detail}"
@@ -310,7 +341,8 @@ class PlayWalk:
             elif result.status.is_failure and not node.task.ignore_errors and blocked is None:
                 if not recheck:
                     self.walk.record(result)
-                return Diagnosis(tuple(evidence), failed=f"{node.task.label}: {shown.message}")
+                return Diagnosis(tuple(evidence), failed=f"{node.task.label}: {shown.message}",
+                                 failed_task=node.id)
             if not recheck:
                 self.walk.record(result)
         if blocked is not None:
@@ -350,15 +382,17 @@ class PlayWalk:
         try:
             self.walk.ensure_lock()
         except LockBusy as busy:
-            self._close(FaultState.NOT_RUN, Status.NOT_RUN, f"locked: {busy}")
+            self._close_once(FaultState.NOT_RUN, Status.NOT_RUN, f"locked: {busy}",
+                             "the host is locked by another run")
             return False
         if not self.nodes["diagnose"]:
             return True
         found = self._diagnose(recheck=True)
         after = f" after {', '.join(u.book.name for u in ran)} ran" if ran else ""
         if found.failed:
-            self._close(FaultState.FAILED, Status.FAILED, f"the diagnosis failed when re-checked before "
-                        f"the first change{after} ({found.failed}); nothing was changed")
+            self._close_once(FaultState.FAILED, Status.FAILED, f"the diagnosis failed when re-checked "
+                             f"before the first change{after} ({found.failed}); nothing was changed",
+                             f"the diagnosis of {self.book.name} failed when re-checked")
         elif found.blocked_by:
             self.diagnosis = found
             self._close(FaultState.BLOCKED, Status.BLOCKED,
@@ -382,7 +416,8 @@ class PlayWalk:
             blocked = [d for d in self.walk.graph.dependencies(node.id) if d in self.walk.blocking]
             if blocked:
                 result = TaskResult(self.walk.host, node.id, node.task.label, Status.SKIPPED,
-                                    message=f"dependency {blocked[0]} did not succeed", phase=phase)
+                                    message=f"dependency {blocked[0]} did not succeed", phase=phase,
+                                    data={CAUSE: blocked[0]})
                 self.walk.blocking.add(node.id)
                 self.walk.record(result)
                 failed_any = True
@@ -478,3 +513,9 @@ class PlayWalk:
         self.state = state
         self.detail = message
         self.walk.close_rest(self.every, status, message)
+
+    def _close_once(self, state: FaultState, status: Status, message: str, because: str) -> None:
+        """``_close``, with the failure recorded once and the other tasks skipped because of it."""
+        self.state = state
+        self.detail = message
+        self.walk.close_once(self.every, status, message, because)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -78,3 +80,98 @@ def test_a_plan_that_changes_nothing_says_so_in_its_summary(
     assert code == 0
     assert "No changes: the plan would change nothing on any host." in out
     assert out.rstrip("\n").splitlines()[-1] == "Plan: 0 hosts will change (0 changes), 1 healthy, 0 unknown"
+
+
+PROBED = """
+- hosts: all
+  vars:
+    conf: "{root}/{{{{ inventory_hostname }}}}/config.yaml"
+  diagnose:
+    - {{id: read_port, name: read the port from the config file, command: "grep -E '^port:' {{{{ conf }}}}"}}
+    - {{name: the port is free, assert: {{that: false, fail_msg: port 8080 is held}}}}
+  tasks:
+    - id: move
+      name: move the service to the fallback port
+      lineinfile: {{path: "{{{{ conf }}}}", regexp: "^port:", line: "port: 8081"}}
+    - {{id: start, name: start the service, requires: [move], command: "true"}}
+  verify:
+    - {{name: the service listens, command: "true"}}
+  rollback:
+    - {{name: put the port back, command: "true"}}
+"""
+
+
+def test_a_failed_probe_is_one_failure_and_the_tasks_after_it_are_skipped_because_of_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "config.yaml").write_text("port: 8080\n")  # a has no config at all
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("a ansible_connection=local\nb ansible_connection=local\n")
+    book = tmp_path / "port.yml"
+    book.write_text(PROBED.format(root=tmp_path))
+    junit = tmp_path / "junit.xml"
+    code, out, err = remedy(capsys, tmp_path, "run", str(book), "-i", str(inventory), "--junit", str(junit))
+    assert code == 2, err
+    assert [line for line in err.splitlines() if line.startswith("[a]")] == [
+        f"[a] FAILED: read the port from the config file - command exited 2: grep: {tmp_path}/a/config.yaml: "
+        "No such file or directory"]
+    recap = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("a ", "b "))}
+    assert recap["a"][1:7] == ["failed", "0", "0", "1", "5", "0"]  # result ok changed failed skipped unr.
+    failures = out[out.index("Failures (one root cause per host):"):].splitlines()
+    assert failures[1] == (f"  a: FAILED at 'read the port from the config file': command exited 2: grep: "
+                           f"{tmp_path}/a/config.yaml: No such file or directory")
+    assert failures[2] == ("    fix: see the failing task's commands and output, fix the cause, "
+                           f"then run again: remedy run {book} -i {inventory} -l a -v")
+    assert not any(line.startswith("  b:") for line in failures[:3])
+    suites = {s.get("name"): s for s in ElementTree.parse(junit).getroot()}
+    assert (suites["a"].get("failures"), suites["a"].get("skipped")) == ("1", "5")
+    code, out, _ = remedy(capsys, tmp_path, "run", str(book), "-i", str(inventory), "-l", "a",
+                          "--format", "json")
+    [host] = json.loads(out)["hosts"]
+    assert [t["status"] for t in host["tasks"]] == ["failed"] + ["skipped"] * 5
+    because = "skipped because 'read the port from the config file' failed"
+    assert {t["message"] for t in host["tasks"][1:]} == {because}
+
+
+FAULTY = """
+- hosts: all
+  diagnose:
+    - {{name: look for the {name} fault, assert: {{that: false, fail_msg: {name} is broken}}}}
+  tasks:
+    - {{name: fix {name}, command: "true"}}
+    - {{name: restart after {name}, command: "true"}}
+  verify:
+    - {{name: {name} works, command: "true"}}
+"""
+
+
+def test_a_locked_host_is_one_not_run_record_and_one_failure_with_the_lock_hint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from runner.connection import ConnectionParams, open_connection
+
+    monkeypatch.setenv("COLUMNS", "100")
+    lock = tmp_path / "remedy.lock"
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"a ansible_connection=local remedy_lock_path={lock}\n")
+    books = []
+    for name in ("first", "second"):
+        books.append(tmp_path / f"{name}.yml")
+        books[-1].write_text(FAULTY.format(name=name))
+    holder = open_connection(ConnectionParams(name="holder", address="holder", kind="local"))
+    held = holder.hold(f"exec 9>>{lock}; flock -n 9 && echo LOCKED && cat")
+    try:
+        assert held.readline(timeout=10) == "LOCKED"
+        code, out, err = remedy(capsys, tmp_path, "run", *map(str, books), "-i", str(inventory))
+    finally:
+        held.close()
+        holder.close()
+    assert code == 2, err
+    shown = [line for line in err.splitlines() if line.startswith("[a]")]
+    assert len(shown) == 3 and shown[2].startswith("[a] not run: fix first - locked: "), shown
+    recap = next(line.split() for line in out.splitlines() if line.startswith("a "))
+    assert recap[1:6] + recap[-2:] == ["not_run", "2", "0", "0", "5", "1", "8"]
+    failures = out[out.index("Failures (one root cause per host):"):].splitlines()
+    assert failures[1].startswith("  a: NOT RUN: locked: ")
+    assert failures[2] == ("    fix: another remedy run holds the host's lock: wait for it, "
+                           "or pass --lock-timeout SECONDS")
