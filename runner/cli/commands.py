@@ -40,6 +40,7 @@ from runner.output.runs import (
     render_recap,
     run_document,
 )
+from runner.output.tables import terminal_width
 from runner.output.verdicts import (
     diagnosis_rows,
     render_diagnosis,
@@ -245,12 +246,13 @@ def _report_plan_comparison(saved: dict[str, Any], run: Run, args: argparse.Name
 
 def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str) -> int:
     out = sys.stderr if args.format == "json" else sys.stdout
+    width = terminal_width(out)
     run = _with_next_playbooks(run)
     if command == "diagnose":
-        print(redactor.text(render_diagnosis(run, lambda books, hosts: _fix_command(args, books, hosts))),
-              file=out)
+        print(redactor.text(render_diagnosis(run, lambda books, hosts: _fix_command(args, books, hosts),
+                                             width)), file=out)
     elif run.check:
-        print(redactor.text(render_plan(run)), file=out)
+        print(redactor.text(render_plan(run, width)), file=out)
     else:
         mismatches = prediction_mismatches(run)
         if mismatches:
@@ -258,12 +260,12 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
             for line in mismatches:
                 print("  " + redactor.text(line), file=out)
     if command != "diagnose" or args.verbose:
-        print(redactor.text(render_recap(run)), file=out)
+        print(redactor.text(render_recap(run, width)), file=out)
         failures = render_failures(run, lambda books, hosts: _fix_command(
-            args, books or [Path(p).stem for p in args.playbooks], hosts))
+            args, books or [Path(p).stem for p in args.playbooks], hosts), width)
         if failures:
             print(redactor.text(failures), file=out)
-    for section in (render_faults(run) if command != "diagnose" else "", render_health(run)):
+    for section in (render_faults(run, width) if command != "diagnose" else "", render_health(run, width)):
         if section:
             print(redactor.text(section), file=out)
     if run.check and command != "diagnose":

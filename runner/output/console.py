@@ -3,7 +3,8 @@
 Output stage. Concise by default (tasks that did nothing worth reading, and
 tasks skipped because of another failure on their host, are left out),
 commands and their output with ``-v``, diffs with ``--diff``, nothing with
-``-q``; every line passes through the run's ``Redactor``.
+``-q``; every line fits the terminal (``tables.terminal_width``) and passes
+through the run's ``Redactor``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TextIO
 
 from runner.events import NullListener
 from runner.output.runs import render_result_line
+from runner.output.tables import terminal_width
 from runner.redaction import Redactor
 from runner.results import CAUSE, HostResult, Status, TaskResult
 
@@ -28,6 +30,7 @@ class Console(NullListener):
         self.verbose = verbose
         self.quiet = quiet
         self.diff = diff
+        self.width = terminal_width(out)
         self._lock = threading.Lock()
 
     def _print(self, text: str) -> None:
@@ -47,7 +50,7 @@ class Console(NullListener):
                                         "check mode: runs after a real fix") or CAUSE in result.data):
             return  # a task skipped because of another failure: that failure is shown once
         self._print(render_result_line(result, verbose=self.verbose, diff=self.diff,
-                                              redact=self.redactor.text))
+                                       redact=self.redactor.text, width=self.width))
 
     def host_finished(self, result: HostResult) -> None:
         if not self.quiet and self.verbose:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from runner.errors import printable
-from runner.output.tables import table
+from runner.output.tables import DEFAULT_WIDTH, cell_width, short_paths, table, wrap
 from runner.output.verdicts import FAILED_FAULTS, fault_documents
 from runner.redaction import NO_LOG_MESSAGE
 from runner.results import AUDIT_STOP, Run, Status
@@ -28,8 +28,12 @@ _SYMBOLS = {"ok": "ok", "changed": "changed", "failed": "FAILED", "skipped": "sk
 
 
 def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
-                       redact: Any = None) -> str:
-    """One progress line for a finished task (plus commands/diffs when asked)."""
+                       redact: Any = None, width: int | None = None) -> str:
+    """One progress line for a finished task (plus commands/diffs when asked).
+
+    With ``width``, the line fits it: a failure is wrapped, any other line is
+    cut (paths shortened in the middle first); ``-v`` shows it whole.
+    """
     mask = redact or (lambda text: text)
     status = _SYMBOLS.get(str(result.status), str(result.status))
     if result.predicted == "unknown" and result.phase != "diagnose":
@@ -39,6 +43,9 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
     lines = [f"[{result.host}] {status}{named}{message}"]
     if result.no_log and not result.message:
         lines[0] += f" {NO_LOG_MESSAGE}"
+    if width and not verbose and cell_width(lines[0]) > width:
+        first = lines[0]
+        lines[:1] = wrap(first, width) if result.status.is_failure else [_cut(short_paths(first), width)]
     if verbose:
         for command in result.commands:
             lines.append(f"    $ {mask(_one_line(command.command, 200))}  (rc={command.rc})")
@@ -55,7 +62,12 @@ def _one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+def _cut(text: str, width: int) -> str:
+    return text if cell_width(text) <= width else text[: max(width - 1, 1)] + "…"
+
+
 def render_diffs(diffs: Iterable[Any]) -> list[str]:
+    """Unified diffs, indented, each line whole: the paths and the lines that change are never cut."""
     import difflib
 
     out: list[str] = []
@@ -66,15 +78,22 @@ def render_diffs(diffs: Iterable[Any]) -> list[str]:
     return out
 
 
-def render_recap(run: Any) -> str:
-    """The PLAY RECAP table: one row per host; counters add up to the host's tasks."""
+def render_recap(run: Any, width: int = DEFAULT_WIDTH) -> str:
+    """The PLAY RECAP table: one row per host; counters add up to the host's tasks.
+
+    A table wider than ``width`` leaves out the counters that are 0 on every host.
+    """
     rows = []
     for host in run.hosts:
         counts = host.counts()
         row = [host.host, str(host.status)] + [counts.get(_status(c), 0) for c in RECAP_COLUMNS]
         row.append(sum(counts.values()))
         rows.append(row)
-    recap = table(rows, ["host", "result", *RECAP_COLUMNS, "total"])
+    headers = ["host", "result", *RECAP_COLUMNS, "total"]
+    recap = table(rows, headers)
+    if cell_width(recap.splitlines()[0]) > width:
+        keep = [i for i in range(len(headers)) if i < 2 or i == len(headers) - 1 or any(r[i] for r in rows)]
+        recap = table([[r[i] for i in keep] for r in rows], [headers[i] for i in keep])
     title = "RECAP (check mode: nothing was changed)" if run.check else "RECAP"
     footer = []
     if run.audit_error:
@@ -92,25 +111,29 @@ def _status(name: str) -> Any:
     return Status(name)
 
 
-def render_plan(run: Any) -> str:
-    """What a check run predicts: a table of the tasks that will run per host, then their diffs."""
+def render_plan(run: Any, width: int = DEFAULT_WIDTH) -> str:
+    """What a check run predicts: a table of the tasks that will run per host, then their diffs.
+
+    The table fits ``width``: task names and details are wrapped, never cut.
+    """
     rows, diffs = [], []
     for result in _planned(run):
         what = {"change": "will change", "unknown": "will run, effect unknown"}.get(
             result.predicted, str(result.status))
-        rows.append([result.host, result.name, what, _one_line(result.message, 80)])
+        rows.append([result.host, result.name, what, printable(" ".join(result.message.split()))])
         if result.diffs:
-            diffs.extend(["", f"{result.host}: {result.name}", *render_diffs(result.diffs)])
+            title = wrap(f"{result.host}: {result.name}", width)
+            diffs.extend(["", *title, *render_diffs(result.diffs)])
     healthy = [h.host for h in run.hosts if str(h.status) == "healthy"]
     lines = []
     if rows:
-        lines.append(table(rows, ["host", "task", "plan", "detail"]))
+        lines.append(table(rows, ["host", "task", "plan", "detail"], width=width, narrow=(1, 3)))
     else:
         lines.append("No changes: the plan would change nothing on any host.")
     lines.extend(diffs)
     if healthy:
         lines.extend([""] * bool(diffs))
-        lines.append(f"healthy (fault not present, nothing to do): {', '.join(healthy)}")
+        lines.extend(wrap(f"healthy (fault not present, nothing to do): {', '.join(healthy)}", width))
     return "\n".join(lines)
 
 

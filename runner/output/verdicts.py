@@ -16,6 +16,7 @@ from typing import Any
 
 from runner.load.graph import build_graph
 from runner.model import Playbook
+from runner.output.tables import DEFAULT_WIDTH, wrap
 from runner.results import FaultState, HostResult, Run, Status
 
 #: Fault verdicts that no single task's record shows: a JUnit test case of their own.
@@ -38,8 +39,9 @@ def fault_documents(host: HostResult) -> list[dict[str, Any]]:
              "detail": f.detail, "blocked_by": f.blocked_by or None} for f in host.faults]
 
 
-def render_faults(run: Run) -> str:
-    """One line per host that had a fault: its playbooks in run order and their verdicts."""
+def render_faults(run: Run, width: int = DEFAULT_WIDTH) -> str:
+    """One line per host that had a fault: its playbooks in run order and their verdicts (wrapped to
+    ``width``)."""
     lines = []
     for host in run.hosts:
         found = [f for f in host.faults if f.state is not FaultState.HEALTHY]
@@ -52,7 +54,7 @@ def render_faults(run: Run) -> str:
                                FaultState.ROLLED_BACK, FaultState.ROLLBACK_FAILED):
                 why = f" ({' '.join(fault.detail.split())})" if fault.detail else ""
             parts.append(f"{number}. {fault.playbook}: {_SHOWN.get(fault.state, str(fault.state))}{why}")
-        lines.append(f"  {host.host}: " + "; ".join(parts))
+        lines.extend(wrap(f"{host.host}: " + "; ".join(parts), width, indent="  "))
     if not lines:
         return ""
     title = "Faults per host, in the order their playbooks run:" if run.check else \
@@ -84,7 +86,7 @@ def with_next_playbooks(run: Run, books: Iterable[Playbook]) -> Run:
     return replace(run, hosts=tuple(hosts))
 
 
-def render_health(run: Run) -> str:
+def render_health(run: Run, width: int = DEFAULT_WIDTH) -> str:
     """The service's health after the run, for each host it was read on."""
     lines = []
     for host in run.hosts:
@@ -92,13 +94,13 @@ def render_health(run: Run) -> str:
         if not health:
             continue
         if health.get("ok"):
-            lines.append(f"  {host.host}: healthy ({health.get('status')})")
+            lines.extend(wrap(f"{host.host}: healthy ({health.get('status')})", width, indent="  "))
             continue
         reasons = "; ".join(health.get("reasons") or []) or str(health.get("message", ""))
         line = f"  {host.host}: status {health.get('status')}: {reasons}"
         if health.get("next"):
             line += f"; next: remedy run {' '.join(health['next'])} -l {host.host}"
-        lines.append(line)
+        lines.extend(wrap(line.strip(), width, indent="  "))
     return "\n".join(["Health after the run:", *lines]) if lines else ""
 
 
@@ -124,11 +126,11 @@ def diagnosis_rows(run: Run) -> list[dict[str, Any]]:
 _DIAGNOSIS = {FaultState.FOUND: "fault", FaultState.BLOCKED: "fault", FaultState.HEALTHY: "healthy"}
 
 
-def render_diagnosis(run: Run, fix: Callable[[list[str], list[str]], str]) -> str:
+def render_diagnosis(run: Run, fix: Callable[[list[str], list[str]], str], width: int = DEFAULT_WIDTH) -> str:
     """Per host, the faults found with their evidence and the command that fixes them.
 
     ``fix(playbooks, hosts)`` is that command. Hosts that need the same
-    playbooks share one command; healthy hosts are listed on one line.
+    playbooks share one command; healthy hosts are listed on one line. Lines are wrapped to ``width``.
     """
     lines: list[str] = []
     commands: dict[tuple[str, ...], list[str]] = {}
@@ -147,16 +149,16 @@ def render_diagnosis(run: Run, fix: Callable[[list[str], list[str]], str]) -> st
             if row["blocked_by"]:
                 name += f" (runs after {row['blocked_by']})"
             what = "; ".join(row["evidence"]) if row["diagnosis"] == "fault" else row["diagnosis"]
-            lines.append(f"  {name}: {what}")
+            lines.extend(wrap(f"{name}: {what}", width, indent="  "))
         books = tuple(r["playbook"] for r in faults)
         if books:
             commands.setdefault(books, []).append(host.host)
     if healthy:
-        lines.append(f"healthy: {', '.join(healthy)}")
+        lines.extend(wrap(f"healthy: {', '.join(healthy)}", width))
     if commands:
         lines.append("")
         lines.append("To fix (each host's playbooks run in this order):")
-        lines.extend(f"  {fix(list(books), hosts)}" for books, hosts in commands.items())
+        lines.extend(f"  {fix(list(books), hosts)}" for books, hosts in commands.items())  # never wrapped
     return "\n".join(lines) if lines else "no host was diagnosed"
 
 
@@ -170,11 +172,13 @@ _UNREACHABLE_HINTS = {
 }
 
 
-def render_failures(run: Run, rerun: Callable[[list[str], list[str]], str]) -> str:
+def render_failures(run: Run, rerun: Callable[[list[str], list[str]], str],
+                    width: int = DEFAULT_WIDTH) -> str:
     """After the recap: each failing host with its one root cause and what to do about it.
 
     ``rerun(playbooks, hosts)`` is the command that runs ``playbooks`` again on
-    ``hosts`` (every playbook of the run when ``playbooks`` is empty).
+    ``hosts`` (every playbook of the run when ``playbooks`` is empty). Lines are wrapped to ``width``,
+    except a command, on a line of its own.
     """
     lines = []
     for host in run.hosts:
@@ -192,8 +196,10 @@ def render_failures(run: Run, rerun: Callable[[list[str], list[str]], str]) -> s
             what = f"{fault.playbook} {_SHOWN[fault.state]}: {' '.join(fault.detail.split())} ({what})"
         more = f" (and {len(causes) - 1} more failure(s) above)" if len(causes) > 1 else ""
         books = [f.playbook for f in host.faults if f.state not in (FaultState.HEALTHY, FaultState.FIXED)]
-        lines.append(f"  {host.host}: {what}{more}")
-        lines.append(f"    fix: {_hint(host.status, first, fault, rerun(books, [host.host]))}")
+        lines.extend(wrap(f"{host.host}: {what}{more}", width, indent="  "))
+        hint, command = _hint(host.status, first, fault, rerun(books, [host.host]))
+        lines.extend(wrap(f"fix: {hint}", width, indent="    "))
+        lines.extend([f"      {command}"] if command else [])  # a command to paste: never wrapped
     return "\n".join(["Failures (one root cause per host):", *lines]) if lines else ""
 
 
@@ -201,20 +207,20 @@ def _word(status: Status) -> str:
     return {Status.NOT_RUN: "not run", Status.TIMED_OUT: "timed out"}.get(status, str(status)).upper()
 
 
-def _hint(status: Status, cause: Any, fault: Any, rerun: str) -> str:
-    """What the person on call does next about a host that ended with ``status``."""
+def _hint(status: Status, cause: Any, fault: Any, rerun: str) -> tuple[str, str]:
+    """What the person on call does next about a host that ended with ``status``, and the command."""
     message = cause.message if cause is not None else ""
     if status is Status.UNREACHABLE:
-        return _UNREACHABLE_HINTS.get(message.split(":", 1)[0], _UNREACHABLE_HINTS["connect"])
+        return _UNREACHABLE_HINTS.get(message.split(":", 1)[0], _UNREACHABLE_HINTS["connect"]), ""
     if status is Status.NOT_RUN and message.startswith("locked"):
-        return "another remedy run holds the host's lock: wait for it, or pass --lock-timeout SECONDS"
+        return "another remedy run holds the host's lock: wait for it, or pass --lock-timeout SECONDS", ""
     if status is Status.ROLLBACK_FAILED:
         return ("the host is in neither its old nor its fixed state and needs a person: see the failed "
-                "rollback task in the progress above (-v shows its commands and output)")
+                "rollback task in the progress above (-v shows its commands and output)"), ""
     if status is Status.BLOCKED and fault is not None and fault.blocked_by:
-        return f"{fault.blocked_by} must fix its fault first: {rerun}"
+        return f"{fault.blocked_by} must fix its fault first:", rerun
     if status is Status.INDETERMINATE:
-        return "the connection was lost mid-command: check the host's state by hand before running again"
+        return "the connection was lost mid-command: check the host's state by hand before running again", ""
     if status is Status.NOT_RUN:
-        return f"run it again: {rerun}"
-    return f"see the failing task's commands and output, fix the cause, then run again: {rerun} -v"
+        return "run it again:", rerun
+    return "see the failing task's commands and output, fix the cause, then run again:", f"{rerun} -v"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from runner.testing import Sshd
-from tests.unit.test_cli_output import FAULTY
+from tests.unit.test_cli_output import FAULTY, recap, section
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,9 +34,9 @@ def test_an_authentication_failure_is_one_unreachable_record_and_one_failure_wit
     assert done.returncode == 3, done.stderr
     shown = [line for line in done.stderr.splitlines() if line.startswith("[web1]")]
     assert len(shown) == 1 and shown[0].startswith("[web1] UNREACHABLE - auth: "), shown
-    recap = next(line.split() for line in done.stdout.splitlines() if line.startswith("web1 "))
-    assert recap[1] == "unreachable" and recap[5:7] == ["7", "1"] and recap[-1] == "8"
-    failures = done.stdout[done.stdout.index("Failures (one root cause per host):"):].splitlines()
-    assert failures[1].startswith("  web1: UNREACHABLE: auth: ")
-    assert failures[2] == ("    fix: check the remote user and key: -u USER, --private-key FILE, "
-                           "or ansible_user and ansible_ssh_private_key_file in the inventory")
+    row = recap(done.stdout)["web1"]
+    assert (row["result"], row["skipped"], row["unreachable"], row["total"]) == ("unreachable", "7", "1", "8")
+    failures = section(done.stdout, "Failures (one root cause per host):")
+    assert failures.startswith("Failures (one root cause per host): web1: UNREACHABLE: auth: ")
+    assert failures.endswith(" fix: check the remote user and key: -u USER, --private-key FILE, "
+                             "or ansible_user and ansible_ssh_private_key_file in the inventory")

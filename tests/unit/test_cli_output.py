@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 
 from runner.cli.program import main
+from runner.output.tables import DEFAULT_WIDTH, cell_width, short_paths, table, terminal_width
 
 SECRET = "Sekrit-token-4242"
 BOOK = """
@@ -55,6 +57,25 @@ def remedy(capsys: pytest.CaptureFixture[str], tmp_path: Path, *argv: str) -> tu
     code = main([*argv, "--audit-log", str(tmp_path / "audit.jsonl")])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def section(out: str, title: str) -> str:
+    """The section of ``out`` that starts with the line ``title``, its lines joined by single spaces."""
+    lines = out[out.index(title):].splitlines()
+    end = next((i for i, line in enumerate(lines[1:], 1) if not line.startswith(" ")), len(lines))
+    return " ".join(" ".join(lines[:end]).split())
+
+
+def recap(out: str) -> dict[str, dict[str, str]]:
+    """The recap table of ``out``: host -> column -> value (columns that are 0 everywhere may be left out)."""
+    lines = out[out.index("RECAP"):].splitlines()
+    headers = lines[1].split()
+    rows = {}
+    for line in lines[3:]:
+        if len(line.split()) != len(headers):
+            break
+        rows[line.split()[0]] = dict(zip(headers, line.split(), strict=True))
+    return rows
 
 
 def test_a_plan_prints_its_table_and_diffs_on_stdout_and_ends_with_a_summary(
@@ -113,17 +134,17 @@ def test_a_failed_probe_is_one_failure_and_the_tasks_after_it_are_skipped_becaus
     junit = tmp_path / "junit.xml"
     code, out, err = remedy(capsys, tmp_path, "run", str(book), "-i", str(inventory), "--junit", str(junit))
     assert code == 2, err
-    assert [line for line in err.splitlines() if line.startswith("[a]")] == [
+    progress = [line for line in err.splitlines() if line.startswith("[a]") or line.startswith("    ")]
+    assert " ".join(" ".join(progress).split()) == (
         f"[a] FAILED: read the port from the config file - command exited 2: grep: {tmp_path}/a/config.yaml: "
-        "No such file or directory"]
-    recap = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("a ", "b "))}
-    assert recap["a"][1:7] == ["failed", "0", "0", "1", "5", "0"]  # result ok changed failed skipped unr.
-    failures = out[out.index("Failures (one root cause per host):"):].splitlines()
-    assert failures[1] == (f"  a: FAILED at 'read the port from the config file': command exited 2: grep: "
-                           f"{tmp_path}/a/config.yaml: No such file or directory")
-    assert failures[2] == ("    fix: see the failing task's commands and output, fix the cause, "
-                           f"then run again: remedy run {book} -i {inventory} -l a -v")
-    assert not any(line.startswith("  b:") for line in failures[:3])
+        "No such file or directory")
+    row = recap(out)["a"]
+    assert (row["result"], row["failed"], row["skipped"], row["total"]) == ("failed", "1", "5", "6")
+    failures = section(out, "Failures (one root cause per host):")
+    assert failures == (f"Failures (one root cause per host): a: FAILED at 'read the port from the "
+                               f"config file': command exited 2: grep: {tmp_path}/a/config.yaml: No such "
+                               "file or directory fix: see the failing task's commands and output, fix the "
+                               f"cause, then run again: remedy run {book} -i {inventory} -l a -v")
     suites = {s.get("name"): s for s in ElementTree.parse(junit).getroot()}
     assert (suites["a"].get("failures"), suites["a"].get("skipped")) == ("1", "5")
     code, out, _ = remedy(capsys, tmp_path, "run", str(book), "-i", str(inventory), "-l", "a",
@@ -169,9 +190,56 @@ def test_a_locked_host_is_one_not_run_record_and_one_failure_with_the_lock_hint(
     assert code == 2, err
     shown = [line for line in err.splitlines() if line.startswith("[a]")]
     assert len(shown) == 3 and shown[2].startswith("[a] not run: fix first - locked: "), shown
-    recap = next(line.split() for line in out.splitlines() if line.startswith("a "))
-    assert recap[1:6] + recap[-2:] == ["not_run", "2", "0", "0", "5", "1", "8"]
-    failures = out[out.index("Failures (one root cause per host):"):].splitlines()
-    assert failures[1].startswith("  a: NOT RUN: locked: ")
-    assert failures[2] == ("    fix: another remedy run holds the host's lock: wait for it, "
-                           "or pass --lock-timeout SECONDS")
+    row = recap(out)["a"]
+    assert (row["result"], row["ok"], row["skipped"], row["not_run"], row["total"]) == \
+        ("not_run", "2", "5", "1", "8")
+    failures = section(out, "Failures (one root cause per host):")
+    assert failures.startswith("Failures (one root cause per host): a: NOT RUN: locked: ")
+    assert failures.endswith(" fix: another remedy run holds the host's lock: wait for it, "
+                             "or pass --lock-timeout SECONDS")
+
+
+def test_the_plan_and_the_diagnosis_fit_100_columns_with_paths_shortened_in_the_middle_and_nothing_cut(
+        tmp_path: Path, site: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    inventory, book = site
+    conf = tmp_path / "a-rather-long-directory-name-that-pushes-paths-wide/hosts/a/etc/coze/config.yaml"
+    book.write_text(book.read_text().replace(
+        '"port 8080 is held by pid 4242 (python3 -m http.server)"',
+        f'"{conf}: port 8080 is held by pid 4242 (python3 -m http.server --bind 127.0.0.1 8080), mode 0600"'))
+    code, out, err = remedy(capsys, tmp_path, "plan", str(book), "-i", str(inventory))
+    assert code == 0, err
+    diff_body = [line for line in out.splitlines() if line.startswith(("     ", "    -", "    +", "    @"))]
+    assert f"    --- {conf} (before)" in diff_body  # a diff names the whole path
+    assert "    +port: 8081" in diff_body
+    for line in out.splitlines() + err.splitlines():
+        assert cell_width(line) <= 100 or line in diff_body, line
+    table = out.split("\n\n")[0]
+    assert "line replaced in …/etc/coze/config.yaml" in table
+    code, out, err = remedy(capsys, tmp_path, "diagnose", str(book), "-i", str(inventory))
+    assert code == 0, err
+    prose = [line for line in out.splitlines() if not line.startswith("  remedy run ")]  # a command is whole
+    assert max(cell_width(line) for line in prose) <= 100
+    flat = " ".join(out.split())
+    assert "…/etc/coze/config.yaml: port 8080 is held by pid 4242 (python3 -m http.server --bind 127.0.0.1 " \
+        "8080), mode 0600" in flat
+
+
+def test_output_is_100_columns_wide_in_a_pipe_and_follows_columns_when_set(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    with open(os.devnull, "w") as pipe:
+        assert terminal_width(pipe) == DEFAULT_WIDTH == 100
+        monkeypatch.setenv("COLUMNS", "132")
+        assert terminal_width(pipe) == 132
+
+
+def test_a_narrowed_table_wraps_its_cells_and_keeps_every_word() -> None:
+    detail = "1 of 6 item(s): fix 1 of 1 entries of /srv/coze/lab/hosts/host03/etc/coze/config.yaml " \
+             "(chown 1 to root:coze, chmod 0640)"
+    text = table([["host03", "restore the declared owner, group and modes (snapshot first)", "will change",
+                   detail]], ["host", "task", "plan", "detail"], width=80, narrow=(1, 3))
+    assert max(cell_width(line) for line in text.splitlines()) <= 80
+    words = " ".join(text.split())
+    for word in short_paths(detail).split() + ["restore", "(snapshot", "first)"]:
+        assert word in words
+    assert "…/etc/coze/config.yaml" in words and "chmod 0640)" in words
