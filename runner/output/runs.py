@@ -16,7 +16,7 @@ from runner.errors import printable
 from runner.output.tables import DEFAULT_WIDTH, cell_width, short_paths, table, wrap
 from runner.output.verdicts import FAILED_FAULTS, fault_documents
 from runner.redaction import NO_LOG_MESSAGE
-from runner.results import AUDIT_STOP, Run, Status
+from runner.results import AUDIT_STOP, FaultState, Run, Status
 
 # --- runs: progress, plan, recap, JSON, JUnit -------------------------------
 
@@ -202,38 +202,83 @@ def run_document(run: Any, redact: Any) -> dict[str, Any]:
 
 
 def junit_document(run: Any, redact: Any) -> str:
-    """A JUnit XML report: one testsuite per host, one testcase per task."""
+    """A JUnit XML report: one testsuite per host, one testcase per task, per failed fault, per rollback.
+
+    A test case's ``classname`` is ``host.playbook`` and its ``name`` the task's
+    id (``port_conflict:stop_stale``), unique within the host, so CI tools keep
+    every task apart. A healthy task (the fault is not present) passes; a task
+    skipped or not run is skipped. Each rolled-back, rollback-failed or blocked
+    fault is a failing test case of its own, and each rollback that ran is a
+    test case (``port_conflict:rollback``) whose output lists what it did.
+    """
     from xml.etree import ElementTree as ET
 
-    suites = ET.Element("testsuites", name="remedy", tests=str(sum(len(h.results) for h in run.hosts)))
+    suites = ET.Element("testsuites", name="remedy")
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     for host in run.hosts:
-        suite = ET.SubElement(suites, "testsuite", name=host.host, tests=str(len(host.results)))
-        failures = errors = skipped = 0
+        suite = ET.SubElement(suites, "testsuite", name=host.host)
+        counts = dict.fromkeys(totals, 0)
         for result in host.results:
-            case = ET.SubElement(suite, "testcase", classname=host.host, name=result.name,
-                                 time=f"{result.duration:.3f}")
-            message = redact(result.message)
-            status = str(result.status)
-            if status in ("failed", "rolled_back"):
-                failures += 1
-                ET.SubElement(case, "failure", message=_xml_safe(message), type=status)
-            elif status in ("unreachable", "timed_out", "indeterminate"):
-                errors += 1
-                ET.SubElement(case, "error", message=_xml_safe(message), type=status)
-            elif status in ("skipped", "not_run", "healthy", "blocked"):
-                skipped += 1
-                ET.SubElement(case, "skipped", message=_xml_safe(message or status))
-        for fault in host.faults:  # the verdict on each fault, beside its tasks
-            if fault.state in FAILED_FAULTS:
-                failures += 1
-                case = ET.SubElement(suite, "testcase", classname=host.host,
+            kind = _junit_case(suite, f"{host.host}.{_playbook(result.task)}", result, redact)
+            counts[kind] += kind != "tests"
+            counts["tests"] += 1
+        for fault in host.faults:
+            if fault.state in (FaultState.ROLLED_BACK, FaultState.ROLLBACK_FAILED):
+                _rollback_case(suite, host, fault.playbook, redact)
+                counts["tests"] += 1
+            if fault.state in FAILED_FAULTS:  # the verdict on the fault, beside its tasks
+                case = ET.SubElement(suite, "testcase", classname=f"{host.host}.{fault.playbook}",
                                      name=f"{fault.playbook}: {fault.state}", time="0")
                 ET.SubElement(case, "failure", message=_xml_safe(redact(fault.detail)), type=str(fault.state))
-        suite.set("tests", str(len(host.results) + sum(f.state in FAILED_FAULTS for f in host.faults)))
-        suite.set("failures", str(failures))
-        suite.set("errors", str(errors))
-        suite.set("skipped", str(skipped))
+                counts["tests"] += 1
+                counts["failures"] += 1
+        for key, value in counts.items():
+            suite.set(key, str(value))
+            totals[key] += value
+    for key, value in totals.items():
+        suites.set(key, str(value))
     return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+
+
+def _playbook(task: str) -> str:
+    return task.split(":", 1)[0]
+
+
+def _junit_case(suite: Any, classname: str, result: Any, redact: Any) -> str:
+    """Add ``result``'s test case to ``suite``; returns the counter it adds to (``tests``: passed)."""
+    from xml.etree import ElementTree as ET
+
+    case = ET.SubElement(suite, "testcase", classname=classname, name=result.task,
+                         time=f"{result.duration:.3f}")
+    message = _xml_safe(redact(result.message))
+    status = result.status
+    if status.is_failure:
+        message = _xml_safe(redact(f"{result.name}: {result.message}"))
+    if status in (Status.FAILED, Status.ROLLED_BACK, Status.ROLLBACK_FAILED, Status.BLOCKED):
+        ET.SubElement(case, "failure", message=message, type=str(status))
+        return "failures"
+    if status in (Status.UNREACHABLE, Status.TIMED_OUT, Status.INDETERMINATE):
+        ET.SubElement(case, "error", message=message, type=str(status))
+        return "errors"
+    if status in (Status.SKIPPED, Status.NOT_RUN):
+        ET.SubElement(case, "skipped", message=message or str(status))
+        return "skipped"
+    ET.SubElement(case, "system-out").text = _xml_safe(redact(f"{result.phase}: {status}: {result.name}"
+                                                               + (f" - {result.message}" if result.message
+                                                                  else "")))
+    return "tests"
+
+
+def _rollback_case(suite: Any, host: Any, playbook: str, redact: Any) -> None:
+    """The test case of a rollback that ran: what each of its tasks did."""
+    from xml.etree import ElementTree as ET
+
+    undo = [r for r in host.results if r.phase == "rollback" and _playbook(r.task) == playbook
+            and r.status is not Status.SKIPPED]
+    case = ET.SubElement(suite, "testcase", classname=f"{host.host}.{playbook}", name=f"{playbook}:rollback",
+                         time=f"{sum(r.duration for r in undo):.3f}")
+    lines = [f"{r.task} ({r.name}): {r.status}" + (f" - {r.message}" if r.message else "") for r in undo]
+    ET.SubElement(case, "system-out").text = _xml_safe(redact("\n".join(lines) or "nothing to roll back"))
 
 
 def _xml_safe(text: str) -> str:

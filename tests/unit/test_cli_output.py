@@ -243,3 +243,45 @@ def test_a_narrowed_table_wraps_its_cells_and_keeps_every_word() -> None:
     for word in short_paths(detail).split() + ["restore", "(snapshot", "first)"]:
         assert word in words
     assert "…/etc/coze/config.yaml" in words and "chmod 0640)" in words
+
+
+ROLLED_BACK = """
+- hosts: all
+  diagnose:
+    - {name: look for the fault, assert: {that: "inventory_hostname == 'b'", fail_msg: broken}}
+  tasks:
+    - {id: stop_stale, name: start the service, command: "true", changed_when: true}
+    - {id: start, name: start the service, command: "true", changed_when: true}
+  verify:
+    - {id: works, name: the service works, command: "false"}
+  rollback:
+    - {id: undo, name: start the service, undoes: [stop_stale], command: "true", changed_when: true}
+"""
+
+
+def test_junit_names_each_task_by_its_id_under_host_and_playbook_and_shows_the_rollback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("a ansible_connection=local\nb ansible_connection=local\n")
+    book = tmp_path / "port_conflict.yml"
+    book.write_text(ROLLED_BACK)
+    junit = tmp_path / "junit.xml"
+    code, _, err = remedy(capsys, tmp_path, "run", str(book), "-i", str(inventory), "--junit", str(junit))
+    assert code == 2, err
+    root = ElementTree.parse(junit).getroot()
+    suites = {s.get("name"): s for s in root}
+    a, b = suites["a"], suites["b"]
+    names = [case.get("name") for case in a]
+    assert len(names) == len(set(names)), names  # three tasks named "start the service" stay apart
+    assert names == ["port_conflict:diagnose[1]", "port_conflict:stop_stale", "port_conflict:start",
+                     "port_conflict:works", "port_conflict:undo", "port_conflict:rollback",
+                     "port_conflict: rolled_back"]
+    assert {case.get("classname") for case in a} == {"a.port_conflict"}
+    rollback = a.find("testcase[@name='port_conflict:rollback']")
+    assert rollback is not None and rollback.find("failure") is None
+    assert "port_conflict:undo (start the service): changed" in (rollback.findtext("system-out") or "")
+    verdict = a.find("testcase[@name='port_conflict: rolled_back']/failure")
+    assert verdict is not None and verdict.get("type") == "rolled_back"
+    assert (a.get("tests"), a.get("failures"), a.get("skipped")) == ("7", "2", "0")
+    assert (b.get("failures"), b.get("skipped")) == ("0", "0")  # healthy tasks pass
+    assert root.get("tests") == str(int(a.get("tests", "")) + int(b.get("tests", "")))
