@@ -76,7 +76,8 @@ def _options(args: argparse.Namespace, *, check: bool, diagnose_only: bool) -> R
     serial, max_fail = batch_policy(args)
     return RunOptions(
         check=check, diagnose_only=diagnose_only, forks=args.forks, limit=args.limit,
-        tags=split(args.tags), skip_tags=split(args.skip_tags), lock_timeout=args.lock_timeout,
+        tags=split(args.tags), skip_tags=split(args.skip_tags),
+        lock_timeout=getattr(args, "lock_timeout", 0.0),  # diagnose takes no lock
         serial=serial, max_fail_percentage=max_fail,
         connect=ConnectOptions(
             user=args.user, key_file=args.private_key, password=ssh_password,
@@ -175,8 +176,8 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     redactor = _redactor(options, hosts)
     audit = _open_audit(args.audit_log, redactor)
     quiet = args.quiet or (command == "diagnose" and not args.verbose)  # the diagnosis says it all
-    # a plan shows its diffs on stdout, so progress repeats them only for a real run
-    console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=quiet, diff=args.diff and not check)
+    diff = getattr(args, "diff", False) and not check  # a plan shows its diffs on stdout
+    console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=quiet, diff=diff)
     stop = threading.Event()
     try:
         with _Signals(stop):

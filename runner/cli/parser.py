@@ -26,7 +26,7 @@ EPILOGS = {
   remedy run -i inventory/hosts.ini                 # every bundled playbook: all faults, in order
   remedy run playbooks/port_conflict.yml -i inventory/hosts.ini
   remedy run port_conflict -i hosts.yml -l 'web:!web03' -e fallback_port=8081 --diff
-  remedy run cache_flush -i hosts.yml --check --format json > plan.json
+  remedy run cache_flush -i hosts.yml --check --format json > check.json   # the prediction, as JSON
   remedy run permission_error -i hosts.yml --serial 1,100% --max-fail-percentage 0   # canary first
 """,
     "plan": """examples:
@@ -62,7 +62,8 @@ EPILOGS = {
 }
 
 
-def _add_execution_args(parser: argparse.ArgumentParser) -> None:
+def _add_execution_args(parser: argparse.ArgumentParser, *, changes: bool = True) -> None:
+    """The options of the commands that run hosts; ``changes``: also those only a change needs."""
     parser.add_argument("playbooks", nargs="+", metavar="PLAYBOOK",
                         help="playbook files, or names of bundled playbooks")
     parser.add_argument("-i", "--inventory", action="append", required=True, metavar="INVENTORY",
@@ -73,8 +74,9 @@ def _add_execution_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-t", "--tags", default="", help="run only tasks with these tags (comma list)")
     parser.add_argument("--skip-tags", default="", help="skip tasks with these tags (comma list)")
     parser.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (default 20)")
-    parser.add_argument("--diff", action="store_true",
-                        help="show file diffs in the progress of a run (a plan always shows them)")
+    if changes:
+        parser.add_argument("--diff", action="store_true",
+                            help="show file diffs in the progress of a run (a plan always shows them)")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="json: one document on stdout, human output on stderr")
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
@@ -92,8 +94,9 @@ def _add_execution_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-K", "--ask-become-pass", action="store_true",
                         help="prompt for the sudo password (or set REMEDY_BECOME_PASSWORD)")
     parser.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default 10)")
-    parser.add_argument("--lock-timeout", type=float, default=0.0,
-                        help="wait this long for another run's host lock (default: don't wait)")
+    if changes:
+        parser.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
+                            help="wait this long for another run's host lock (default: don't wait)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="show commands and output")
     parser.add_argument("-q", "--quiet", action="store_true", help="print the recap only")
 
@@ -113,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Diagnose, plan, fix, verify and roll back faults on hosts over SSH.",
         epilog="exit codes: 0 ok, 2 task/verification failed, 3 host unreachable, "
                "4 invalid input, 5 audit log not written (nothing further changed), "
-               "6 a rollback failed, 99 interrupted",
+               f"6 a rollback failed, {EXIT_PENDING} something to do (--detailed-exitcode), 99 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"remedy {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -136,41 +139,48 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--detailed-exitcode", action="store_true",
                       help=f"exit {EXIT_PENDING} when the plan would change something, 0 when nothing")
     apply = command("apply", "Run exactly a saved plan; refuses a plan whose facts drifted.")
-    apply.add_argument("plan_file", metavar="PLAN")
-    apply.add_argument("--format", choices=("text", "json"), default="text")
-    apply.add_argument("-v", "--verbose", action="count", default=0)
-    apply.add_argument("-q", "--quiet", action="store_true")
+    apply.add_argument("plan_file", metavar="PLAN", help="a plan saved by 'remedy plan -o PLAN'")
+    apply.add_argument("--format", choices=("text", "json"), default="text",
+                       help="json: one document on stdout, human output on stderr")
+    apply.add_argument("-v", "--verbose", action="count", default=0, help="show commands and output")
+    apply.add_argument("-q", "--quiet", action="store_true", help="no progress")
     _add_batch_args(apply)
     diagnose = command("diagnose", "Which faults are present on which hosts, with the evidence.")
-    _add_execution_args_optional(diagnose)
+    _add_execution_args_optional(diagnose, changes=False)
     diagnose.add_argument("--detailed-exitcode", action="store_true",
                           help=f"exit {EXIT_PENDING} when a fault is found, 0 when every host is healthy")
     graph = command("graph", "Show the task dependency graph.")
-    graph.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
-    graph.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")
+    graph.add_argument("playbooks", nargs="+", metavar="PLAYBOOK",
+                       help="playbook files, or names of bundled playbooks")
+    graph.add_argument("--format", choices=("text", "mermaid", "dot"), default="text",
+                       help="text (default), mermaid (a ```mermaid block to paste into Markdown) or dot")
     validate = command("validate", "Check playbooks (and an inventory) without contacting hosts.")
-    validate.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
-    validate.add_argument("-i", "--inventory", action="append", default=[])
-    validate.add_argument("-e", "--extra-vars", action="append", default=[])
+    validate.add_argument("playbooks", nargs="+", metavar="PLAYBOOK",
+                          help="playbook files, or names of bundled playbooks")
+    validate.add_argument("-i", "--inventory", action="append", default=[], metavar="INVENTORY",
+                          help="also check that every variable is defined for its hosts (repeatable)")
+    validate.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
+                          help="k=v, @file.yml or JSON, as for run (repeatable)")
     inventory = command("inventory", "Show the resolved inventory.")
-    inventory.add_argument("-i", "--inventory", action="append", required=True)
+    inventory.add_argument("-i", "--inventory", action="append", required=True, metavar="INVENTORY",
+                           help="inventory file, directory or 'host1,host2,' (repeatable)")
     mode = inventory.add_mutually_exclusive_group(required=True)
     mode.add_argument("--list", action="store_true", help="all hosts and groups as JSON")
     mode.add_argument("--host", metavar="HOST", help="one host's merged variables as JSON")
     mode.add_argument("--graph", action="store_true", help="the group tree")
-    inventory.add_argument("-l", "--limit", metavar="PATTERN")
+    inventory.add_argument("-l", "--limit", metavar="PATTERN", help="only these hosts (Ansible patterns)")
     demo = command("demo", "Fix a throw-away sandbox on localhost: plan, run, recap.")
     demo.add_argument("--keep", action="store_true", help="keep the sandbox afterwards")
     demo.add_argument("--dir", metavar="DIR", help="build the sandbox here instead of a temp dir")
     playbooks = command("playbooks", "List the bundled playbooks, or document one.")
-    playbooks.add_argument("name", nargs="?")
+    playbooks.add_argument("name", nargs="?", help="a bundled playbook to document")
     playbooks.add_argument("--modules", action="store_true", help="document every module")
     playbooks.add_argument("--module", metavar="NAME", help="document one module")
     return parser
 
 
-def _add_execution_args_optional(parser: argparse.ArgumentParser) -> None:
-    _add_execution_args(parser)
+def _add_execution_args_optional(parser: argparse.ArgumentParser, *, changes: bool = True) -> None:
+    _add_execution_args(parser, changes=changes)
     for action in parser._actions:
         if action.dest == "playbooks":
             action.nargs = "*"

@@ -20,9 +20,10 @@ def _escape_label(text: str) -> str:
 
 
 def render_graph(graph: TaskGraph, fmt: str) -> str:
-    """The task graph as ``text``, ``mermaid`` (``graph TD``) or ``dot``."""
+    """The task graph as ``text``, ``mermaid`` (``graph TD`` in a ```` ```mermaid ```` block, to paste
+    into Markdown) or ``dot``."""
     if fmt == "mermaid":
-        return _mermaid(graph)
+        return f"```mermaid\n{_mermaid(graph)}\n```"
     if fmt == "dot":
         return _dot(graph)
     return _text_graph(graph)

@@ -177,15 +177,22 @@ def plan_summary(run: Any) -> str:
 
 
 def run_document(run: Any, redact: Any) -> dict[str, Any]:
-    """The ``--format json`` document (schema documented in the README)."""
+    """The ``--format json`` document (schema documented in the README).
+
+    A task has ``predicted`` only where a plan predicted it (fix tasks and
+    handlers); ``rolled_back`` says its change was undone by its playbook's rollback.
+    """
     hosts = []
     for host in run.hosts:
         tasks = []
+        undone = {f.playbook for f in host.faults if f.state is FaultState.ROLLED_BACK}
         for result in host.results:
             tasks.append({
                 "task": result.task, "name": result.name, "phase": result.phase,
                 "status": str(result.status), "changed": result.changed,
-                "predicted": result.predicted or None, "message": result.message,
+                "rolled_back": result.changed and result.phase in ("tasks", "handlers")
+                and _playbook(result.task) in undone,
+                **({"predicted": result.predicted} if result.predicted else {}), "message": result.message,
                 "duration": round(result.duration, 3), "no_log": result.no_log,
                 "diffs": [{"path": d.path, "before": d.before, "after": d.after} for d in result.diffs],
                 "commands": [{"command": c.command, "rc": c.rc, "stdout": c.stdout, "stderr": c.stderr,

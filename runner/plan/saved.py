@@ -17,12 +17,23 @@ from runner.results import Run
 
 
 def load_plan(path: str) -> dict[str, Any]:
+    """The plan saved at ``path`` by ``remedy plan -o``.
+
+    Raises:
+        InputError: the file cannot be read, is not JSON, or is not a saved plan
+            (the JSON output of ``run --check --format json`` is a run, not a plan).
+    """
+    fix = "create one with 'remedy plan PLAYBOOK... -i INVENTORY -o plan.json'"
     try:
-        saved: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-        saved["hosts"], saved["inputs"]  # noqa: B018 - shape check
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputError.at(Location(path), f"not a saved remedy plan: {error}",
-                            "create one with 'remedy plan ... -o plan.json'") from None
+        saved: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InputError.at(Location(path), f"cannot read the plan: {error.strerror}", fix) from None
+    except ValueError as error:
+        raise InputError.at(Location(path), f"not a saved remedy plan: not JSON ({error})", fix) from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("hosts"), list) or "inputs" not in saved:
+        what = "the JSON output of a run (--format json), which names no inputs" \
+            if isinstance(saved, dict) and "hosts" in saved else "no 'hosts' and 'inputs' in it"
+        raise InputError.at(Location(path), f"not a saved remedy plan: {what}", fix)
     return saved
 
 
@@ -45,7 +56,7 @@ def compare_with_plan(saved: dict[str, Any], run: Run) -> list[str]:
 
 
 def plan_drift(saved: dict[str, Any], fresh: Run) -> list[str]:
-    before = {(h["host"], t["task"]): (t["status"], t["predicted"])
+    before = {(h["host"], t["task"]): (t["status"], t.get("predicted"))
               for h in saved["hosts"] for t in h["tasks"]}
     after = {(r.host, r.task): (str(r.status), r.predicted or None) for r in fresh.all_results()}
     drift = []

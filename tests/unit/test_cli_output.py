@@ -259,12 +259,19 @@ ROLLED_BACK = """
 """
 
 
-def test_junit_names_each_task_by_its_id_under_host_and_playbook_and_shows_the_rollback(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def rolled_back(tmp_path: Path) -> tuple[Path, Path]:
+    """Host a, whose fix of port_conflict is rolled back, and the healthy host b."""
     inventory = tmp_path / "hosts.ini"
     inventory.write_text("a ansible_connection=local\nb ansible_connection=local\n")
     book = tmp_path / "port_conflict.yml"
     book.write_text(ROLLED_BACK)
+    return inventory, book
+
+
+def test_junit_names_each_task_by_its_id_under_host_and_playbook_and_shows_the_rollback(
+        tmp_path: Path, rolled_back: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    inventory, book = rolled_back
     junit = tmp_path / "junit.xml"
     code, _, err = remedy(capsys, tmp_path, "run", str(book), "-i", str(inventory), "--junit", str(junit))
     assert code == 2, err
@@ -285,3 +292,18 @@ def test_junit_names_each_task_by_its_id_under_host_and_playbook_and_shows_the_r
     assert (a.get("tests"), a.get("failures"), a.get("skipped")) == ("7", "2", "0")
     assert (b.get("failures"), b.get("skipped")) == ("0", "0")  # healthy tasks pass
     assert root.get("tests") == str(int(a.get("tests", "")) + int(b.get("tests", "")))
+
+
+def test_json_marks_the_changes_a_rollback_undid_and_predicts_only_with_a_documented_value(
+        tmp_path: Path, rolled_back: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    inventory, book = rolled_back
+    code, out, err = remedy(capsys, tmp_path, "run", str(book), "-i", str(inventory), "--format", "json")
+    assert code == 2, err
+    hosts = {h["host"]: h for h in json.loads(out)["hosts"]}
+    undone = {t["task"]: (t["status"], t["rolled_back"]) for t in hosts["a"]["tasks"]}
+    assert undone == {"port_conflict:diagnose[1]": ("ok", False),
+                      "port_conflict:stop_stale": ("changed", True), "port_conflict:start": ("changed", True),
+                      "port_conflict:works": ("failed", False), "port_conflict:undo": ("changed", False)}
+    tasks = [t for h in hosts.values() for t in h["tasks"]]
+    assert {t.get("predicted", "absent") for t in tasks} <= {"change", "no_change", "unknown", "absent"}
+    assert not any(t["rolled_back"] for t in hosts["b"]["tasks"])

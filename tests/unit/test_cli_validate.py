@@ -204,6 +204,8 @@ def test_graph_text_lists_tasks_in_run_order_with_dependencies(
 def test_graph_mermaid_has_one_node_per_task_and_every_edge(
         write: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
     lines = graph_output(write, capsys, "mermaid").splitlines()
+    assert lines[0] == "```mermaid" and lines[-1] == "```"  # a block to paste into Markdown
+    lines = lines[1:-1]
     assert lines[0] == "graph TD"
     nodes = [line for line in lines[1:] if re.match(r"^\s+n\d+[\[{]", line)]
     assert len(nodes) == 4

@@ -68,8 +68,9 @@ class Harness:
         def files(name: str) -> list[str]:
             return ["--junit", str(self.out / f"{name}.xml"), "--audit-log", str(self.out / "audit.jsonl")]
 
-        self.command("diagnose json", ["diagnose", *common, "--format", "json", *files("diagnose")])
-        self.command("diagnose text", ["diagnose", *common, *files("diagnose-text")])
+        looking = common[:-1]  # diagnose changes nothing: no --diff
+        self.command("diagnose json", ["diagnose", *looking, "--format", "json", *files("diagnose")])
+        self.command("diagnose text", ["diagnose", *looking, *files("diagnose-text")])
         self.command("plan -o", ["plan", *common, "-o", str(plan), *files("plan")])
         self.command("plan json", ["plan", *common, "--format", "json", *files("plan-json")])
         self.command("run --check", ["run", *common, "--check", "--format", "json", *files("check")])
