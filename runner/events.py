@@ -23,6 +23,10 @@ class Listener(Protocol):
 
     def host_started(self, host: str) -> None: ...
 
+    def task_started(self, host: str, task: str, name: str) -> None:
+        """Task ``task`` (its graph id; ``name``: its label) starts on ``host``; ``task_finished`` follows."""
+        ...
+
     def task_finished(self, result: TaskResult) -> None: ...
 
     def host_finished(self, result: HostResult) -> None: ...
@@ -41,6 +45,9 @@ class NullListener:
         return None
 
     def host_started(self, host: str) -> None:
+        return None
+
+    def task_started(self, host: str, task: str, name: str) -> None:
         return None
 
     def task_finished(self, result: TaskResult) -> None:
@@ -69,6 +76,10 @@ class Listeners(NullListener):
     def host_started(self, host: str) -> None:
         for listener in self.listeners:
             listener.host_started(host)
+
+    def task_started(self, host: str, task: str, name: str) -> None:
+        for listener in self.listeners:
+            listener.task_started(host, task, name)
 
     def task_finished(self, result: TaskResult) -> None:
         for listener in self.listeners:

@@ -31,7 +31,7 @@ from runner.errors import InputError, Location, Problem
 from runner.events import Listener, Listeners, NullListener
 from runner.load.inputs import Inputs, bundled_playbooks, load_inputs
 from runner.output.audit import AuditLog
-from runner.output.console import Console
+from runner.output.console import Console, ConsoleOptions, wants_color
 from runner.output.runs import (
     junit_document,
     plan_summary,
@@ -177,7 +177,9 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     audit = _open_audit(args.audit_log, redactor)
     quiet = args.quiet or (command == "diagnose" and not args.verbose)  # the diagnosis says it all
     diff = getattr(args, "diff", False) and not check  # a plan shows its diffs on stdout
-    console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=quiet, diff=diff)
+    color = wants_color(sys.stderr, no_color=getattr(args, "no_color", False))
+    console = Console(sys.stderr, redactor, ConsoleOptions(verbose=args.verbose, quiet=quiet, diff=diff,
+                                                           color=color))
     stop = threading.Event()
     try:
         with _Signals(stop):
@@ -375,7 +377,7 @@ def _replay_args(args: argparse.Namespace, info: dict[str, Any]) -> argparse.Nam
         argv += ["--tags", info["tags"]]
     argv += ["--format", args.format]
     namespace = build_parser().parse_args(argv)
-    namespace.verbose, namespace.quiet = args.verbose, args.quiet
+    namespace.verbose, namespace.quiet, namespace.no_color = args.verbose, args.quiet, args.no_color
     return namespace
 
 

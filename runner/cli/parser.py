@@ -98,7 +98,13 @@ def _add_execution_args(parser: argparse.ArgumentParser, *, changes: bool = True
         parser.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
                             help="wait this long for another run's host lock (default: don't wait)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="show commands and output")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print the recap only")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress, only the results")
+    _add_color_arg(parser)
+
+
+def _add_color_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-color", action="store_true",
+                        help="no colour on a terminal (also: NO_COLOR=1); never any in a file or pipe")
 
 
 def _add_batch_args(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="json: one document on stdout, human output on stderr")
     apply.add_argument("-v", "--verbose", action="count", default=0, help="show commands and output")
     apply.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    _add_color_arg(apply)
     _add_batch_args(apply)
     diagnose = command("diagnose", "Which faults are present on which hosts, with the evidence.")
     _add_execution_args_optional(diagnose, changes=False)

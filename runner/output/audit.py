@@ -103,6 +103,9 @@ class AuditLog:
     def host_started(self, host: str) -> None:
         self._write("host_start", host=host)
 
+    def task_started(self, host: str, task: str, name: str) -> None:
+        """Nothing: a task's one record (``task_end``) is written when it ends."""
+
     def task_finished(self, result: TaskResult) -> None:
         fields: dict[str, Any] = {
             "host": result.host, "task": result.task, "name": result.name, "phase": result.phase,

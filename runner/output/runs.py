@@ -28,11 +28,12 @@ _SYMBOLS = {"ok": "ok", "changed": "changed", "failed": "FAILED", "skipped": "sk
 
 
 def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
-                       redact: Any = None, width: int | None = None) -> str:
+                       redact: Any = None, width: int | None = None, paint: Any = None) -> str:
     """One progress line for a finished task (plus commands/diffs when asked).
 
     With ``width``, the line fits it: a failure is wrapped, any other line is
     cut (paths shortened in the middle first); ``-v`` shows it whole.
+    ``paint(status, word)`` colours the status word.
     """
     mask = redact or (lambda text: text)
     status = _SYMBOLS.get(str(result.status), str(result.status))
@@ -46,6 +47,9 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
     if width and not verbose and cell_width(lines[0]) > width:
         first = lines[0]
         lines[:1] = wrap(first, width) if result.status.is_failure else [_cut(short_paths(first), width)]
+    head = f"[{result.host}] {status}"
+    if paint is not None and lines[0].startswith(head):
+        lines[0] = f"[{result.host}] {paint(result.status, status)}{lines[0][len(head):]}"
     if verbose:
         for command in result.commands:
             lines.append(f"    $ {mask(_one_line(command.command, 200))}  (rc={command.rc})")

@@ -193,7 +193,7 @@ def _run_host(host: HostPlan, inputs: Inputs, options: WalkOptions, listener: Li
         else:
             conn = connect(host.params)
             conn.connect()  # unreachable hosts (connect, auth, host key) are found here
-            walk = HostWalk(host.name, conn, inputs.graph, options, listener.task_finished)
+            walk = HostWalk(host.name, conn, inputs.graph, options, listener)
             result = walk.run(list(host.plays))
     except UnreachableError as error:
         result = _close_host(host, listener, Status.UNREACHABLE,

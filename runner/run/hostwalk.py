@@ -39,11 +39,12 @@ masked); what ``register`` stores is the task's own.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from runner.events import Listener
 from runner.load import templating
 from runner.load.graph import Node, TaskGraph
 from runner.model import SECTIONS, Play, Playbook, Task
@@ -76,8 +77,6 @@ class WalkOptions:
     redactor: Redactor = field(default_factory=Redactor)
 
 
-Emit = Callable[[TaskResult], None]
-
 
 @dataclass(frozen=True)
 class Diagnosis:
@@ -94,12 +93,12 @@ class HostWalk:
     """Runs every applicable play on one host and collects its results."""
 
     def __init__(self, host: str, conn: Any, graph: TaskGraph, options: WalkOptions,
-                 emit: Emit) -> None:
+                 listener: Listener) -> None:
         self.host = host
         self.conn = conn
         self.graph = graph
         self.options = options
-        self.emit = emit
+        self.listener = listener
         self.results: list[TaskResult] = []
         self.lock: HostLock | None = None
         self.lock_refused: LockBusy | None = None
@@ -167,8 +166,12 @@ class HostWalk:
         """Keep and report ``result`` as every output may show it."""
         result = self.options.redactor.result(result)
         self.results.append(result)
-        self.emit(result)
+        self.listener.task_finished(result)
         return result
+
+    def started(self, node: Node) -> None:
+        """Say that ``node`` starts: progress shows what runs, and for how long."""
+        self.listener.task_started(self.host, node.id, self.options.redactor.text(node.task.label))
 
     def close_rest(self, nodes: list[Node], status: Status, message: str) -> None:
         """Give every not-yet-recorded node of ``nodes`` its terminal record."""
@@ -325,6 +328,7 @@ class PlayWalk:
         blocked: tuple[str, str] | None = None
         probe_ctx = replace(self.ctx, check=False)  # diagnose tasks are read-only probes
         for node in self.nodes["diagnose"]:
+            self.walk.started(node)
             result = run_task(probe_ctx, node.id, node.task, self.current_scope(), phase="diagnose")
             self._keep(node.task, result)
             failed = result.status is Status.FAILED and not result.data.get("error")
@@ -445,8 +449,10 @@ class PlayWalk:
         elif task.is_block:
             from runner.run.blocks import run_block
 
+            self.walk.started(node)
             result = run_block(self.ctx, node.id, task, self.current_scope(), phase, self.registered)
         else:
+            self.walk.started(node)
             result = run_task(self.ctx, node.id, task, self.current_scope(), phase=phase)
             if task.ignore_errors and phase != "rollback":  # a failed undo is never hidden
                 result = ignore_failure(result)
