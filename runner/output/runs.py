@@ -16,7 +16,7 @@ from runner.errors import printable
 from runner.output.tables import DEFAULT_WIDTH, cell_width, short_paths, table, wrap
 from runner.output.verdicts import FAILED_FAULTS, fault_documents
 from runner.redaction import NO_LOG_MESSAGE
-from runner.results import AUDIT_STOP, FaultState, Run, Status
+from runner.results import AUDIT_STOP, FAULT_FOUND, FaultState, Run, Status
 
 # --- runs: progress, plan, recap, JSON, JUnit -------------------------------
 
@@ -31,8 +31,9 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
                        redact: Any = None, width: int | None = None, paint: Any = None) -> str:
     """One progress line for a finished task (plus commands/diffs when asked).
 
-    With ``width``, the line fits it: a failure is wrapped, any other line is
-    cut (paths shortened in the middle first); ``-v`` shows it whole.
+    With ``width``, the line fits it: a change, a failure or a fault found is
+    wrapped (what changes is never cut), any other line is cut (paths shortened in the middle
+    first); ``-v`` shows it whole.
     ``paint(status, word)`` colours the status word.
     """
     mask = redact or (lambda text: text)
@@ -46,7 +47,9 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
         lines[0] += f" {NO_LOG_MESSAGE}"
     if width and not verbose and cell_width(lines[0]) > width:
         first = lines[0]
-        lines[:1] = wrap(first, width) if result.status.is_failure else [_cut(short_paths(first), width)]
+        whole = result.status.is_failure or result.changed or result.predicted == "change" \
+            or bool(result.data.get(FAULT_FOUND))
+        lines[:1] = wrap(first, width) if whole else [_cut(short_paths(first), width)]
     head = f"[{result.host}] {status}"
     if paint is not None and lines[0].startswith(head):
         lines[0] = f"[{result.host}] {paint(result.status, status)}{lines[0][len(head):]}"
