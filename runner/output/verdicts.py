@@ -87,7 +87,8 @@ def with_next_playbooks(run: Run, books: Iterable[Playbook]) -> Run:
 
 
 def render_health(run: Run, width: int = DEFAULT_WIDTH) -> str:
-    """The service's health after the run, for each host it was read on."""
+    """The service's health after the run, for each host it was read on (wrapped to ``width``), and the
+    command that fixes what still fails."""
     lines = []
     for host in run.hosts:
         health: Mapping[str, Any] = host.health
@@ -97,10 +98,9 @@ def render_health(run: Run, width: int = DEFAULT_WIDTH) -> str:
             lines.extend(wrap(f"{host.host}: healthy ({health.get('status')})", width, indent="  "))
             continue
         reasons = "; ".join(health.get("reasons") or []) or str(health.get("message", ""))
-        line = f"  {host.host}: status {health.get('status')}: {reasons}"
-        if health.get("next"):
-            line += f"; next: remedy run {' '.join(health['next'])} -l {host.host}"
-        lines.extend(wrap(line.strip(), width, indent="  "))
+        lines.extend(wrap(f"{host.host}: status {health.get('status')}: {reasons}", width, indent="  "))
+        if health.get("next"):  # a command to paste: never wrapped
+            lines.append(f"    next: remedy run {' '.join(health['next'])} -l {host.host}")
     return "\n".join(["Health after the run:", *lines]) if lines else ""
 
 

@@ -107,8 +107,13 @@ def test_a_chain_missing_a_level_is_refused_beyond_the_allowed_fallback(fleet: F
     text = subprocess.run(
         [sys.executable, "-m", "runner", "plan", "restore_from_backup", "-i", str(fleet.inventory),
          "-i", str(fleet.locks()), "-l", HOST], capture_output=True, text=True, cwd=REPO, check=False)
-    rows = [line for line in text.stdout.splitlines() if line.startswith(HOST)]
-    assert rows and refused[:40] in rows[0], text.stdout
+    lines = text.stdout.split("\n\n")[0].splitlines()  # the plan's table, its cells wrapped
+    start = lines[0].index("detail")
+    first = next(i for i, line in enumerate(lines) if line.startswith(HOST))
+    rest = [i for i, line in enumerate(lines) if i > first and line[:1] not in ("", " ")]  # the next row
+    end = rest[0] if rest else len(lines)
+    detail = " ".join(line[start:].strip() for line in lines[first:end])
+    assert refused[:40] in detail, text.stdout
 
     run = fleet.remedy("run", "restore_from_backup", "-l", HOST)
     assert run.rc == 2, run.explain()

@@ -310,3 +310,18 @@ def test_json_marks_the_changes_a_rollback_undid_and_predicts_only_with_a_docume
     tasks = [t for h in hosts.values() for t in h["tasks"]]
     assert {t.get("predicted", "absent") for t in tasks} <= {"change", "no_change", "unknown", "absent"}
     assert not any(t["rolled_back"] for t in hosts["b"]["tasks"])
+
+
+def test_health_after_the_run_wraps_its_reasons_and_keeps_the_next_command_on_a_line_of_its_own() -> None:
+    from runner.output.verdicts import render_health
+    from runner.results import HostResult, Run, Status
+
+    reasons = ["data: bots.json: checksum mismatch",
+               "cache_dir: bots.json: stale (differs from the data file)",
+               "redis: coze:cache:bots.json: stale (differs from the data file)"]
+    host = HostResult("host02", (), Status.CHANGED, health={"ok": False, "status": 503, "reasons": reasons,
+                                                             "next": ["restore_from_backup", "cache_flush"]})
+    lines = render_health(Run("r", (host,)), 100).splitlines()
+    assert max(cell_width(line) for line in lines) <= 100
+    assert lines[-1] == "    next: remedy run restore_from_backup cache_flush -l host02"
+    assert " ".join(" ".join(lines[1:-1]).split()) == "host02: status 503: " + "; ".join(reasons)
