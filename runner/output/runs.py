@@ -16,7 +16,7 @@ from runner.errors import printable
 from runner.output.tables import DEFAULT_WIDTH, cell_width, short_paths, table, wrap
 from runner.output.verdicts import FAILED_FAULTS, fault_documents
 from runner.redaction import NO_LOG_MESSAGE
-from runner.results import AUDIT_STOP, FAULT_FOUND, FaultState, Run, Status
+from runner.results import AUDIT_STOP, CAUSE, FAULT_FOUND, FaultState, Run, Status
 
 # --- runs: progress, plan, recap, JSON, JUnit -------------------------------
 
@@ -32,16 +32,16 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
     """One progress line for a finished task (plus commands/diffs when asked).
 
     With ``width``, the line fits it: a change, a failure or a fault found is
-    wrapped (what changes is never cut), any other line is cut (paths shortened in the middle
-    first); ``-v`` shows it whole.
-    ``paint(status, word)`` colours the status word.
+    wrapped (what changes is never cut), any other line is cut (paths
+    shortened in the middle first); ``-v`` shows it whole. ``paint(status,
+    word)`` colours the status word.
     """
     mask = redact or (lambda text: text)
     status = _SYMBOLS.get(str(result.status), str(result.status))
     if result.predicted == "unknown" and result.phase != "diagnose":
         status += " (will run, effect unknown)" if result.data.get("check_mode") else ""
     message = f" - {mask(_one_line(result.message))}" if result.message else ""
-    named = f": {result.name}" if result.status is not Status.UNREACHABLE else ""  # the host is
+    named = f": {result.name}" if result.status is not Status.UNREACHABLE else ""  # no task ran on it
     lines = [f"[{result.host}] {status}{named}{message}"]
     if result.no_log and not result.message:
         lines[0] += f" {NO_LOG_MESSAGE}"
@@ -125,8 +125,8 @@ def render_plan(run: Any, width: int = DEFAULT_WIDTH) -> str:
     """
     rows, diffs = [], []
     for result in _planned(run):
-        what = {"change": "will change", "unknown": "will run, effect unknown"}.get(
-            result.predicted, str(result.status))
+        what = str(result.status) if result.status.is_failure else {
+            "change": "will change", "unknown": "will run, effect unknown"}.get(result.predicted, "")
         rows.append([result.host, result.name, what, printable(" ".join(result.message.split()))])
         if result.diffs:
             title = wrap(f"{result.host}: {result.name}", width)
@@ -145,9 +145,10 @@ def render_plan(run: Any, width: int = DEFAULT_WIDTH) -> str:
 
 
 def _planned(run: Any) -> list[Any]:
-    """The fix and handler results of a check run that will run, or that failed to be planned."""
-    return [r for r in run.all_results() if r.phase in ("tasks", "handlers")
-            and (r.predicted in ("change", "unknown") or r.status.is_failure)]
+    """The fix tasks and handlers of a check run that will run, and each failure that stopped a plan."""
+    return [r for r in run.all_results()
+            if r.phase in ("tasks", "handlers") and r.predicted in ("change", "unknown")
+            or r.status.is_failure and CAUSE not in r.data]
 
 
 def plan_summary(run: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -64,6 +65,15 @@ def section(out: str, title: str) -> str:
     lines = out[out.index(title):].splitlines()
     end = next((i for i, line in enumerate(lines[1:], 1) if not line.startswith(" ")), len(lines))
     return " ".join(" ".join(lines[:end]).split())
+
+
+def progress_of(err: str, host: str) -> str:
+    """The progress lines of ``host`` in ``err``, wrapped lines joined, as one text."""
+    lines, mine = [], False
+    for line in err.splitlines():
+        mine = line.startswith(f"[{host}]") or (mine and line.startswith("    "))
+        lines += [line] * mine
+    return " ".join(" ".join(lines).split())
 
 
 def recap(out: str) -> dict[str, dict[str, str]]:
@@ -134,8 +144,7 @@ def test_a_failed_probe_is_one_failure_and_the_tasks_after_it_are_skipped_becaus
     junit = tmp_path / "junit.xml"
     code, out, err = remedy(capsys, tmp_path, "run", str(book), "-i", str(inventory), "--junit", str(junit))
     assert code == 2, err
-    progress = [line for line in err.splitlines() if line.startswith("[a]") or line.startswith("    ")]
-    assert " ".join(" ".join(progress).split()) == (
+    assert progress_of(err, "a") == (
         f"[a] FAILED: read the port from the config file - command exited 2: grep: {tmp_path}/a/config.yaml: "
         "No such file or directory")
     row = recap(out)["a"]
@@ -325,3 +334,20 @@ def test_health_after_the_run_wraps_its_reasons_and_keeps_the_next_command_on_a_
     assert max(cell_width(line) for line in lines) <= 100
     assert lines[-1] == "    next: remedy run restore_from_backup cache_flush -l host02"
     assert " ".join(" ".join(lines[1:-1]).split()) == "host02: status 503: " + "; ".join(reasons)
+
+
+def test_a_plan_names_the_failure_that_stopped_a_host_in_its_table_and_counts_the_host_unknown(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "config.yaml").write_text("port: 8080\n")  # a has no config at all
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("a ansible_connection=local\nb ansible_connection=local\n")
+    book = tmp_path / "port.yml"
+    book.write_text(PROBED.format(root=tmp_path))
+    code, out, err = remedy(capsys, tmp_path, "plan", str(book), "-i", str(inventory))
+    assert code == 2, err
+    rows = [line for line in out.split("\n\n")[0].splitlines() if line.startswith("a ")]
+    assert len(rows) == 1 and re.match(r"a +read the port from the config +failed +command exited 2: grep: ",
+                                       rows[0]), out
+    assert out.rstrip("\n").splitlines()[-1] == \
+        "Plan: 1 host will change (1 change, 1 of unknown effect), 0 healthy, 1 unknown"
