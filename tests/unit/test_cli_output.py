@@ -132,15 +132,22 @@ PROBED = """
 """
 
 
-def test_a_failed_probe_is_one_failure_and_the_tasks_after_it_are_skipped_because_of_it(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def probed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """Host a, which has no config file for the probe to read, and host b, which has one; COLUMNS=100."""
     monkeypatch.setenv("COLUMNS", "100")
     (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "config.yaml").write_text("port: 8080\n")  # a has no config at all
+    (tmp_path / "b" / "config.yaml").write_text("port: 8080\n")
     inventory = tmp_path / "hosts.ini"
     inventory.write_text("a ansible_connection=local\nb ansible_connection=local\n")
     book = tmp_path / "port.yml"
     book.write_text(PROBED.format(root=tmp_path))
+    return inventory, book
+
+
+def test_a_failed_probe_is_one_failure_and_the_tasks_after_it_are_skipped_because_of_it(
+        tmp_path: Path, probed: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    inventory, book = probed
     junit = tmp_path / "junit.xml"
     code, out, err = remedy(capsys, tmp_path, "run", str(book), "-i", str(inventory), "--junit", str(junit))
     assert code == 2, err
@@ -337,13 +344,8 @@ def test_health_after_the_run_wraps_its_reasons_and_keeps_the_next_command_on_a_
 
 
 def test_a_plan_names_the_failure_that_stopped_a_host_in_its_table_and_counts_the_host_unknown(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "config.yaml").write_text("port: 8080\n")  # a has no config at all
-    inventory = tmp_path / "hosts.ini"
-    inventory.write_text("a ansible_connection=local\nb ansible_connection=local\n")
-    book = tmp_path / "port.yml"
-    book.write_text(PROBED.format(root=tmp_path))
+        tmp_path: Path, probed: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    inventory, book = probed
     code, out, err = remedy(capsys, tmp_path, "plan", str(book), "-i", str(inventory))
     assert code == 2, err
     rows = [line for line in out.split("\n\n")[0].splitlines() if line.startswith("a ")]
