@@ -13,6 +13,7 @@ import pytest
 from runner.connection import OUTPUT_CAP, Become, Connection, ConnectionParams, HeldCommand
 from runner.errors import CommandTimeout, ConnectionLost
 from runner.testing import Sshd
+from tests.support.processes import tagged
 from tests.support.waiting import wait_until
 
 Connect = Callable[[ConnectionParams], Connection]
@@ -75,7 +76,7 @@ def test_ten_mib_on_both_streams_at_once_is_drained_and_capped(ssh: Connection) 
 def test_a_timeout_kills_the_whole_remote_process_group(ssh: Connection, marker: str) -> None:
     start = time.monotonic()
     with pytest.raises(CommandTimeout) as caught:
-        ssh.run(f"echo started; sleep 300 & sleep 301; wait # {marker}", timeout=1)
+        ssh.run(f"echo started; {tagged('sleep 300 & sleep 301; wait', marker)}", timeout=1)
     assert time.monotonic() - start < 15
     assert caught.value.result.timed_out and caught.value.result.rc is None
     assert caught.value.result.stdout == "started\n"
@@ -85,7 +86,7 @@ def test_a_timeout_kills_the_whole_remote_process_group(ssh: Connection, marker:
 
 def test_a_timeout_kills_a_group_that_ignores_term(ssh: Connection, marker: str) -> None:
     with pytest.raises(CommandTimeout):
-        ssh.run(f"trap '' TERM; sleep 300 # {marker}", timeout=1)
+        ssh.run(tagged("trap '' TERM; sleep 300", marker), timeout=1)
     wait_until(gone(ssh, marker), what="KILL to end a TERM-ignoring command")
 
 
@@ -95,7 +96,7 @@ def test_a_killed_session_mid_command_is_connection_lost(sshd: Sshd, connect: Co
 
     def run() -> None:
         try:
-            conn.run(f"echo started; sleep 300 # {marker}", timeout=60)
+            conn.run(f"echo started; {tagged('sleep 300', marker)}", timeout=60)
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             outcome.append(exc)
 
