@@ -268,15 +268,18 @@ class ShellPipes:
         """
         chan = self._channel
         out = err = b""
-        while chan.recv_ready():  # a finished stream is still read (and dropped): the window stays open
-            out += self._out.feed(chan.recv(CHUNK))
+        # One read per stream and call, so that what one call holds is bounded however fast
+        # the output comes; a finished stream is still read (and dropped): the window stays open.
+        if chan.recv_ready():
+            out = self._out.feed(chan.recv(CHUNK))
             if self._learn_group():
                 out += self._out.flush()  # its last newline ends the start marker's line
-        while chan.recv_stderr_ready():
-            err += self._err.feed(chan.recv_stderr(CHUNK))
+        if chan.recv_stderr_ready():
+            err = self._err.feed(chan.recv_stderr(CHUNK))
         if self._out.value == b"L" and self._err.value is not None:
             raise ShellTainted
-        if not (out or err) and (chan.closed or chan.eof_received) and not self.finished():
+        ended = (chan.closed or chan.eof_received) and not (chan.recv_ready() or chan.recv_stderr_ready())
+        if not (out or err) and ended and not self.finished():
             if self._group is None and self._transport is not None and self._transport.is_active():
                 raise ShellTainted  # the shell died before the command started
             return self._out.flush(), self._err.flush()  # no delimiter will come
