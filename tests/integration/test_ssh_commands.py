@@ -45,6 +45,14 @@ def test_stdin_data_reaches_the_command_and_is_closed_after(ssh: Connection) -> 
     assert result.stdout.startswith(hashlib.sha256(data).hexdigest())
 
 
+def test_64_mib_of_stdin_arrives_in_seconds_not_minutes(ssh: Connection) -> None:
+    data = bytes(range(256)) * (64 * MIB // 256)
+    start = time.monotonic()
+    result = ssh.run("sha256sum", stdin=data, timeout=120)
+    assert result.stdout.startswith(hashlib.sha256(data).hexdigest())
+    assert time.monotonic() - start < 20  # sent whole, each packet copied what was left: ~1 min
+
+
 def test_env_values_arrive_literally(ssh: Connection) -> None:
     value = "$(id) `id` ${HOME} 'single' \"double\" \\ ; | & * \n end"
     result = ssh.run('printf %s "$REMEDY_VALUE"', env={"REMEDY_VALUE": value})
