@@ -5,6 +5,7 @@ an ``O_APPEND`` descriptor and fsynced, so concurrent runs never interleave
 records and a crash can tear at most the last line. Every record passes
 through the run's ``Redactor`` first. Events: ``run_start``, ``task_end``
 (one per host x task: the terminal record), ``host_end``, ``run_end``.
+``unfinished_runs`` finds the runs that started but never ended (killed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import Any
 
 from runner.redaction import Redactor
 from runner.results import HostResult, Run, TaskResult
+
+#: How much of the end of the log ``unfinished_runs`` reads.
+_TAIL = 8 * 1024 * 1024
 
 
 class AuditLog:
@@ -87,3 +91,43 @@ class AuditLog:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+
+def unfinished_runs(path: str | Path) -> list[dict[str, Any]]:
+    """The ``run_start`` records of runs that never ended, since the last run that did.
+
+    A run counts when its log has a ``run_start`` after the last ``run_end`` of
+    any run, no ``run_end`` of its own, and its process (``pid``) is gone: it
+    was killed, or its machine went down. Only the end of the log is read.
+    """
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - _TAIL))
+            lines = handle.read().splitlines()
+    except OSError:
+        return []
+    started: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        if b'"event": "run_' not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # torn by a crash, or cut by the seek
+        if record.get("event") == "run_end":
+            started.clear()
+        elif record.get("event") == "run_start":
+            started[str(record.get("run_id"))] = record
+    return [r for r in started.values() if not _alive(r.get("pid"))]
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, another user's
+    return True

@@ -115,7 +115,7 @@ class HostWalk:
             return
         ctx = HostContext(self.host, self.conn, play, Path(book.path).resolve().parent,
                           check=self.options.check, become_password=self.options.become_password,
-                          stop=self.options.stop)
+                          stop=self.options.stop, run_id=self.options.run_id)
         scope = templating.Scope([(host_vars, True), ({"remedy_run_id": self.options.run_id}, False)])
         registered: dict[str, Any] = {}
         play_walk = _PlayWalk(self, ctx, scope, registered)

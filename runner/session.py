@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from runner import report
-from runner.audit import AuditLog
+from runner.audit import AuditLog, unfinished_runs
 from runner.connection import import_ssh
 from runner.errors import InputError, Location, Problem
 from runner.events import Listener, Listeners, NullListener
@@ -155,6 +155,10 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
         redactor.add(host.params.password)
         redactor.add(host.params.become_password)
     audit = _open_audit(args.audit_log, redactor)
+    for start in unfinished_runs(audit.path):
+        print(f"remedy: warning: the run {start.get('run_id')} started {start.get('ts')} did not finish "
+              f"(no run_end in {audit.path}); its hosts may be half-changed, and uploads remove the "
+              "temp files it left", file=sys.stderr)
     console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=args.quiet, diff=args.diff)
     stop = threading.Event()
     try:

@@ -50,6 +50,7 @@ class HostContext:
     check: bool = False
     become_password: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    run_id: str = ""  # names the run's temp files on the host
     secrets: set[str] = field(default_factory=set)
     probes: ProbeCache = field(default_factory=ProbeCache)
     #: Check mode: an earlier task of this host predicted a change that was not made,
@@ -256,7 +257,7 @@ def _send(ctx: HostContext, task: Task, change: Change, become: Become | None,
             ok = result.rc in step.ok_rc
         elif isinstance(step, Upload):
             result = _guarded(ctx, task, attempt, lambda s=step: upload(
-                ctx.conn, s, become=become, timeout=task.timeout))
+                ctx.conn, s, become=become, timeout=task.timeout, run_id=ctx.run_id))
             ok = result.rc == 0
         else:
             assert isinstance(step, Fetch)
