@@ -24,6 +24,7 @@ from runner.connection import Connection, ConnectionParams
 from runner.errors import InputError, InventoryError, Location, UnreachableError
 from runner.events import Listener
 from runner.graph import Node
+from runner.hostlock import ANSWER_TIMEOUT
 from runner.hostwalk import HostWalk, WalkOptions
 from runner.inputs import Inputs
 from runner.model import Play, Playbook
@@ -60,6 +61,7 @@ class RunOptions:
     skip_tags: frozenset[str] = frozenset()
     lock_timeout: float = 0.0
     lock_path: str = ""  # "" = per host: remedy_lock_path or /tmp/remedy-<host>.lock
+    lock_answer_timeout: float = ANSWER_TIMEOUT  # for the lock command's first line
     connect: ConnectOptions = ConnectOptions()
 
 
@@ -201,7 +203,8 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
     walk_options = WalkOptions(
         check=options.check, diagnose_only=options.diagnose_only, tags=options.tags,
         skip_tags=options.skip_tags, lock_path=options.lock_path, lock_timeout=options.lock_timeout,
-        run_id=run_id, become_password=options.connect.become_password, stop=halt)
+        lock_answer_timeout=options.lock_answer_timeout, run_id=run_id,
+        become_password=options.connect.become_password, stop=halt)
     workers = max(1, min(options.forks, len(hosts)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remedy-host") as pool:
         for batch in batches([h.name for h in hosts], serial):

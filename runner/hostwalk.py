@@ -27,7 +27,7 @@ from typing import Any
 
 from runner import templating
 from runner.graph import Node, TaskGraph
-from runner.hostlock import HostLock, LockBusy, default_lock_path
+from runner.hostlock import ANSWER_TIMEOUT, HostLock, LockBusy, LockError, default_lock_path
 from runner.model import SECTIONS, Play, Playbook
 from runner.results import HostResult, Status, TaskResult
 from runner.taskrun import FAILED_WHEN, HostContext, ignore_failure, remember, run_task
@@ -45,6 +45,7 @@ class WalkOptions:
     skip_tags: frozenset[str] = frozenset()
     lock_path: str = ""  # "" = the host's remedy_lock_path, or default_lock_path(host)
     lock_timeout: float = 0.0
+    lock_answer_timeout: float = ANSWER_TIMEOUT
     run_id: str = ""
     become_password: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -131,10 +132,12 @@ class HostWalk:
 
         Raises:
             LockBusy: another run holds the lock.
+            LockError: the lock could not be taken for another reason.
         """
         if self.options.check or self.lock is not None:
             return
-        lock = HostLock(self.conn, self.lock_path, self.options.run_id)
+        lock = HostLock(self.conn, self.lock_path, self.options.run_id,
+                        answer_timeout=self.options.lock_answer_timeout)
         lock.acquire(timeout=self.options.lock_timeout, stop=self.options.stop)
         self.lock = lock
 
@@ -194,6 +197,10 @@ class _PlayWalk:
         except LockBusy as busy:
             self.walk.close_rest(every, Status.NOT_RUN, f"locked: {busy}")
             self.walk.verdict = Status.NOT_RUN
+            return False
+        except LockError as error:  # not another run: the host's own trouble
+            self.walk.close_rest(every, error.status, str(error))
+            self.walk.verdict = error.status
             return False
         if nodes["diagnose"]:
             evidence = self._diagnose(nodes["diagnose"], recheck=True)

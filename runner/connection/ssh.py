@@ -28,6 +28,7 @@ from runner.connection import (
     Become,
     ConnectionParams,
     HeldCommand,
+    gate,
     hostkeys,
 )
 from runner.connection.channels import SWALLOWED, SSHHeld, SSHPipes
@@ -108,7 +109,25 @@ class SSHConnection:
         sock: socket.socket | paramiko.Channel | None,
         password: str | None,
     ) -> paramiko.Transport:
-        """A transport to ``hop``: handshake, host key check, then authentication."""
+        """A transport to ``hop`` (``_try_hop``), dialled again if its server drops it (``gate``)."""
+        try:
+            return gate.attempts(hop.hostname, hop.port, lambda: self._try_hop(hop, sock, password),
+                                 redial=sock is None)
+        except gate.DroppedError as dropped:
+            raise UnreachableError(self.host, "connect", f"{hop}: {dropped}") from None
+
+    def _try_hop(
+        self,
+        hop: Endpoint,
+        sock: socket.socket | paramiko.Channel | None,
+        password: str | None,
+    ) -> paramiko.Transport:
+        """A transport to ``hop``: handshake, host key check, then authentication.
+
+        Raises:
+            UnreachableError: connect, auth or host key failure.
+            gate.DroppedError: the server closed the connection before its banner.
+        """
         transport = paramiko.Transport(sock if sock is not None else self._dial(hop))
         transport.banner_timeout = self._params.connect_timeout
         transport.auth_timeout = AUTH_TIMEOUT
@@ -124,10 +143,12 @@ class SSHConnection:
                             accept_new=self._params.accept_new_host_keys)
             authenticate(transport, self.host, hop, password)
         except UnreachableError:
-            transport.close()
+            gate.hang_up(transport)
             raise
         except (*SWALLOWED, ValueError) as exc:
-            transport.close()
+            gate.hang_up(transport)
+            if gate.dropped_before_banner(exc):
+                raise gate.DroppedError(str(exc)) from None
             detail = f"{hop}: {exc or type(exc).__name__}"
             raise UnreachableError(self.host, "connect", detail) from None
         transport.set_keepalive(max(1, round(self._params.keepalive)))
