@@ -8,9 +8,9 @@ many inventory names for one address) would then be lost at random as soon
 as ``--forks`` passes 10. So at most ``HANDSHAKES`` connections to one server
 (address and port, as dialled) are between the dial and authentication at a
 time, and a connection the server closed before its banner is dialled again,
-up to ``ATTEMPTS`` times, after a short random pause. A connection that
-failed is closed at once (``hang_up``), so that it leaves the server's count
-as soon as it leaves ours.
+up to ``ATTEMPTS`` times, after a short random pause. A connection is closed
+at once (``hang_up``), so that it leaves the server's count as soon as it
+leaves ours.
 """
 
 from __future__ import annotations
@@ -88,11 +88,12 @@ def pause(attempt: int) -> float:
 
 
 def hang_up(transport: paramiko.Transport) -> None:
-    """Close a transport that failed to open, and its connection at once.
+    """Close a transport and its connection at once.
 
     A plain close leaves the connection open until the transport's thread
-    returns from the read it is blocked in, and the server goes on counting
-    it among its unauthenticated connections meanwhile.
+    returns from the read it is blocked in (up to ``ssh.IDLE_CHECK``), and the
+    server goes on counting a connection that failed to open among its
+    unauthenticated ones meanwhile.
     """
     with contextlib.suppress(*SWALLOWED):
         transport.sock.shutdown(socket.SHUT_RDWR)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -182,6 +183,27 @@ def test_a_connection_closed_before_the_banner_is_dialled_again(sshd: Sshd) -> N
     assert error.reason == "connect"
     assert f"closed before the banner, {ATTEMPTS} attempts" in error.detail
     assert server.accepted == ATTEMPTS
+
+
+def test_idle_connections_wake_their_threads_about_once_a_second(
+    shared_sshd: Sshd, connect: Connect
+) -> None:
+    conns = [connect(shared_sshd.params(f"web{i:02d}")) for i in range(10)]
+    assert all(conn.run("true").rc == 0 for conn in conns)
+    before = wakeups()
+    threading.Event().wait(3.0)  # the window measured: ten connections with nothing to do
+    woken = wakeups() - before
+    assert woken < 120, f"{woken} wakeups in 3 s"  # every 0.1 s would be 300
+
+
+def wakeups() -> int:
+    """Voluntary context switches of every thread of this process so far."""
+    total = 0
+    for status in Path("/proc/self/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
 
 
 def test_ssh_agent_keys_are_offered_when_no_key_file_is_given(
