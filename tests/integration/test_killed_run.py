@@ -74,15 +74,20 @@ def test_the_next_run_warns_and_no_temp_file_of_a_killed_upload_stays(
 ) -> None:
     dest = prepare(tmp_path, shared_sshd)
     first = subprocess.Popen(remedy(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    groups: set[int] = set()
     try:
         temp = wait_until(lambda: temp_files(dest), timeout=30, what="the upload's temp file")[0]
+        if kill_host_side:  # frozen first, so that it cannot clean up when remedy goes
+            groups = {os.getpgid(pid) for pid in writers(temp)}
+            for group in groups:
+                os.killpg(group, signal.SIGSTOP)
         first.send_signal(signal.SIGKILL)
     finally:
         first.kill()
         first.wait()
     run_id = run_started(tmp_path / "audit.jsonl")
     if kill_host_side:
-        for group in {os.getpgid(pid) for pid in writers(temp)}:  # all at once: no trap can run
+        for group in groups:  # no trap runs on SIGKILL
             os.killpg(group, signal.SIGKILL)
         wait_until(lambda: not writers(temp), what="the upload's processes to end")
         assert temp.exists()  # nothing on the host cleaned it up
