@@ -76,7 +76,8 @@ def test_the_next_run_warns_and_no_temp_file_of_a_killed_upload_stays(
     first = subprocess.Popen(remedy(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     groups: set[int] = set()
     try:
-        temp = wait_until(lambda: temp_files(dest), timeout=30, what="the upload's temp file")[0]
+        temp = wait_until(lambda: [t for t in temp_files(dest) if writers(t)], timeout=30,
+                          what="the upload's temp file, open for writing")[0]
         if kill_host_side:  # frozen first, so that it cannot clean up when remedy goes
             groups = {os.getpgid(pid) for pid in writers(temp)}
             for group in groups:
