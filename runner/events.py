@@ -2,10 +2,14 @@
 
 Data layer. The executor calls these from worker threads; implementations
 (console progress, audit log) must be thread-safe. ``Listeners`` fans out.
+A listener that keeps the run's record (the audit log) never raises: once it
+cannot write, ``audit_error`` says why, and ``Halting`` stops the run from
+starting anything new.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -25,6 +29,10 @@ class Listener(Protocol):
 
     def run_finished(self, run: Run) -> None: ...
 
+    def audit_error(self) -> str:
+        """Why an event could not be written to the audit log ('' while every one was)."""
+        ...
+
 
 class NullListener:
     """Ignores every event."""
@@ -43,6 +51,9 @@ class NullListener:
 
     def run_finished(self, run: Run) -> None:
         return None
+
+    def audit_error(self) -> str:
+        return ""
 
 
 class Listeners(NullListener):
@@ -70,3 +81,34 @@ class Listeners(NullListener):
     def run_finished(self, run: Run) -> None:
         for listener in self.listeners:
             listener.run_finished(run)
+
+    def audit_error(self) -> str:
+        return next((e for e in (listener.audit_error() for listener in self.listeners) if e), "")
+
+
+class Halting(Listeners):
+    """Forwards every event to ``listener``; sets ``halt`` once it reports an ``audit_error``."""
+
+    def __init__(self, listener: Listener, halt: threading.Event) -> None:
+        super().__init__([listener])
+        self.halt = halt
+
+    def _check(self) -> None:
+        if not self.halt.is_set() and self.audit_error():
+            self.halt.set()
+
+    def run_started(self, run_id: str, hosts: Sequence[str], *, check: bool) -> None:
+        super().run_started(run_id, hosts, check=check)
+        self._check()
+
+    def host_started(self, host: str) -> None:
+        super().host_started(host)
+        self._check()
+
+    def task_finished(self, result: TaskResult) -> None:
+        super().task_finished(result)
+        self._check()
+
+    def host_finished(self, result: HostResult) -> None:
+        super().host_finished(result)
+        self._check()

@@ -32,6 +32,8 @@ class Task:
     module: str = ""
     args: Mapping[str, Any] = field(default_factory=dict)
     requires: tuple[str, ...] | None = None
+    undoes: tuple[str, ...] = ()  # rollback only: runs only if one of these tasks changed the host
+    blocked_by: str = ""  # diagnose only: when this check fails, that playbook must run first
     when: tuple[Any, ...] = ()
     register: str = ""
     notify: tuple[str, ...] = ()
@@ -87,6 +89,8 @@ class Play:
     become_user: str | None = None
     tags: tuple[str, ...] = ()
     environment: Mapping[str, Any] = field(default_factory=dict)
+    after: tuple[str, ...] = ()  # playbooks whose faults are fixed before this play's, on one host
+    health: Mapping[str, Any] = field(default_factory=dict)  # the ``health`` module's args, or {}
 
     def section(self, name: str) -> tuple[Task, ...]:
         result: tuple[Task, ...] = getattr(self, name)

@@ -1,6 +1,6 @@
 """Result states and records: one terminal ``TaskResult`` per host x task.
 
-Data layer. The executor produces these; ``report`` renders them; the recap
+Data layer. The executor produces these; ``output`` renders them; the recap
 counters are derived from them, so they always add up.
 """
 
@@ -25,6 +25,8 @@ class Status(StrEnum):
     INDETERMINATE = "indeterminate"
     HEALTHY = "healthy"
     ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+    BLOCKED = "blocked"
     NOT_RUN = "not_run"
 
     def __str__(self) -> str:
@@ -36,9 +38,49 @@ class Status(StrEnum):
         return self in _FAILURES
 
 
+#: The message of a task not started because the run was stopped.
+STOPPED = "run stopped before this task"
+#: Why the rest of a run was not run once its audit log could not be written (exit 5).
+AUDIT_STOP = "the audit log could not be written: nothing further was changed"
+#: The ``data`` flag of a diagnose task's record when it found its fault.
+FAULT_FOUND = "fault_found"
+
+
 _FAILURES = frozenset(
-    {Status.FAILED, Status.UNREACHABLE, Status.TIMED_OUT, Status.INDETERMINATE, Status.ROLLED_BACK}
+    {Status.FAILED, Status.UNREACHABLE, Status.TIMED_OUT, Status.INDETERMINATE, Status.ROLLED_BACK,
+     Status.ROLLBACK_FAILED, Status.BLOCKED}
 )
+
+#: Exit code of a run in which a rollback failed: a host is in neither its old nor its fixed state.
+EXIT_ROLLBACK_FAILED = 6
+
+
+class FaultState(StrEnum):
+    """What became of one playbook's fault on one host."""
+
+    HEALTHY = "healthy"  # the diagnosis found no fault
+    FOUND = "found"  # present; diagnose and plan stop here
+    FIXED = "fixed"  # fixed and verified by the playbook's own checks
+    FAILED = "failed"  # the diagnosis or the fix failed, with nothing to roll back
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+    BLOCKED = "blocked"  # another fault's playbook must run first
+    WAITING = "waiting"  # plan: runs after its blocker, if its fault is still present then
+    NOT_RUN = "not_run"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One playbook's fault on one host: its state, the evidence, and why."""
+
+    playbook: str
+    state: FaultState
+    evidence: tuple[str, ...] = ()
+    detail: str = ""
+    blocked_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +139,8 @@ class HostResult:
     host: str
     results: tuple[TaskResult, ...]
     status: Status  # the host's overall verdict, used for the recap's host column
+    faults: tuple[Fault, ...] = ()  # the playbooks' faults, in the order their playbooks ran
+    health: Mapping[str, Any] = field(default_factory=dict)  # the service's whole health at the end
 
     def counts(self) -> Counter[Status]:
         return Counter(r.status for r in self.results)
@@ -111,6 +155,7 @@ class Run:
     check: bool = False
     interrupted: bool = False
     aborted: str = ""  # why the remaining hosts were not run (threshold, ...)
+    audit_error: str = ""  # why the audit log could not be written; nothing started after it
 
     def all_results(self) -> Iterable[TaskResult]:
         for host in self.hosts:
@@ -122,10 +167,15 @@ class Run:
     @property
     def exit_code(self) -> int:
         """0 success, 2 a task or verification failed (or a host was not run: locked,
-        threshold), 3 a host unreachable, 99 interrupted."""
+        threshold; or blocked by another fault), 3 a host unreachable, 5 the audit log
+        could not be written, 6 a rollback failed, 99 interrupted."""
+        if self.audit_error:
+            return 5  # before all else: the run's record is incomplete
         if self.interrupted:
             return 99
         statuses = {r.status for r in self.all_results()} | {h.status for h in self.hosts}
+        if Status.ROLLBACK_FAILED in statuses:
+            return EXIT_ROLLBACK_FAILED
         if Status.UNREACHABLE in statuses:
             return 3
         if any(s.is_failure for s in statuses) or self.aborted or Status.NOT_RUN in statuses:

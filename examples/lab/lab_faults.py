@@ -6,17 +6,22 @@ function ``(lab, host) -> None``. Faults stack; ``Lab.reset(host)`` undoes all.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cozeservice import REDIS_PREFIX, Redis
-from lab_layout import HostPaths, data_files
-from lab_processes import listening, spawn, wait_for
+from lab_layout import HostPaths, data_files, write_checksum
+from lab_packages import apt, uninstall
+from lab_processes import alive, listening, spawn, wait_for
 
 if TYPE_CHECKING:
     from lab import Lab
@@ -143,10 +148,118 @@ def backup_newest_corrupt(lab: Lab, host: str) -> None:
     os.utime(newest, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
+def _newest_full(lab: Lab, host: str) -> Path:
+    return sorted(lab.paths(host).full_dir.glob("backup-*.tar.gz"))[-1]
+
+
+def _checksummed(archive: Path, change: Callable[[Path], None]) -> None:
+    """``change`` the archive, then checksum it as the backup job would; its times are kept."""
+    info = archive.stat()
+    change(archive)
+    for path in (archive, write_checksum(archive)):
+        os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def _repacked(edit: Callable[[tarfile.TarFile, dict[str, bytes]], None]) -> Callable[[Path], None]:
+    """A change that rewrites an archive: ``edit(out, contents)`` may alter contents and add members."""
+    def change(archive: Path) -> None:
+        with tarfile.open(archive) as source:
+            members = [(m, source.extractfile(m).read() if m.isfile() else b"")  # type: ignore[union-attr]
+                       for m in source.getmembers()]
+        contents = {m.name: data for m, data in members}
+        with tarfile.open(archive, "w:gz") as out:
+            edit(out, contents)
+            for member, _ in members:
+                member.size = len(contents[member.name]) if member.isfile() else 0
+                out.addfile(member, io.BytesIO(contents[member.name]) if member.isfile() else None)
+    return change
+
+
+def _member(out: tarfile.TarFile, name: str, kind: bytes = tarfile.REGTYPE, target: str = "") -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.uid, info.gid = kind, target, 0, 0
+    content = b"written outside the data dir\n" if kind == tarfile.REGTYPE else b""
+    info.size = len(content)
+    out.addfile(info, io.BytesIO(content) if content else None)
+
+
+def _truncate(archive: Path) -> None:
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+
+
+def backup_newest_checksummed_truncated(lab: Lab, host: str) -> None:
+    """data_lost, and the newest full backup was cut to half before the job checksummed it."""
+    data_lost(lab, host)
+    _checksummed(_newest_full(lab, host), _truncate)
+
+
+def backup_newest_manifest_mismatch(lab: Lab, host: str) -> None:
+    """data_lost, and the newest full backup holds a bots.json its MANIFEST.sha256 does not match."""
+    def rot(out: tarfile.TarFile, contents: dict[str, bytes]) -> None:
+        contents["./bots.json"] = contents["./bots.json"].replace(b"bot", b"BOT", 1)
+    data_lost(lab, host)
+    _checksummed(_newest_full(lab, host), _repacked(rot))
+
+
+def backup_newest_tar_slip(lab: Lab, host: str) -> None:
+    """data_lost, and the newest full backup holds a ../ member and an absolute one (checksummed)."""
+    outside = lab.paths(host).root / "tar-slip.txt"
+
+    def slip(out: tarfile.TarFile, contents: dict[str, bytes]) -> None:
+        _member(out, "../../../../tar-slip.txt")
+        _member(out, str(outside))
+    data_lost(lab, host)
+    _checksummed(_newest_full(lab, host), _repacked(slip))
+
+
+def backup_newest_escaping_link(lab: Lab, host: str) -> None:
+    """data_lost, and the newest full backup links outside the data dir: a symlink and a hard link."""
+    def links(out: tarfile.TarFile, contents: dict[str, bytes]) -> None:
+        _member(out, "./plugins/config.yaml", tarfile.SYMTYPE, "../../../../../etc/coze/config.yaml")
+        _member(out, "./config.yaml", tarfile.LNKTYPE, "../../../../etc/coze/config.yaml")
+    data_lost(lab, host)
+    _checksummed(_newest_full(lab, host), _repacked(links))
+
+
+def backup_chain_broken(lab: Lab, host: str) -> None:
+    """data_lost, the full backups are gone and level 1 of the incremental chain is missing."""
+    data_lost(lab, host)
+    paths = lab.paths(host)
+    for path in [*paths.full_dir.iterdir(), *paths.incremental_dir.glob("*.level1.tar.gz*")]:
+        path.unlink()
+
+
 def pg_rows_lost(lab: Lab, host: str) -> None:
     """Rows of <host>.conversations are deleted in PostgreSQL (a pg_dump -Fc backup exists)."""
     # host names are the lab's own (hostNN): safe as identifiers
     lab.postgres().psql(f"DELETE FROM {host}.conversations WHERE id > {PG_ROWS_KEPT}")  # noqa: S608
+
+
+def _restart_fails(lab: Lab, host: str) -> None:
+    """Someone restarts the service: coze-stop stops the instance the pid file names, coze-start fails.
+
+    An orphaned instance (port_conflict_stale) is left running, as coze-stop leaves it.
+    """
+    paths = lab.paths(host)
+    for script in (paths.stop, paths.start):
+        with contextlib.suppress(OSError):  # a start script without exec bits (permission_exec)
+            subprocess.run([str(script)], capture_output=True, timeout=60, check=False,
+                           stdin=subprocess.DEVNULL)
+    for rec in lab.records():
+        if rec.host == host and rec.role == "service" and not alive(rec):
+            lab.forget(rec)
+
+
+def dependency_command(lab: Lab, host: str) -> None:
+    """coze-lab-libs and coze-lab-tools (cozectl) are gone: coze-start fails, "cozectl: command not found"."""
+    apt(lab.paths(host).root, "remove", "coze-lab-libs")  # coze-lab-tools depends on it: removed too
+    _restart_fails(lab, host)
+
+
+def dependency_module(lab: Lab, host: str) -> None:
+    """The plugin and its dependency left the service's venv: it fails to start, "ModuleNotFoundError"."""
+    uninstall(lab.paths(host).root, "coze-lab-plugin", "coze-lab-pyutil")
+    _restart_fails(lab, host)
 
 
 FAULTS: dict[str, Fault] = {
@@ -163,6 +276,13 @@ FAULTS: dict[str, Fault] = {
         data_corrupt,
         data_lost,
         backup_newest_corrupt,
+        backup_newest_checksummed_truncated,
+        backup_newest_manifest_mismatch,
+        backup_newest_tar_slip,
+        backup_newest_escaping_link,
+        backup_chain_broken,
         pg_rows_lost,
+        dependency_command,
+        dependency_module,
     )
 }

@@ -26,6 +26,7 @@ _PLACES: dict[str, tuple[str, str]] = {
     "service": ("service", "ServiceModule"),
     "wait_for": ("wait_for", "WaitForModule"),
     "uri": ("uri", "UriModule"),
+    "health": ("health", "HealthModule"),
     "assert": ("control", "AssertModule"),
     "debug": ("control", "DebugModule"),
     "set_fact": ("control", "SetFactModule"),
@@ -38,6 +39,8 @@ _PLACES: dict[str, tuple[str, str]] = {
     "backup_restore": ("backup", "BackupRestoreModule"),
     "postgres_restore": ("postgres", "PostgresRestoreModule"),
     "memcached": ("memcached", "MemcachedModule"),
+    "package": ("package", "PackageModule"),
+    "pip": ("pip", "PipModule"),
 }
 
 

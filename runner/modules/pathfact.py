@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from runner.modules.base import Fact, operand, parent_dir, quote
+from runner.modules.names import decoded, shown
 from runner.results import CommandResult
 
 #: Regular files up to this size have their content read, for exact diffs and edits.
@@ -123,7 +124,7 @@ def probe_command(path: str, probe: Probe = Probe()) -> str:
         'if [ -r "$p" ]; then echo readable=1; fi',
         'if [ -w "$p" ]; then echo writeable=1; fi',
         'if [ -x "$p" ]; then echo executable=1; fi',
-        'if [ "$t" = link ]; then printf \'link=%s\\n\' "$(readlink -- "$p")"; fi',
+        'if [ "$t" = link ]; then printf \'link=%s\\n\' "$(readlink -- "$p" | base64 | tr -d \'\\n\')"; fi',
     ]
     algorithm = "sha256" if probe.content_limit else probe.checksum
     if algorithm:
@@ -206,7 +207,7 @@ def _parse(path: str, probe: Probe, result: CommandResult) -> PathInfo:
         group=group,
         size=size,
         mtime=mtime,
-        link_target=fields.get("link"),
+        link_target=decoded(fields["link"]).removesuffix("\n") if "link" in fields else None,
         parent=info.parent,
         checksum=checksum,
         content=_verified(content, checksum, probe),
@@ -307,7 +308,7 @@ def describe(info: PathInfo) -> str:
 
 def refusal(info: PathInfo, what: str) -> str:
     """The failure message shared by modules that refuse to write through a link."""
-    target = f" (-> {info.link_target})" if info.link_target else ""
+    target = f" (-> {shown(info.link_target)})" if info.link_target else ""
     return (
         f"{what} {info.path} is a symbolic link{target}; remedy does not write through "
         "links: give the link's target path instead"

@@ -8,6 +8,10 @@ and ``-exec chmod`` with the same selection. ``state: audited`` only
 reports; ``state: reverted`` puts a snapshot's attributes back. Symbolic
 links are never followed: a link's own ownership is set (``chown -h``),
 never its target's, so nothing outside the declared path changes.
+
+Every legal file name works (newlines, quotes, bytes that are not UTF-8):
+the probe lists entries NUL-terminated (``stat --printf``, see ``names``),
+the snapshot keeps their exact bytes (``attrsnapshot``), messages escape them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runner.modules.attrsnapshot import revert_plan, snapshot_fact, snapshot_records
 from runner.modules.base import Arg, Change, Command, Fact, Module, Upload, operand, parent_dir, quote
+from runner.modules.names import decoded, raw, shown
 from runner.results import CommandResult, Diff
 
 _OCTAL = re.compile(r"^0?[0-7]{3,4}$")
@@ -45,7 +51,6 @@ class TreeFacts:
     kind: str = ""
     total: int = 0
     differing: tuple[Entry, ...] = ()
-    snapshot_lines: int | None = None  # reverted: lines in the snapshot, None when absent
     error: str = ""
 
 
@@ -90,15 +95,15 @@ class PermissionsModule(Module):
     def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
         a = self.resolved(args)
         if a["state"] == "reverted":
-            return {"tree": Fact(_snapshot_probe(str(a["snapshot"] or "")), _parse_snapshot)}
+            return {"tree": snapshot_fact(str(a["snapshot"] or ""))}
         problem = _problem(a)
         return {"tree": Fact(":" if problem else _tree_probe(a), _parse_tree)}
 
     def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
         a = self.resolved(args)
-        f: TreeFacts = facts["tree"]
         if a["state"] == "reverted":
-            return _revert_plan(a, f)
+            return revert_plan(str(a["path"]), str(a["snapshot"] or ""), facts["tree"])
+        f: TreeFacts = facts["tree"]
         problem = _problem(a) or f.error
         if problem:
             return Change(changed=False, failed=problem)
@@ -157,55 +162,65 @@ def _finds(a: Mapping[str, Any], action: str) -> list[str]:
 
 def _tree_probe(a: Mapping[str, Any]) -> str:
     path = operand(str(a["path"]))
-    stat = "-exec stat -c 'e %f %u %g %U %G %n' {} +"
+    stat = "-exec stat --printf 'e %f %u %g %U %G %n\\0' {} +"
     return "\n".join([
         f"p={quote(a['path'])}",
         'if [ -L "$p" ]; then echo kind=l; exit 0; fi',
         'if [ ! -e "$p" ]; then echo kind=absent; exit 0; fi',
         'if [ -d "$p" ]; then echo kind=d; else echo kind=f; fi',
-        *_finds(a, stat),
-        f"echo total=$(find {path}{'' if a['recurse'] else ' -prune'} | wc -l)",
+        f"echo total=$(find {path}{'' if a['recurse'] else ' -prune'} -print0 | tr -dc '\\000' | wc -c)",
+        "echo ::entries",
+        "{ " + "; ".join(_finds(a, stat)) + "; } | base64",
     ])
 
 
 def _parse_tree(result: CommandResult) -> TreeFacts:
-    lines = result.stdout.splitlines()
-    found = dict(line.split("=", 1) for line in lines if line[:5] in ("kind=", "total"))
+    head, marker, body = result.stdout.partition("::entries\n")
+    found = dict(line.split("=", 1) for line in head.splitlines() if line[:5] in ("kind=", "total"))
     kind = found.get("kind", "")
     if result.rc != 0 or not kind:
         detail = result.tail("stderr", 3) or f"exit code {result.rc}"
         return TreeFacts(error=f"cannot inspect the path: {detail}")
     if kind in ("absent", "l"):
         return TreeFacts(exists=kind == "l", kind=kind)
+    if result.truncated:
+        return TreeFacts(error="cannot inspect the path: the list of entries that differ is longer than "
+                         "remedy reads from one command; fix them by hand, or declare smaller trees")
+    try:
+        records = decoded(body).split("\0") if marker else ["?"]
+    except ValueError as error:
+        return TreeFacts(error=f"cannot read the entry list: {error}")
     entries = []
-    for line in lines:
-        if line.startswith(("kind=", "total=")):
-            continue
-        parts = line.split(" ", 6)
+    for record in records[:-1]:
+        parts = record.split(" ", 6)
         if len(parts) < 7 or parts[0] != "e":
-            return TreeFacts(error=f"cannot read the entry list (a name with a newline?): {line[:80]!r}")
-        raw = int(parts[1], 16)
-        entries.append(Entry(parts[6], _TYPES.get(raw & 0o170000, "o"), raw & 0o7777, int(parts[2]),
-                             int(parts[3]), parts[4], parts[5]))
-    unique = tuple(sorted(dict.fromkeys(entries), key=lambda e: e.path))
+            return TreeFacts(error=f"cannot read the entry list at {shown(record[:80])}")
+        mode = int(parts[1], 16)
+        entries.append(Entry(parts[6], _TYPES.get(mode & 0o170000, "o"), mode & 0o7777,
+                             int(parts[2]), int(parts[3]), parts[4], parts[5]))
+    if records[-1]:
+        return TreeFacts(error=f"cannot read the entry list at {shown(records[-1][:80])}")
+    unique = tuple(sorted(dict.fromkeys(entries), key=lambda e: raw(e.path)))
     return TreeFacts(exists=True, kind=kind, total=int(found.get("total", "0") or 0), differing=unique)
 
 
-def _describe(e: Entry) -> str:
-    mode = f" {e.mode:04o}" if e.kind != "l" else " (link)"
-    return f"{e.path}: {e.owner}:{e.group}{mode}"
+def _now(e: Entry) -> str:
+    """An entry's owner, group and mode as the probe saw them."""
+    return f"{e.owner}:{e.group}" + (f" {e.mode:04o}" if e.kind != "l" else " (link)")
 
 
 def _wanted(a: Mapping[str, Any], e: Entry) -> str:
+    """An entry's owner, group and mode as declared."""
     owner = a["owner"] if a["owner"] is not None else e.owner
     group = a["group"] if a["group"] is not None else e.group
     mode = _mode_for(a, e.kind, top=e.path == str(a["path"])) if e.kind in ("d", "f") else None
-    shown = f" {_octal(mode)}" if mode is not None else (f" {e.mode:04o}" if e.kind != "l" else " (link)")
-    return f"{e.path}: {owner}:{group}{shown}"
+    bits = f" {_octal(mode)}" if mode is not None else (f" {e.mode:04o}" if e.kind != "l" else " (link)")
+    return f"{owner}:{group}{bits}"
 
 
 def _data(a: Mapping[str, Any], f: TreeFacts) -> dict[str, Any]:
-    rows = [{"path": e.path, "now": _describe(e), "want": _wanted(a, e)} for e in f.differing]
+    rows = [{"path": shown(e.path), "now": f"{shown(e.path)}: {_now(e)}",
+             "want": f"{shown(e.path)}: {_wanted(a, e)}"} for e in f.differing]
     path = a["path"]
     summary = (f"{path}: all {f.total} entries as declared" if not rows
                else f"{path}: {len(rows)} of {f.total} entries differ (first: {rows[0]['now']})")
@@ -217,9 +232,9 @@ def _enforce_plan(a: Mapping[str, Any], f: TreeFacts, data: dict[str, Any]) -> C
     steps: list[Command | Upload] = []
     if a["snapshot"]:
         snapshot = str(a["snapshot"])
-        text = "".join(f"{e.mode:04o} {e.uid} {e.gid} {e.path}\n" for e in f.differing)
+        records = snapshot_records((e.mode, e.uid, e.gid, e.path) for e in f.differing)
         steps.append(Command(f"mkdir -p -- {quote(parent_dir(snapshot))}"))
-        steps.append(Upload(dest=snapshot, content=text.encode(), mode="0600"))
+        steps.append(Upload(dest=snapshot, content=records, mode="0600"))
     if any(_owned_wrong(a, e) for e in f.differing):
         who = f"{a['owner'] or ''}" + (f":{a['group']}" if a["group"] is not None else "")
         action = f"-exec chown -h {quote(who)} {{}} +"
@@ -227,8 +242,8 @@ def _enforce_plan(a: Mapping[str, Any], f: TreeFacts, data: dict[str, Any]) -> C
     wrong = {(e.path == str(a["path"]), e.kind) for e in f.differing if _mode_wrong(a, e)}
     steps += [Command(c) for top, kind, c in _chmods(a) if (top, kind) in wrong]
     top = str(a["path"])
-    before = [_relative(_describe(e), top) for e in f.differing]
-    after = [_relative(_wanted(a, e), top) for e in f.differing]
+    before = [f"{shown(_relative(e.path, top))}: {_now(e)}" for e in f.differing]
+    after = [f"{shown(_relative(e.path, top))}: {_wanted(a, e)}" for e in f.differing]
     more = len(before) - SHOWN
     if more > 0:
         before, after = before[:SHOWN] + [f"... and {more} more"], after[:SHOWN] + [f"... and {more} more"]
@@ -241,13 +256,13 @@ def _enforce_plan(a: Mapping[str, Any], f: TreeFacts, data: dict[str, Any]) -> C
     )
 
 
-def _relative(line: str, top: str) -> str:
-    """An entry line with its path relative to the declared path (``.`` for the path itself)."""
-    if line.startswith(top + ": "):
-        return "." + line[len(top):]
-    if line.startswith(top.rstrip("/") + "/"):
-        return "./" + line[len(top.rstrip("/")) + 1:]
-    return line
+def _relative(path: str, top: str) -> str:
+    """An entry's path relative to the declared path (``.`` for the path itself)."""
+    if path == top:
+        return "."
+    if path.startswith(top.rstrip("/") + "/"):
+        return "./" + path[len(top.rstrip("/")) + 1:]
+    return path
 
 
 def _counts(a: Mapping[str, Any], f: TreeFacts) -> str:
@@ -300,44 +315,3 @@ def _mode_wrong(a: Mapping[str, Any], e: Entry) -> bool:
         return False
     mode = _mode_for(a, e.kind, top=e.path == str(a["path"]))
     return mode is not None and int(str(mode), 8) != e.mode
-
-
-def _snapshot_probe(snapshot: str) -> str:
-    return "\n".join([
-        f"s={quote(snapshot)}",
-        'if [ -f "$s" ]; then echo "lines=$(wc -l <"$s")"; else echo lines=absent; fi',
-    ])
-
-
-def _parse_snapshot(result: CommandResult) -> TreeFacts:
-    value = result.stdout.strip().partition("lines=")[2].strip()
-    if result.rc != 0 or not value:
-        return TreeFacts(error=f"cannot read the snapshot: {result.tail('stderr', 3) or result.rc}")
-    return TreeFacts(snapshot_lines=None if value == "absent" else int(value))
-
-
-def _revert_plan(a: Mapping[str, Any], f: TreeFacts) -> Change:
-    snapshot = str(a["snapshot"] or "")
-    if not snapshot:
-        return Change(changed=False, failed="state reverted needs snapshot")
-    if f.error:
-        return Change(changed=False, failed=f.error)
-    if f.snapshot_lines is None:
-        return Change(changed=False, summary=f"no snapshot {snapshot}: nothing to revert")
-    script = "\n".join([
-        f"s={quote(snapshot)}",
-        "while IFS=' ' read -r m u g p; do",
-        '  [ -n "$p" ] || continue',
-        '  if [ -L "$p" ]; then chown -h "$u:$g" -- "$p" || exit 1',
-        '  else chown "$u:$g" -- "$p" && chmod "$m" -- "$p" || exit 1; fi',
-        'done <"$s"',
-        'rm -f -- "$s"',
-        f"rmdir -- {quote(parent_dir(snapshot))} 2>/dev/null || true",
-    ])
-    return Change(
-        changed=f.snapshot_lines > 0,
-        steps=(Command(script),),
-        diffs=(Diff(str(a["path"]), "attributes as fixed\n",
-                    f"attributes of {f.snapshot_lines} entries as recorded in {snapshot}\n"),),
-        summary=f"restore the attributes of {f.snapshot_lines} entries of {a['path']} from {snapshot}",
-    )

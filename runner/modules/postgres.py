@@ -18,7 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.modules.backupchoice import Archive, RestoreModule, choose, describe_point, parse_point
+from runner.modules.backupchoice import (
+    Archive,
+    RestoreModule,
+    choose_for,
+    describe_point,
+    fallback_problem,
+    parse_point,
+)
 from runner.modules.base import Arg, Change, Command, quote
 from runner.results import CommandResult, Diff
 
@@ -57,7 +64,7 @@ def _problem(a: Mapping[str, Any]) -> str:
         return "dump_dir is needed to restore"
     if a["restore_point"] and parse_point(str(a["restore_point"])) is None:
         return f"restore_point {a['restore_point']!r} is not a time such as 2024-03-14T10:00:00Z"
-    return ""
+    return fallback_problem(str(a["max_fallback"]))
 
 
 def _client(a: Mapping[str, Any]) -> list[str]:
@@ -153,8 +160,7 @@ def _restore_plan(a: Mapping[str, Any], f: PgFacts) -> Change:
     if not a["schema"] and f.sessions:
         return Change(changed=False, failed=f"{f.sessions} other sessions use database {a['database']}; "
                       "it cannot be renamed while they are connected (stop its clients first)")
-    point = parse_point(str(a["restore_point"])) if a["restore_point"] else None
-    choice = choose(f.archives, point)
+    choice, point = choose_for(a, f.archives)
     if not choice.archives:
         return Change(changed=False, data=choice.data(), failed=choice.failure(point))
     dump = f"{str(a['dump_dir']).rstrip('/')}/{choice.archives[0].name}"
@@ -165,8 +171,9 @@ def _restore_plan(a: Mapping[str, Any], f: PgFacts) -> Change:
         diffs=(Diff(f"postgresql {kind} {live}", now + "\n",
                     f"restored from {choice.label()} ({describe_point(choice.time)}); "
                     f"old {kind} kept as {snap}\n"),),
-        summary=f"restore {kind} {live} from {choice.label()} via staging database {stage}"
-        + "".join(f"; {s}" for s in choice.skipped) + f"; keep the current {kind} as {snap}",
+        summary="; ".join([*([choice.loss()] if choice.loss() else []),
+                           f"restore {kind} {live} from {choice.label()} via staging database {stage}",
+                           *([] if choice.loss() else choice.skipped), f"keep the current {kind} as {snap}"]),
         data=choice.data(),
     )
 
@@ -257,7 +264,10 @@ class PostgresRestoreModule(RestoreModule):
     ``verify_table`` must hold at least ``min_rows`` rows; then it replaces
     the live data, keeping the old as ``<database or schema>_snap_<snapshot>``.
     Without ``force`` nothing is restored while ``verify_table`` already holds
-    ``min_rows`` rows. ``state: reverted`` renames the snapshot back.
+    ``min_rows`` rows. A dump older than the newest one by more than
+    ``max_fallback`` is refused (``restore_point`` accepts it); a smaller
+    fallback is named first in the plan. ``state: reverted`` renames the
+    snapshot back.
     """
 
     name = "postgres_restore"
@@ -269,6 +279,9 @@ class PostgresRestoreModule(RestoreModule):
         "dump_dir": Arg("path", doc="Where the pg_dump -Fc archives are."),
         "dump_pattern": Arg("str", default="*.dump", doc="Glob of the archives in dump_dir."),
         "restore_point": Arg("str", doc="Use the newest valid dump at or before this time."),
+        "max_fallback": Arg("str", default="24h", doc="How much older than the newest dump (at or before "
+                            "restore_point) the restored one may be: 90m, 24h, 2d, 1w, or unlimited; an "
+                            "older choice fails before anything changes."),
         "verify_table": Arg("str", required=True, doc="[schema.]table whose row count proves a restore."),
         "min_rows": Arg("int", default=1, doc="Rows verify_table must hold after a restore."),
         "snapshot": Arg("str", required=True, doc="Name of this restore's staging and snapshot "

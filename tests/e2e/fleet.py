@@ -97,8 +97,11 @@ class Fleet:
 
     def remedy(self, command: str, playbook: str, *args: str, inventories: tuple[Path, ...] = (),
                timeout: float = 600) -> Outcome:
-        """``remedy COMMAND PLAYBOOK -i <lab> --format json ...`` from the checkout."""
-        argv = [sys.executable, "-m", "runner", command, playbook, "-i", str(self.inventory)]
+        """``remedy COMMAND PLAYBOOK -i <lab> --format json ...`` from the checkout.
+
+        ``playbook`` may name several, separated by spaces, or none ("").
+        """
+        argv = [sys.executable, "-m", "runner", command, *playbook.split(), "-i", str(self.inventory)]
         for inventory in (self.locks(), *inventories):
             argv += ["-i", str(inventory)]
         argv += ["--format", "json", "--audit-log", str(self.work / "audit.jsonl"), *args]

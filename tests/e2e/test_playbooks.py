@@ -21,9 +21,12 @@ were, byte for byte (logs and the pid file aside: the service restarts).
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 import shutil
 import socketserver
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,9 +35,9 @@ from typing import Any
 import pytest
 from lab_processes import free_port
 
-from runner.inputs import bundled_playbooks
+from runner.load.inputs import bundled_playbooks
+from runner.load.playbook import load_playbook
 from runner.modules import MODULES
-from runner.playbook import load_playbook
 from tests.e2e.conftest import LabHandle, new_lab_dir, require_lab_prerequisites
 from tests.e2e.fleet import RUNTIME, Fleet, Outcome
 
@@ -42,7 +45,7 @@ LAB_SIZE = 10
 FORCE_FAILURE = "coze_health_path=/no-such-endpoint"
 
 
-PLAYBOOKS = ("port_conflict", "permission_error", "cache_flush", "restore_from_backup")
+PLAYBOOKS = ("port_conflict", "permission_error", "cache_flush", "restore_from_backup", "missing_dependency")
 
 
 # --- the playbooks as documents (no lab needed) ---------------------------------------------
@@ -197,16 +200,17 @@ def test_restore_from_backup_fleet(fleet: Fleet) -> None:
     fleet.break_host("host06", "pg_rows_lost")
     fleet.break_host("host07", "data_corrupt", "pg_rows_lost")
     fleet.break_host("host10", "cache_stale_redis")  # not a data fault
-    files, pg = ["stop", "restore_files", "start"], ["stop", "restore_postgres", "start"]
+    flush = ["flush_redis", "flush_files", "start"]  # every restore flushes the caches
+    files, pg = ["stage_files", "stop", "restore_files", *flush], ["stop", "restore_postgres", *flush]
     check_fleet_run(fleet, "restore_from_backup", {
         "host01": files, "host03": files, "host04": files, "host06": pg,
-        "host07": ["stop", "restore_files", "restore_postgres", "start"]})
+        "host07": ["stage_files", "stop", "restore_files", "restore_postgres", *flush]})
 
 
 def test_a_truncated_newest_backup_is_skipped_with_a_message(fleet: Fleet) -> None:
     fleet.break_host("host05", "backup_newest_corrupt")
     plan = fleet.remedy("plan", "restore_from_backup", "-l", "host05")
-    restore = next(t for t in plan.host("host05")["tasks"] if t["task"].endswith(":restore_files"))
+    restore = next(t for t in plan.host("host05")["tasks"] if t["task"].endswith(":stage_files"))
     assert "incremental chain" in restore["message"], restore
     assert "skipped backup-" in restore["message"] and "does not match its .sha256" in restore["message"]
 
@@ -239,7 +243,8 @@ def test_restore_to_a_point_in_time(fleet: Fleet) -> None:
     plan_file = fleet.work / "pit.plan.json"
     plan = fleet.remedy("plan", "restore_from_backup", "-o", str(plan_file), *args)
     assert sorted(plan.predicted_changes("host09")) == sorted(
-        f"restore_from_backup:{t}" for t in ("stop", "restore_files", "flush_redis", "flush_files", "start"))
+        f"restore_from_backup:{t}"
+        for t in ("stage_files", "stop", "restore_files", "flush_redis", "flush_files", "start"))
     run = fleet.remedy("run", "restore_from_backup", "--compare-plan", str(plan_file), *args)
     assert run.rc == 0, run.explain()
     assert_plan_equals_run(plan, run)
@@ -297,6 +302,47 @@ def test_cache_flush_also_flushes_memcached(fleet: Fleet) -> None:
         server.server_close()
 
 
+def test_permission_error_fixes_a_data_dir_with_every_kind_of_file_name(fleet: Fleet) -> None:
+    """Names with a newline, a tab, spaces, quotes, a backslash, a leading dash, non-UTF-8 bytes."""
+    fleet.break_host("host08", "permission_datadir")
+    data = os.fsencode(fleet.lab.root("host08") / "var/lib/coze/data")
+    names = [b"a\nb", b"tab\there", b" spaces ", b"q\"uo'te", b"back\\slash", b"-dash", b"bad\xff\xfe"]
+    for name in names:
+        with open(os.path.join(data, name), "wb") as handle:
+            handle.write(b"x")
+        os.chmod(os.path.join(data, name), 0o600)  # root's, like the rest of the broken tree
+    plan = fleet.remedy("plan", "permission_error", "-l", "host08")
+    assert plan.rc == 0 and plan.status("host08") == "changed", plan.explain()
+    assert plan.predicted_changes("host08") == ["permission_error:fix", "permission_error:restart"]
+    run = fleet.remedy("run", "permission_error", "-l", "host08")
+    assert run.rc == 0, run.explain()
+    assert run.status("host08") == "changed"
+    coze = pwd.getpwnam("coze")
+    for name in names:
+        info = os.lstat(os.path.join(data, name))
+        owner = (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode))
+        assert owner == (coze.pw_uid, coze.pw_gid, 0o644), name
+    assert fleet.health("host08")[0] == 200
+
+
+def test_a_failed_canary_stops_a_bundled_playbook_before_any_other_host_is_touched(fleet: Fleet) -> None:
+    """--serial 1,100% --max-fail-percentage 0: the first host fails its verification; no other runs."""
+    hosts = ["host01", "host02", "host03"]
+    for host in hosts:
+        fleet.break_host(host, "permission_config")
+    failing = fleet.extra_inventory("canary", {"host01": {"coze_health_path": "/no-such-endpoint"}})
+    before = {h: fleet.untouched_state(h) for h in hosts[1:]}
+    run = fleet.remedy("run", "permission_error", "-l", ",".join(hosts), "--serial", "1,100%",
+                       "--max-fail-percentage", "0", inventories=(failing,))
+    assert run.rc == 2, run.explain()
+    assert run.status("host01") == "rolled_back", run.explain()
+    assert "max_fail_percentage 0% exceeded in a batch of 1" in run.doc["aborted"]
+    for host in hosts[1:]:
+        assert run.status(host) == "not_run"
+        assert {t["status"] for t in run.host(host)["tasks"]} == {"not_run"}
+        assert fleet.untouched_state(host) == before[host], f"{host} was touched"
+
+
 # --- a host that differs: a clear diagnosis, nothing changed ----------------------------------
 
 
@@ -308,7 +354,7 @@ def test_no_valid_backup_stops_before_the_service_is_touched(fleet: Fleet) -> No
     before = fleet.untouched_state("host08")
     run = fleet.remedy("run", "restore_from_backup", "-l", "host08")
     assert run.rc == 2 and run.status("host08") == "failed", run.explain()
-    choose = next(t for t in run.host("host08")["tasks"] if t["task"].endswith(":choose_files"))
+    choose = next(t for t in run.host("host08")["tasks"] if t["task"].endswith(":stage_files"))
     assert choose["status"] == "failed" and "no valid backup" in choose["message"], choose
     assert "does not match its .sha256" in choose["message"]
     assert not run.changed("host08")

@@ -7,9 +7,10 @@ import threading
 from pathlib import Path
 
 from runner.events import NullListener
-from runner.executor import ConnectOptions, RunOptions, execute
-from runner.inputs import load_inputs
+from runner.load.inputs import load_inputs
+from runner.plan.hosts import ConnectOptions, RunOptions
 from runner.results import Run, Status
+from runner.run.executor import execute
 from runner.testing import Sshd
 from tests.support.processes import command_lines_with
 from tests.support.waiting import wait_until

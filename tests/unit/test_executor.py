@@ -13,11 +13,12 @@ import pytest
 
 from runner.connection import ConnectionParams, open_connection
 from runner.events import NullListener
-from runner.executor import ConnectOptions, RunOptions, batches, connection_params, execute
-from runner.inputs import load_inputs
+from runner.load.inputs import load_inputs
 from runner.modules import MODULES
 from runner.modules.base import Arg, Change, Command, Module, quote
+from runner.plan.hosts import ConnectOptions, RunOptions, batches, connection_params
 from runner.results import Status, TaskResult
+from runner.run.executor import execute
 from tests.support.processes import command_lines_with
 from tests.support.waiting import wait_until
 
@@ -304,3 +305,117 @@ def lock_command_waits_on(path: Path) -> bool:
 def test_remedy_persistent_shell_turns_the_shell_off_per_host(value: Any, expected: bool) -> None:
     host_vars = {"ansible_host": "127.0.0.1"} | ({} if value is None else {"remedy_persistent_shell": value})
     assert connection_params("web1", host_vars, ConnectOptions()).persistent_shell is expected
+
+
+def test_a_diagnosis_that_fails_when_re_checked_stops_the_host_before_any_change(
+        tmp_path: Path, hosts: Path) -> None:
+    """The first diagnosis finds the fault; the re-check before the first change cannot complete."""
+    counter = tmp_path / "probes"
+    result, _, _ = run(tmp_path, hosts, f"""
+- hosts: h0
+  diagnose:
+    - name: probe
+      shell: echo x >> {counter}; [ $(wc -l < {counter}) -eq 1 ] || {{ echo holder not visible >&2; exit 1; }}
+      changed_when: false
+    - {{name: the fault, fail: {{msg: found}}}}
+  tasks:
+    - {{mark: {{name: fix, log: LOG}}}}
+""")
+    assert logged(tmp_path) == []
+    assert result.hosts[0].status is Status.FAILED
+    fix = next(r for r in result.hosts[0].results if r.phase == "tasks")
+    assert fix.status is Status.FAILED
+    assert "failed when re-checked before the first change (probe: " in fix.message
+    assert "nothing was changed" in fix.message, fix.message
+
+
+class FailingAudit(NullListener):
+    """An audit log whose disk fills up once it has written ``records`` task records."""
+
+    def __init__(self, records: int) -> None:
+        self.records = records
+        self.written: list[str] = []
+
+    def task_finished(self, result: TaskResult) -> None:
+        if len(self.written) < self.records:
+            self.written.append(result.task)
+
+    def audit_error(self) -> str:
+        return "audit.jsonl: No space left on device" if len(self.written) >= self.records else ""
+
+
+def test_once_the_audit_log_fails_no_task_or_handler_starts_and_the_run_exits_5(
+        tmp_path: Path, hosts: Path) -> None:
+    playbook = tmp_path / "book.yml"
+    playbook.write_text(f"""
+- hosts: h0
+  tasks:
+    - {{mark: {{name: a, log: {tmp_path}/log}}, notify: restart}}
+    - {{mark: {{name: b, log: {tmp_path}/log}}}}
+  handlers:
+    - {{name: restart, mark: {{name: restarted, log: {tmp_path}/log}}}}
+""")
+    audit = FailingAudit(records=1)
+    result = execute(load_inputs([str(playbook)], [str(hosts)]),
+                     RunOptions(lock_path=str(tmp_path / "lock")), audit)
+    assert logged(tmp_path) == ["a"]
+    assert statuses(result) == {"tasks[1]": "changed", "tasks[2]": "not_run", "handlers[1]": "not_run"}
+    assert result.audit_error == "audit.jsonl: No space left on device"
+    assert result.exit_code == 5
+
+
+def test_an_audit_log_failing_at_the_start_leaves_every_host_not_run(tmp_path: Path, hosts: Path) -> None:
+    playbook = tmp_path / "book.yml"
+    playbook.write_text(f"- hosts: web\n  tasks:\n    - {{mark: {{name: a, log: {tmp_path}/log}}}}\n")
+    result = execute(load_inputs([str(playbook)], [str(hosts)]),
+                     RunOptions(lock_path=str(tmp_path / "lock")), FailingAudit(records=0))
+    assert logged(tmp_path) == []
+    assert {str(h.status) for h in result.hosts} == {"not_run"}
+    assert {r.message for r in result.all_results()} == {
+        "not run: the audit log could not be written: nothing further was changed"}
+
+
+class Trip(Module):
+    """Stops the run when it is planned (as a signal or a failed audit write would)."""
+
+    name = "trip"
+    summary = "test module"
+    args: dict[str, Arg] = {}
+    read_only = True
+    stop = threading.Event()
+
+    def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
+        Trip.stop.set()
+        return Change(changed=False)
+
+
+def test_no_task_of_a_block_starts_once_the_run_is_stopped(tmp_path: Path, hosts: Path) -> None:
+    from runner.load.templating import Scope
+    from runner.run.blocks import run_block
+    from runner.run.context import HostContext
+
+    playbook = tmp_path / "book.yml"
+    playbook.write_text(f"""
+- hosts: h0
+  tasks:
+    - block:
+        - trip:
+        - {{mark: {{name: b, log: {tmp_path}/log}}}}
+      always:
+        - {{mark: {{name: c, log: {tmp_path}/log}}}}
+""")
+    MODULES["trip"] = Trip
+    Trip.stop.clear()
+    try:
+        inputs = load_inputs([str(playbook)], [str(hosts)])
+        node = inputs.graph.nodes[inputs.graph.order[0]]
+        conn = open_connection(ConnectionParams(name="h0", address="h0", kind="local"))
+        ctx = HostContext("h0", conn, node.play, tmp_path, stop=Trip.stop)
+        result = run_block(ctx, node.id, node.task, Scope([({}, False)]), "tasks", {})
+        conn.close()
+    finally:
+        MODULES.pop("trip", None)
+    assert logged(tmp_path) == []  # neither the block's next task nor its always task ran
+    assert result.status is Status.NOT_RUN
+    assert result.message.endswith(": run stopped before this task")
+    assert len(result.data["results"]) == 3

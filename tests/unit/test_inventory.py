@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import InputError, InventoryError, Problem
-from runner.inventory import Inventory, load_inventory
+from runner.load.inventory import Inventory, load_inventory
 
 CORPUS = Path(__file__).parent / "inventory_corpus"
 EXAMPLES = Path(__file__).parents[2] / "inventory"
@@ -394,3 +394,21 @@ def test_a_bad_vars_file_shared_by_two_sources_is_reported_once(tmp_path: Path) 
     second = write(tmp_path, "b.ini", "[web]\nweb2\n")
     write(tmp_path, "group_vars/web.yml", "bad-name: 1\n")
     assert "invalid variable name 'bad-name'" in only_problem(first, second).message
+
+
+@pytest.mark.parametrize(("name", "text", "line"), [
+    ("hosts", "[web]\nweb1\n127.0.0.1:70000\n", 3),
+    ("hosts", "[web]\n[::1]:65536 ansible_user=deploy\n", 2),
+    ("hosts", "web1:0\n", 1),
+    ("inv.yml", 'all:\n  hosts:\n    "127.0.0.1:99999":\n', 3),
+])
+def test_a_port_after_the_host_name_out_of_range_is_an_error_at_its_line(
+        tmp_path: Path, name: str, text: str, line: int) -> None:
+    problem = only_problem(write(tmp_path, name, text))
+    assert (problem.location.file, problem.location.line) == (str(tmp_path / name), line)
+    assert "is not a port number from 1 to 65535" in problem.message and "ansible_port" in problem.hint
+
+
+def test_a_port_out_of_range_in_a_host_list_is_an_error() -> None:
+    problem = only_problem("web1:70000,web2,")
+    assert "'web1': port 70000 is not a port number" in problem.message

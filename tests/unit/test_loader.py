@@ -5,16 +5,18 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from runner.errors import InputError, LoadError, Location
-from runner.loader import (
+from runner.load.yamlfile import (
     ALIAS_BUDGET,
     MAX_DEPTH,
     MAX_FILE_BYTES,
     MarkedDict,
     MarkedList,
+    SecretText,
     UnsafeText,
     load_bytes,
     load_file,
@@ -23,7 +25,7 @@ from runner.loader import (
 )
 
 
-def load(text: str) -> object:
+def load(text: str) -> Any:
     return load_text(text, "f.yml")
 
 
@@ -222,6 +224,24 @@ def test_unsafe_tag_on_a_plain_number_stays_text() -> None:
     value = load("a: !unsafe 0644\n")["a"]
     assert isinstance(value, UnsafeText)
     assert value == "0644"
+
+
+def test_secret_tag_gives_secret_text_used_literally() -> None:
+    loaded = load("a: !secret 'p{{w}}d'\nb: !secret 0042\nc: plain\n")
+    assert isinstance(loaded["a"], SecretText) and isinstance(loaded["a"], UnsafeText)
+    assert (loaded["a"], loaded["b"]) == ("p{{w}}d", "0042")
+    assert not isinstance(loaded["c"], SecretText)
+
+
+def test_secret_tag_on_a_mapping_or_a_list_is_refused() -> None:
+    text = problem_of("a: !secret {x: 1}\nb: !secret [1]\n")
+    assert "f.yml:1:4: the tag !secret marks a single value" in text
+    assert "f.yml:2:4: the tag !secret marks a single value" in text
+    assert "key: !secret value" in text
+
+
+def test_tags_other_than_unsafe_and_secret_stay_refused() -> None:
+    assert "the tag !vault is not allowed" in problem_of("a: !vault xyz\n")
 
 
 # --- refused constructs ----------------------------------------------------------

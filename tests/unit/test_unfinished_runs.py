@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from runner.audit import unfinished_runs
+from runner.output.audit import unfinished_runs
 
 
 def gone_pid() -> int:

@@ -220,3 +220,44 @@ def test_chained_steps_are_one_command_that_stops_at_the_first_failure() -> None
         chained([Command("cat > f", stdin=b"x"), Command("sync")])
     with pytest.raises(ValueError, match="chained"):
         chained([Command("grep q f", ok_rc=(0, 1)), Command("sync")])
+
+
+# health
+
+
+def _health(body: str, status: int, checks: list[str]) -> Outcome:
+    return run("health", {"url": "http://h/health", "checks": checks},
+               result(f"{body}\n::status {status} 0.01 application/json\n"))
+
+
+UNHEALTHY = ('{"status": "unhealthy", "checks": {"config": "ok", "log_dir": "ok", "data": "failed"}, '
+             '"reasons": ["data: bots.json: checksum mismatch"]}')
+
+
+def test_health_passes_on_its_own_checks_while_another_fault_fails_and_names_it() -> None:
+    out = _health(UNHEALTHY, 503, ["config", "log_dir"])
+    assert not out.failed
+    assert out.data["others_failing"] == ["data"]
+    assert "other checks still fail (another fault): data: bots.json: checksum mismatch" in out.data["msg"]
+
+
+def test_health_fails_when_one_of_its_own_checks_fails_with_the_reason() -> None:
+    out = _health(UNHEALTHY, 503, ["data"])
+    assert out.failed == "status 503; data: bots.json: checksum mismatch"
+    assert out.data["failing"] == ["data"]
+
+
+def test_health_without_named_checks_is_decided_by_the_status_code() -> None:
+    assert _health(UNHEALTHY, 503, []).failed.startswith("status 503, expected [200]: data: bots.json")
+    assert not _health('{"status": "ok"}', 200, ["config"]).failed  # no named checks in the body
+
+
+def test_health_check_the_service_does_not_report_fails() -> None:
+    out = _health(UNHEALTHY, 503, ["redis"])
+    assert out.failed == "status 503; redis: not reported by the service"
+
+
+def test_health_without_an_answer_fails() -> None:
+    out = run("health", {"url": "http://h/health", "checks": ["config"]},
+              result("", rc=7, stderr="curl: (7) Failed to connect"))
+    assert out.failed.startswith("no answer from the service: Request failed: curl: (7)")

@@ -23,7 +23,7 @@ def test_registry_holds_every_module_the_design_names() -> None:
         "wait_for", "uri", "assert", "debug", "set_fact", "fail", "fetch",
         # the domain modules of the bundled fault playbooks
         "port", "permissions", "redis_cache", "cache_dir", "backup_restore", "postgres_restore",
-        "memcached",
+        "memcached", "health", "package", "pip",
     }  # fmt: skip
 
 
@@ -87,7 +87,7 @@ def test_every_module_has_golden_cases(name: str) -> None:
 
 def test_read_only_modules() -> None:
     read_only = {name for name, cls in MODULES.items() if cls.read_only}
-    assert read_only == {"stat", "assert", "debug", "set_fact", "fail", "wait_for"}
+    assert read_only == {"stat", "assert", "debug", "set_fact", "fail", "wait_for", "health"}
     uri = MODULES["uri"]()
     assert uri.reads_only({"url": "http://x/"}) and uri.reads_only({"url": "http://x/", "method": "HEAD"})
     assert not uri.reads_only({"url": "http://x/", "method": "POST"})
