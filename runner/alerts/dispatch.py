@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runner.alerts.guards import Admission, GuardState, admit, settle, storm_reason
+from runner.alerts.guards import Admission, GuardState, admit, settle, storm_reason, withdraw
 from runner.alerts.payload import Notification
 from runner.alerts.rules import Mode, RuleSet
 from runner.alerts.store import GuardStore, owner
@@ -97,9 +97,12 @@ class Dispatcher:
         return code
 
     def release(self, triggered: TriggeredRun, why: str) -> None:
-        """A queued run that will not run (interrupted): its alerts are no longer in flight."""
+        """A run that will not start (the queue is full, interrupted): its alerts are no longer in
+        flight and its cooldown is not started, so that a retry of the alert runs."""
+        self.setup.store.transact(lambda state: (withdraw(state, triggered), None))
+        self.setup.audit.record("alert_run", **self._fields(triggered), triggered_run_id=None, exit_code=None,
+                                not_run=why)
         self.log(f"alert run ({triggered.rule}): not run: {why}")
-        self._settle(triggered, 99, None)
 
     def _storm_check(self, triggered: TriggeredRun) -> TriggeredRun:
         """A run that may change hosts only plans when a storm began since it was queued."""
@@ -112,16 +115,20 @@ class Dispatcher:
         self.log(f"alert run ({triggered.rule}): {storm}")
         return dataclasses.replace(triggered, mode=Mode.PLAN, reason=storm)
 
+    @staticmethod
+    def _fields(triggered: TriggeredRun) -> dict[str, object]:
+        return {"rule": triggered.rule, "mode": str(triggered.mode), "hosts": list(triggered.hosts),
+                "playbooks": list(triggered.names), "fingerprints": list(triggered.fingerprints),
+                "reason": triggered.reason}
+
     def _settle(self, triggered: TriggeredRun, code: int, run: Run | None) -> None:
         fixed = [(h.host, f.playbook) for h in (run.hosts if run else ()) for f in h.faults
                  if f.state is FaultState.FIXED] if triggered.mode is Mode.RUN else []
         guards, now = self.setup.rules.guards, self.clock()
         notices = self.setup.store.transact(lambda state: settle(state, triggered, fixed, guards, now))
-        self.setup.audit.record(
-            "alert_run", rule=triggered.rule, mode=str(triggered.mode), hosts=list(triggered.hosts),
-            playbooks=list(triggered.names), fingerprints=list(triggered.fingerprints),
-            reason=triggered.reason, triggered_run_id=run.run_id if run else None, exit_code=code,
-            fixed=[f"{h} {p}" for h, p in fixed], escalations=notices)
+        self.setup.audit.record("alert_run", **self._fields(triggered),
+                                triggered_run_id=run.run_id if run else None, exit_code=code,
+                                fixed=[f"{h} {p}" for h, p in fixed], escalations=notices)
         ended = f"run {run.run_id}" if run else "no run"
         self.log(f"alert run ({triggered.rule}): {ended}, exit {code}"
                  + (f", fixed {', '.join(f'{p} on {h}' for h, p in fixed)}" if fixed else ""))

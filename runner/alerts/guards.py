@@ -214,6 +214,16 @@ def settle(state: GuardState, run: TriggeredRun, fixed: Iterable[tuple[str, str]
     return GuardState(flights, state.last_run, fixes, state.alerting).pruned(guards, now), notices
 
 
+def withdraw(state: GuardState, run: TriggeredRun) -> GuardState:
+    """The state as if ``run`` had not been admitted: it was not queued, or never started."""
+    flights = {fp: f for fp, f in state.in_flight.items() if fp not in run.fingerprints}
+    last = state.last_run
+    if run.mode is Mode.RUN:
+        last = {h: kept for h, books in last.items()
+                if (kept := {p: t for p, t in books.items() if h not in run.hosts or p not in run.names})}
+    return GuardState(flights, last, state.fixes, state.alerting)
+
+
 def span(seconds: float) -> str:
     """A duration in words: 90s, 15m, 2h, 1d."""
     whole = int(seconds)

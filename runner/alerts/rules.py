@@ -251,7 +251,9 @@ class _RuleReader:
         for key, value in values.items():
             where = values.value_loc(key) if isinstance(values, MarkedDict) else raw.value_loc("vars")
             if not isinstance(key, str) or not _NAME.match(key):
-                self.problems.add(where, f"{key!r} is not a variable name")
+                self.problems.add(values.key_loc(key) if isinstance(values, MarkedDict) else where,
+                                  f"{key!r} is not a variable name",
+                                  "a variable name is letters, digits and _")
             for text in _strings_in(value):
                 self._template(text, where)
         return dict(values)

@@ -139,6 +139,11 @@ class _Handler(BaseHTTPRequestHandler):
     _body_read = True
     server_version = "remedy-listen"
     sys_version = ""
+    default_request_version = "HTTP/1.0"  # a request line that is not HTTP still gets a status line
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (a request that is not HTTP, an unknown method) as JSON too."""
+        self._answer(code, {"error": message or self.responses.get(code, ("error",))[0]})
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         if self.path.split("?")[0] != "/healthz":
