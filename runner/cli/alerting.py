@@ -86,11 +86,9 @@ def _payload_bytes(name: str) -> bytes:
 
 def listen_command(args: argparse.Namespace) -> int:
     """``remedy listen -r rules.yml -i INV``: serve Alertmanager's webhook until SIGTERM, then drain."""
-    token = _token(args)
+    options = _server_options(args, _token(args))
     stop = threading.Event()
     prepared = _prepare(args, stop, "remedy listen")
-    options = ServerOptions(bind=args.bind, port=args.port, token=token, max_body=args.max_body,
-                            queue_size=args.queue_size, workers=args.workers)
     receiver = Receiver(prepared.dispatcher, options, stop)
     gc.enable()  # a long-lived process: start-up's objects are collected as usual
     try:
@@ -101,8 +99,9 @@ def listen_command(args: argparse.Namespace) -> int:
                             f"cannot listen on {args.bind} port {args.port}: {error.strerror}",
                             "pick another --port, or stop what holds it") from None
     shown = f"[{host}]" if ":" in host else host
-    _say("remedy listen", f"serving http://{shown}:{port}/alerts ({'bearer token' if token else 'NO auth'}, "
-         f"{options.workers} worker(s), queue of {options.queue_size}); SIGTERM drains and stops")
+    auth = "bearer token" if options.token else "NO auth"
+    _say("remedy listen", f"serving http://{shown}:{port}/alerts ({auth}, {options.workers} worker(s), "
+         f"queue of {options.queue_size}); SIGTERM drains and stops")
     try:
         return _serve_until_signalled(receiver)
     finally:
@@ -130,6 +129,18 @@ def _serve_until_signalled(receiver: Receiver) -> int:
             signal.signal(sig, handler)
     _say("remedy listen", "stopped")
     return EXIT_INTERRUPTED if receiver.stop.is_set() else 0
+
+
+def _server_options(args: argparse.Namespace, token: str | None) -> ServerOptions:
+    """``listen``'s numbers checked (exit 4 before anything is loaded or bound)."""
+    limits = {"--port": (args.port, 0, 65535), "--max-body": (args.max_body, 1, 64 * 1024 * 1024),
+              "--queue-size": (args.queue_size, 1, 100_000), "--workers": (args.workers, 1, 64)}
+    for option, (value, low, high) in limits.items():
+        if not low <= value <= high:
+            raise InputError.at(Location(f"<command line {option}>"),
+                                f"{option} {value} is not between {low} and {high}")
+    return ServerOptions(bind=args.bind, port=args.port, token=token, max_body=args.max_body,
+                         queue_size=args.queue_size, workers=args.workers)
 
 
 def _token(args: argparse.Namespace) -> str | None:

@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 ALERT_EPILOGS = {
     "trigger": """examples:
   remedy trigger alert.json -r examples/alerts/rules.yml -i hosts.ini
-  amtool-export.json | remedy trigger - -r rules.yml -i hosts.ini -l 'web:!web01'   # payload on stdin
+  remedy trigger - -r rules.yml -i hosts.ini -l 'web:!web01' < alert.json   # payload on stdin
 """,
     "listen": """examples:
   export REMEDY_LISTEN_TOKEN=$(openssl rand -hex 32)

@@ -47,11 +47,11 @@ class Site:
     def broken(self) -> bool:
         return (self.app / "etc/config.yaml").stat().st_mode & 0o777 == 0o666
 
-    def trigger(self, rules: Path) -> subprocess.CompletedProcess[str]:
+    def trigger(self, rules: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         payload = self.root / "alert.json"
         payload.write_text(json.dumps(self.alert()))
         return subprocess.run([sys.executable, "-m", "runner", "trigger", str(payload), "-r", str(rules),
-                               *self.common()], capture_output=True, text=True, cwd=REPO, timeout=300,
+                               *self.common(), *extra], capture_output=True, text=True, cwd=REPO, timeout=300,
                               check=False)
 
     def audit(self, event: str) -> list[dict[str, Any]]:
@@ -73,8 +73,12 @@ def site(tmp_path: Path) -> Iterator[Site]:
 def test_a_fault_fixed_k_times_within_t_is_escalated_and_left_for_a_person(site: Site) -> None:
     rules = site.rules("{cooldown: 0, restart_loop: {fixes: 2, within: 1h}}")
     for _ in range(2):
-        done = site.trigger(rules)
+        done = site.trigger(rules, "--format", "json")
         assert done.returncode == 0, done.stderr
+        document = json.loads(done.stdout)  # one run, one document
+        assert document["trigger"] == {"rule": "demo", "mode": "run", "alerts": ["demo-localhost"],
+                                       "reason": ""}
+        assert json.loads((site.root / "runs" / f"{document['run_id']}.json").read_text()) == document
         assert not site.broken()
         assert "alert run (demo): run " in done.stderr and "fixed demo on localhost" in done.stderr
         make_sandbox(site.app)  # the fault comes back

@@ -23,6 +23,7 @@ from runner.alerts.rules import load_rules
 from runner.alerts.server import Receiver, ServerOptions
 from runner.alerts.store import GuardStore
 from runner.alerts.targets import HostIndex, TriggeredRun
+from runner.cli.program import main
 from runner.load.inventory import load_inventory
 from runner.output.audit import AuditLog
 from runner.redaction import Redactor
@@ -229,3 +230,12 @@ def test_abort_stops_the_running_run_and_drops_the_queued_ones(served: Served) -
     state = json.loads((served.audit.parent / "guards.json").read_text())
     assert state["in_flight"] == {}
 
+
+
+@pytest.mark.parametrize("option", [["--workers", "0"], ["--queue-size", "0"], ["--max-body", "0"],
+                                    ["--port", "70000"]])
+def test_listen_numbers_out_of_range_are_exit_4_before_anything_is_loaded(
+        option: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["listen", "-r", str(tmp_path / "missing.yml"), "-i", "host02,", "--no-auth", *option])
+    assert code == 4
+    assert f"<command line {option[0]}>: {option[0]} {option[1]} is not between" in capsys.readouterr().err
