@@ -109,7 +109,12 @@ class Dispatcher:
         if triggered.mode is not Mode.RUN:
             return triggered
         guards, now = self.setup.rules.guards, self.clock()
-        storm = self.setup.store.transact(lambda state: (state, storm_reason(state, guards, now)))
+
+        def check(state: GuardState) -> tuple[GuardState, str]:
+            storm = storm_reason(state, guards, now)  # a plan starts no cooldown
+            return (withdraw(state, triggered, in_flight=True) if storm else state), storm
+
+        storm = self.setup.store.transact(check)
         if not storm:
             return triggered
         self.log(f"alert run ({triggered.rule}): {storm}")

@@ -214,9 +214,10 @@ def settle(state: GuardState, run: TriggeredRun, fixed: Iterable[tuple[str, str]
     return GuardState(flights, state.last_run, fixes, state.alerting).pruned(guards, now), notices
 
 
-def withdraw(state: GuardState, run: TriggeredRun) -> GuardState:
-    """The state as if ``run`` had not been admitted: it was not queued, or never started."""
-    flights = {fp: f for fp, f in state.in_flight.items() if fp not in run.fingerprints}
+def withdraw(state: GuardState, run: TriggeredRun, *, in_flight: bool = False) -> GuardState:
+    """The state as if ``run`` had not been admitted (it was not queued, or never started); with
+    ``in_flight``, its alerts stay in flight (it starts, but only plans)."""
+    flights = {fp: f for fp, f in state.in_flight.items() if in_flight or fp not in run.fingerprints}
     last = state.last_run
     if run.mode is Mode.RUN:
         last = {h: kept for h, books in last.items()

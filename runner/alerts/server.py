@@ -72,6 +72,7 @@ class Receiver:
         self.stop = stop  # set: the running runs stop, queued runs are released unrun
         self.queue: queue.Queue[TriggeredRun | None] = queue.Queue(options.queue_size)
         self.draining = threading.Event()
+        self._accepting = threading.Lock()  # no run is queued behind the workers' stop marks
         self._threads: list[threading.Thread] = []
         self._server: _Server | None = None
 
@@ -96,15 +97,17 @@ class Receiver:
     def submit(self, runs: tuple[TriggeredRun, ...]) -> list[TriggeredRun]:
         """Queue ``runs``; returns those that did not fit (released: not in flight any more)."""
         refused = []
-        for run in runs:
-            try:
-                if self.draining.is_set():
-                    raise queue.Full
-                self.queue.put_nowait(run)
-            except queue.Full:
-                self.dispatcher.release(run, "the queue is full" if not self.draining.is_set()
-                                        else "remedy listen is stopping")
-                refused.append(run)
+        with self._accepting:
+            for run in runs:
+                try:
+                    if self.draining.is_set():
+                        raise queue.Full
+                    self.queue.put_nowait(run)
+                except queue.Full:
+                    refused.append(run)
+        for run in refused:
+            self.dispatcher.release(run, "remedy listen is stopping" if self.draining.is_set()
+                                    else "the queue is full")
         return refused
 
     def _work(self) -> None:
@@ -119,7 +122,8 @@ class Receiver:
 
     def drain(self) -> None:
         """Stop accepting, finish every queued run, then return."""
-        self.draining.set()
+        with self._accepting:
+            self.draining.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
