@@ -166,7 +166,7 @@ def _prepare(args: argparse.Namespace, stop: threading.Event, who: str) -> _Prep
     placeholders = {name: "" for rule in rules.rules for name in rule.vars}
     inputs = load_inputs(rules.playbooks, args.inventory,
                          [*args.extra_vars, *([json.dumps(placeholders)] if placeholders else [])])
-    assert inputs.inventory is not None  # noqa: S101 - -i is required
+    assert inputs.inventory is not None  # -i is required
     allowed = frozenset(select_hosts(inputs.inventory, args.limit)) if args.limit else None
     audit_path = Path(args.audit_log) if args.audit_log else DEFAULT_AUDIT
     audit = open_audit(str(audit_path), Redactor())
