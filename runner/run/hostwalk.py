@@ -295,8 +295,7 @@ class PlayWalk:
         probe_ctx = replace(self.ctx, check=False)  # diagnose tasks are read-only probes
         for node in self.nodes["diagnose"]:
             result = run_task(probe_ctx, node.id, node.task, self.current_scope(), phase="diagnose")
-            if node.task.register:
-                self.registered[node.task.register] = dict(result.data)
+            self._keep(node.task, result)
             failed = result.status is Status.FAILED and not result.data.get("error")
             shown = self.walk.options.redactor.result(result)  # evidence as every output may show it
             if failed and node.task.blocked_by and blocked is None:
@@ -416,15 +415,19 @@ class PlayWalk:
             result = run_task(self.ctx, node.id, task, self.current_scope(), phase=phase)
             if task.ignore_errors and phase != "rollback":  # a failed undo is never hidden
                 result = ignore_failure(result)
-            remember(task, result, self.registered)
-            if task.module == "set_fact" and result.status is not Status.FAILED:
-                self.walk.facts.update(result.data.get("ansible_facts", {}))
+            self._keep(task, result)
         if result.changed and not self.ctx.check or (self.ctx.check and result.predicted == "change"):
             self.notified.update(task.notify)
         go_on = phase == "rollback" and task.ignore_errors
         if (result.status.is_failure or result.status is Status.NOT_RUN) and not go_on:
             self.walk.blocking.add(node.id)
         return self.walk.record(result)
+
+    def _keep(self, task: Task, result: TaskResult) -> None:
+        """What a finished task leaves for the later ones: its register, its set_fact values."""
+        remember(task, result, self.registered)
+        if task.module == "set_fact" and result.status is not Status.FAILED:
+            self.walk.facts.update(result.data.get("ansible_facts", {}))
 
     def _selected(self, tags: tuple[str, ...]) -> bool:
         options = self.walk.options

@@ -247,3 +247,19 @@ def test_a_locked_host_is_waited_for_once_not_once_per_playbook(tmp_path: Path) 
     assert len(holds) == 1
     assert [str(f.state) for f in result.hosts[0].faults] == ["not_run", "not_run"]
     assert result.hosts[0].status is Status.NOT_RUN
+
+
+def test_a_set_fact_in_diagnose_is_seen_by_the_later_diagnose_and_fix_tasks(tmp_path: Path) -> None:
+    paths = books(tmp_path, facts="""
+    - hosts: all
+      diagnose:
+        - {id: derive, set_fact: {wanted: [a, b]}}
+        - {id: verdict, assert: {that: wanted | length == 0, fail_msg: "missing {{ wanted | join(',') }}"}}
+      tasks:
+        - {id: fix, mark: {name: "fix-{{ wanted | join('-') }}", log: LOG}}
+    """)
+    result = run(tmp_path, paths)
+    assert faults(result) == [("facts", "fixed")]
+    evidence = result.hosts[0].faults[0].evidence
+    assert evidence and "missing a,b" in evidence[0], evidence
+    assert logged(tmp_path) == ["fix-a-b"]
