@@ -66,7 +66,8 @@ class Site:
 def site(tmp_path: Path) -> Iterator[Site]:
     here = Site(tmp_path)
     make_sandbox(here.app)
-    (tmp_path / "hosts.ini").write_text(f"localhost ansible_connection=local app_root={here.app}\n")
+    (tmp_path / "hosts.ini").write_text(  # its own lock: other tests' runs on localhost never block it
+        f"localhost ansible_connection=local app_root={here.app} remedy_lock_path={tmp_path}/host.lock\n")
     yield here
 
 
