@@ -112,7 +112,12 @@ def batch_policy(args: argparse.Namespace) -> tuple[tuple[int | str, ...] | None
     return serial, max_fail
 
 
-def _open_audit(path: str | None, redactor: Redactor) -> AuditLog:
+def open_audit(path: str | None, redactor: Redactor) -> AuditLog:
+    """The audit log at ``path`` (default ``DEFAULT_AUDIT``), its directory made if missing.
+
+    Raises:
+        InputError: it cannot be opened (remedy never runs unaudited).
+    """
     target = Path(path) if path else DEFAULT_AUDIT
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -148,12 +153,23 @@ class _Signals:
 
 def run_command(args: argparse.Namespace) -> int:
     """``remedy run`` / ``plan`` / ``diagnose``."""
+    return run_and_report(args)[0]
+
+
+def run_and_report(args: argparse.Namespace) -> tuple[int, Run]:
+    """``run_command``, also giving the finished ``Run`` (for callers that act on its faults).
+
+    Beyond the command line's options, ``args`` may carry ``stop`` (a
+    ``threading.Event`` that stops the run as SIGINT does), ``results_dir``
+    (the JSON document is also written to ``DIR/<run_id>.json``) and
+    ``trigger`` (a mapping added to the JSON document as ``trigger``).
+    """
     saved = load_plan(args.compare_plan) if getattr(args, "compare_plan", None) else None
     run, redactor = _execute(args)
     code = _finish(args, run, redactor, args.command)
     if saved is not None:
         code = max(code, _report_plan_comparison(saved, run, args, redactor))
-    return code
+    return code, run
 
 
 def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
@@ -164,11 +180,11 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     options = _options(args, check=check, diagnose_only=command == "diagnose")
     hosts = plan_hosts(inputs, options)  # selection errors: exit 4 before any connection
     redactor = _redactor(options, hosts)
-    audit = _open_audit(args.audit_log, redactor)
+    audit = open_audit(args.audit_log, redactor)
     _warn_unfinished(audit)
     quiet = args.quiet or (command == "diagnose" and not args.verbose)  # the diagnosis says it all
     console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=quiet, diff=args.diff)
-    stop = threading.Event()
+    stop = getattr(args, "stop", None) or threading.Event()
     try:
         with _Signals(stop):
             run = _execute_planned(inputs, options, hosts, Listeners([audit, console]), stop, redactor)
@@ -262,11 +278,8 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
     for section in (render_faults(run) if command != "diagnose" else "", render_health(run)):
         if section:
             print(redactor.text(section), file=out)
-    if args.format == "json":
-        document = run_document(run, redactor.value)
-        if command == "diagnose":
-            document["diagnosis"] = redactor.value(diagnosis_rows(run))
-        print(json.dumps(document, indent=2, sort_keys=True, default=str))
+    if args.format == "json" or getattr(args, "results_dir", None):
+        _write_document(args, run, redactor, command)
     if getattr(args, "junit", None):
         _write_atomic(Path(args.junit), junit_document(run, redactor.text))
     if getattr(args, "output", None):
@@ -276,6 +289,20 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
     if run.exit_code == 0 and getattr(args, "detailed_exitcode", False) and _pending(run, command):
         return EXIT_PENDING
     return run.exit_code
+
+
+def _write_document(args: argparse.Namespace, run: Run, redactor: Redactor, command: str) -> None:
+    """The run's JSON document: on stdout with ``--format json``, in ``results_dir`` when set."""
+    document = run_document(run, redactor.value)
+    if command == "diagnose":
+        document["diagnosis"] = redactor.value(diagnosis_rows(run))
+    if getattr(args, "trigger", None):
+        document["trigger"] = redactor.value(args.trigger)
+    text = json.dumps(document, indent=2, sort_keys=True, default=str)
+    if args.format == "json":
+        print(text)
+    if getattr(args, "results_dir", None):
+        _write_atomic(Path(args.results_dir) / f"{run.run_id}.json", text + "\n")
 
 
 def _pending(run: Run, command: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from runner import __version__
@@ -62,9 +63,10 @@ EPILOGS = {
 }
 
 
-def _add_execution_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("playbooks", nargs="+", metavar="PLAYBOOK",
-                        help="playbook files, or names of bundled playbooks")
+def _add_execution_args(parser: argparse.ArgumentParser, *, playbooks: bool = True) -> None:
+    if playbooks:
+        parser.add_argument("playbooks", nargs="+", metavar="PLAYBOOK",
+                            help="playbook files, or names of bundled playbooks")
     parser.add_argument("-i", "--inventory", action="append", required=True, metavar="INVENTORY",
                         help="inventory file, directory or 'host1,host2,' (repeatable)")
     parser.add_argument("-l", "--limit", metavar="PATTERN", help="restrict hosts (Ansible patterns)")
@@ -165,7 +167,50 @@ def build_parser() -> argparse.ArgumentParser:
     playbooks.add_argument("name", nargs="?")
     playbooks.add_argument("--modules", action="store_true", help="document every module")
     playbooks.add_argument("--module", metavar="NAME", help="document one module")
+    _add_alert_commands(command)
     return parser
+
+
+ALERT_EPILOGS = {
+    "trigger": """examples:
+  remedy trigger alert.json -r examples/alerts/rules.yml -i hosts.ini
+  remedy trigger - -r rules.yml -i hosts.ini -l 'web:!web01' < alert.json   # payload on stdin
+""",
+    "listen": """examples:
+  export REMEDY_LISTEN_TOKEN=$(openssl rand -hex 32)
+  remedy listen -r examples/alerts/rules.yml -i hosts.ini            # http://127.0.0.1:9095/alerts
+  remedy listen -r rules.yml -i hosts.ini --port 9096 --workers 2 --results-dir /var/lib/remedy/runs
+""",
+}
+
+
+def _add_alert_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``trigger`` and ``listen``: the execution options of ``run`` (``-l`` restricts the hosts
+    alerts may act on), the rules, the guards' state and the results."""
+    trigger = command("trigger", "Run the playbooks an Alertmanager notification's rules name, guarded.")
+    trigger.add_argument("alert", metavar="ALERT", help="a webhook payload (JSON file; - for stdin)")
+    listen = command("listen", "Serve Alertmanager's webhook: each alert is decided and run, guarded.")
+    for parser in (trigger, listen):
+        parser.epilog = ALERT_EPILOGS[parser.prog.split()[-1]]
+        parser.add_argument("-r", "--rules", required=True, metavar="RULES",
+                            help="rules file: alert matchers -> playbooks, host, vars, mode; guards")
+        parser.add_argument("--state", metavar="FILE",
+                            help="the guards' state (default: beside the audit log, NAME.guards.json)")
+        parser.add_argument("--results-dir", metavar="DIR",
+                            help="each run's JSON document as DIR/RUN_ID.json (default: runs/ beside the "
+                                 "audit log)")
+        _add_execution_args(parser, playbooks=False)
+    listen.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    listen.add_argument("--port", type=int, default=9095, help="port (default 9095; 0: any free port)")
+    listen.add_argument("--token-env", default="REMEDY_LISTEN_TOKEN", metavar="VAR",
+                        help="environment variable holding the bearer token (default REMEDY_LISTEN_TOKEN)")
+    listen.add_argument("--no-auth", action="store_true",
+                        help="accept requests without a token (loopback only)")
+    listen.add_argument("--max-body", type=int, default=1024 * 1024, metavar="BYTES",
+                        help="largest payload accepted (default 1 MiB)")
+    listen.add_argument("--queue-size", type=int, default=64, metavar="N",
+                        help="runs waiting at most (default 64; more: HTTP 503)")
+    listen.add_argument("--workers", type=int, default=1, metavar="N", help="runs at once (default 1)")
 
 
 def _add_execution_args_optional(parser: argparse.ArgumentParser) -> None:

@@ -91,6 +91,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "validate": _cmd_validate, "graph": _cmd_graph, "inventory": _cmd_inventory,
         "playbooks": _cmd_playbooks, "run": _cmd_run, "plan": _cmd_run,
         "diagnose": _cmd_run, "apply": _cmd_apply, "demo": _cmd_demo,
+        "trigger": _cmd_alerts, "listen": _cmd_alerts,
     }
     return handlers[args.command](args)
 
@@ -191,6 +192,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from runner.cli.demo import run_demo
 
     return run_demo(main, keep=args.keep, root=args.dir)
+
+
+def _cmd_alerts(args: argparse.Namespace) -> int:
+    from runner.cli.alerting import listen_command, trigger_command
+
+    return trigger_command(args) if args.command == "trigger" else listen_command(args)
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ records (only a disk that fills up within a line makes a second ``write``)
 and a crash can tear at most the last line. Every record passes
 through the run's ``Redactor`` first (task results arrive already concealed
 and masked). Events: ``run_start``, ``task_end`` (one per host x task: the
-terminal record), ``host_end``, ``run_end``.
+terminal record), ``host_end``, ``run_end``; and, outside runs, ``alert``
+(what became of an alert) and ``alert_run`` (the run it triggered).
 ``unfinished_runs`` finds the runs that started but never ended (killed).
 
 A write or fsync that fails (a full disk: ENOSPC, or EIO, EDQUOT, ...) never
@@ -99,6 +100,10 @@ class AuditLog:
                     self._failed(error)
                 return
             self._synced = upto
+
+    def record(self, event: str, **fields: Any) -> None:
+        """Append one record outside a run's events (``alert``, ``alert_run``: what became of an alert)."""
+        self._write(event, **fields)
 
     def run_started(self, run_id: str, hosts: Sequence[str], *, check: bool) -> None:
         self._run_id = run_id
