@@ -41,6 +41,7 @@ from runner.run.evidence import (
     evidence_spec,
     file_command,
     probe_commands,
+    sections,
 )
 
 #: The files whose keys are read for secrets (the config's name is the spec's).
@@ -74,21 +75,23 @@ def capture(conn: Connection, host: str, spec: EvidenceSpec, redactor: Redactor,
     """
     taken = datetime.now(UTC).isoformat(timespec="seconds")
     directory = f'"${{TMPDIR:-/tmp}}/remedy-evidence.{secrets.token_hex(8)}"'
-    probes = probe_commands(spec)
+    marker = f"REMEDY-EVIDENCE-{secrets.token_hex(8)}"
+    probes = probe_commands(spec, marker)
     raw: dict[str, bytes] = {}
     sources: dict[str, str] = {}
     problems: list[str] = []
     error = ""
     try:
-        results = _run_all(conn, [file_command(spec, directory), *probes.values()], timeout)
+        results = _run_all(conn, [file_command(spec, directory), *probes], timeout)
         bundle = _file_lines(results[0], spec, sources, problems)
-        for name, result in zip(probes, results[1:], strict=True):
-            raw[name] = result.stdout.encode("utf-8", "surrogateescape")
-            sources[name] = f"{PROBE_FILES[name]} (the first {PROBE_BYTES} bytes)"
+        for result in results[1:]:
+            for name, text in sections(result.stdout, marker).items():
+                raw[name] = text.encode("utf-8", "surrogateescape")
+                sources[name] = f"{PROBE_FILES[name]} (the first {PROBE_BYTES} bytes)"
         if bundle:
             raw.update(_unframe(conn.get(bundle, limit=4 * spec.log_bytes + 4096), spec))
     except (RemedyError, OSError, EOFError, ValueError) as failure:
-        error = f"the capture stopped: {failure}"
+        error = redactor.text(f"the capture stopped: {failure}")
     finally:
         _remove(conn, directory)
     files, masked = mask_files(raw, spec, redactor)

@@ -5,8 +5,8 @@ host from its logs (system, app, error), the service's state (systemd or its
 pid file), its processes, the listening ports, the config file and the
 service's ``COZE_*`` environment. ``evidence_spec`` reads where those are from
 a host's variables (the bundled playbooks' variables, with their defaults:
-``VARIABLES``); ``file_command`` and ``PROBES`` are the commands that gather
-them. Every file of the bundle has a fixed path, so a person (and the summary)
+``VARIABLES``); ``file_command`` and ``probe_commands`` are the read-only
+commands that gather them. Every file of the bundle has a fixed path, so a person (and the summary)
 always finds it in the same place:
 
     logs/system.log  logs/app.log  logs/error.log  config/<config file name>
@@ -55,8 +55,8 @@ PROBE_FILES = {
     "service/environment.txt": "the variables of the service's main process (/proc/PID/environ) that "
                                "start with coze_env_prefix",
     "network/listening.txt": "the service's port (the config's port line, else coze_port), every "
-                             "listening TCP socket (ss -ltnp, else /proc/net/tcp*), and that port's "
-                             "listeners with their processes",
+                             "listening TCP socket (ss -ltn, else /proc/net/tcp*), and that port's "
+                             "listeners with their processes (ss -ltnp, else /proc/*/fd)",
     "service/files.txt": "ls -ld of the config file, the log directory, the logs and the pid file: "
                          "their owners and modes",
     "system/disk.txt": "df -hP and df -iP",
@@ -144,8 +144,9 @@ def _is_cap(value: Any) -> bool:
 
 # --- the commands ---------------------------------------------------------------------------
 
-#: Sets ``pid`` and ``how`` to the service's main process: systemd's MainPID, the pid file's,
-#: or the first process whose command line matches ``$RE`` outside this command's session.
+#: Sets ``procs`` to the ps lines of the processes whose command line matches ``$RE`` (outside
+#: this command's session), and ``pid`` and ``how`` to the service's main process: systemd's
+#: MainPID, the pid file's, or the first of ``procs``.
 _SERVICE_PID = ALIVE + r"""
 service_processes() {
   sid=$(ps -o sid= -p $$ 2>/dev/null | tr -d ' ')
@@ -154,6 +155,7 @@ service_processes() {
     { a = $0; for (i = 1; i <= 8; i++) sub(/^[ \t]*[^ \t]+/, "", a); sub(/^[ \t]+/, "", a) }
     $3 != sid && a ~ ENVIRON["RE"]'
 }
+procs=$(service_processes)
 pid= how=
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   p=$(systemctl show --property=MainPID --value -- "$unit" 2>/dev/null)
@@ -163,7 +165,7 @@ if [ -z "$pid" ] && [ -r "$f" ]; then
   p=; read -r p <"$f"; if alive "$p"; then pid=$p how="pid file"; fi
 fi
 if [ -z "$pid" ]; then
-  pid=$(service_processes | awk 'NR > 1 { print $1; exit }'); how="command line"
+  pid=$(printf '%s\n' "$procs" | awk 'NR > 1 { print $1; exit }'); how="command line"
 fi
 """
 
@@ -199,8 +201,8 @@ port=$(sed -n 's/^[[:space:]]*port[[:space:]]*[:=][[:space:]]*\([0-9][0-9]*\).*/
   2>/dev/null | head -n 1)
 if [ -n "$port" ]; then echo "service_port=$port config"
 else port=$default_port; echo "service_port=$port coze_port"; fi
-echo "## every listening TCP socket (ss -ltnp; /proc/net/tcp and tcp6 without ss)"
-if command -v ss >/dev/null 2>&1; then ss -ltnp 2>&1; else cat /proc/net/tcp /proc/net/tcp6 2>&1; fi
+echo "## every listening TCP socket (ss -ltn; /proc/net/tcp and tcp6 without ss)"
+if command -v ss >/dev/null 2>&1; then ss -ltn 2>&1; else cat /proc/net/tcp /proc/net/tcp6 2>&1; fi
 echo "## the listeners of port $port and their processes"
 """
 
@@ -215,22 +217,36 @@ def _service_vars(spec: EvidenceSpec) -> str:
             f"PREFIX={quote(spec.env_prefix)}; export RE\n")
 
 
-def probe_commands(spec: EvidenceSpec) -> dict[str, str]:
-    """The read-only commands whose output is a file of the bundle, by bundle path (each capped)."""
-    service = _service_vars(spec) + _SERVICE_PID
-    scripts = {
-        "service/status.txt": service + _STATUS,
-        "service/processes.txt": service + "service_processes",
-        "service/environment.txt": service + _ENVIRONMENT,
-        "service/files.txt": "ls -ld -- " + " ".join(quote(p) for p in (
-            spec.config, parent_dir(spec.app_log), spec.app_log, spec.error_log, spec.pid_file)),
-        "network/listening.txt": (f"config={quote(spec.config)}; default_port={spec.port}\n" + _LISTENING
-                                  + probe_command(None, spec.pid_file, "auto")),
-        "system/disk.txt": _DISK,
-        "system/memory.txt": _MEMORY,
-        "system/load.txt": _LOAD,
-    }
-    return {name: f"{{ {script}\n}} 2>&1 | head -c {PROBE_BYTES}" for name, script in scripts.items()}
+def probe_commands(spec: EvidenceSpec, marker: str) -> list[str]:
+    """The read-only commands that print the files of the bundle but the logs and the config.
+
+    Each file's content (capped at ``PROBE_BYTES``) follows a line ``<marker> <bundle path>``;
+    ``sections`` splits a command's output into them.
+    """
+    def section(name: str, script: str) -> str:
+        return f"printf '\\n%s\\n' {quote(f'{marker} {name}')}\n( {script}\n) 2>&1 | head -c {PROBE_BYTES}\n"
+
+    service = _service_vars(spec) + _SERVICE_PID + "".join((
+        section("service/status.txt", _STATUS),
+        section("service/processes.txt", "printf '%s\\n' \"$procs\""),
+        section("service/environment.txt", _ENVIRONMENT)))
+    files = "ls -ld -- " + " ".join(quote(p) for p in (
+        spec.config, parent_dir(spec.app_log), spec.app_log, spec.error_log, spec.pid_file))
+    listening = (f"config={quote(spec.config)}; default_port={spec.port}\n" + _LISTENING
+                 + probe_command(None, spec.pid_file, "auto"))
+    return [service, section("service/files.txt", files), section("network/listening.txt", listening),
+            section("system/disk.txt", _DISK) + section("system/memory.txt", _MEMORY)
+            + section("system/load.txt", _LOAD)]
+
+
+def sections(output: str, marker: str) -> dict[str, str]:
+    """The files a probe command printed (see ``probe_commands``), by bundle path."""
+    found = {}
+    for part in output.split(f"\n{marker} ")[1:]:
+        name, _, content = part.partition("\n")
+        if name in PROBE_FILES:
+            found[name] = content
+    return found
 
 
 _FILES = r"""
