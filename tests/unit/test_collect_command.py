@@ -109,19 +109,19 @@ def test_bad_input_is_exit_4_before_any_host_is_contacted(
 # --- evidence of a run ---------------------------------------------------------------------
 
 FIX = """\
-- name: make the marker file
+- name: set {key} in the config
   hosts: all
   vars:
 {vars}
   diagnose:
-    - name: look for the marker
-      stat: {{path: "{{{{ coze_log_dir }}}}/marker"}}
-      register: marker
-    - name: the marker exists
-      assert: {{that: marker.stat.exists}}
+    - name: the config says {key} is fixed
+      command: "grep -qx '{key}: fixed' {{{{ coze_config }}}}"
+      failed_when: diagnosed.rc != 0
+      changed_when: false
+      register: diagnosed
   tasks:
-    - name: write the marker
-      copy: {{dest: "{{{{ coze_log_dir }}}}/marker", content: "fixed\\n"}}
+    - name: fix {key}
+      lineinfile: {{path: "{{{{ coze_config }}}}", regexp: "^{key}:", line: "{key}: fixed"}}
 """
 
 
@@ -142,17 +142,38 @@ def json_out(capsys: pytest.CaptureFixture[str]) -> RunJson:
 
 
 def test_a_run_keeps_evidence_before_the_first_change_and_at_the_end(site: Path, json_out: RunJson) -> None:
-    document = json_out(site, FIX.format(vars="    remedy_evidence: true"))
+    document = json_out(site, FIX.format(key="instance", vars="    remedy_evidence: true"))
     (host,) = document["hosts"]
     evidence = host["evidence"]
     root = site / "state" / "evidence" / document["run_id"] / "local1"
     assert evidence == {"before": str(root / "before"), "after": str(root / "after")}
+    assert "instance: x" in (root / "before/config/config.yaml").read_text()  # before the change
+    assert "instance: fixed" in (root / "after/config/config.yaml").read_text()
     for phase in ("before", "after"):
         assert (root / phase / "MANIFEST.sha256").is_file()
         assert CANARY.encode() not in (root / phase / "config/config.yaml").read_bytes()
         assert MASK.encode() in (root / phase / "config/config.yaml").read_bytes()
-    again = json_out(site, FIX.format(vars="    remedy_evidence: true"))
+    again = json_out(site, FIX.format(key="instance", vars="    remedy_evidence: true"))
     assert again["hosts"][0]["evidence"] is None  # nothing changed: nothing to keep
+
+
+def test_a_host_with_several_faults_keeps_one_capture_before_and_one_at_the_end(
+        site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    books = []
+    for name in ("instance", "level"):
+        (site / f"{name}.yml").write_text(FIX.format(key=name, vars="    remedy_evidence: true"))
+        books.append(str(site / f"{name}.yml"))
+    code = main(["run", *books, "-i", str(site / "hosts.ini"), "-l", "local1", "--audit-log",
+                 str(site / "state" / "audit.jsonl"), "--format", "json"])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [f["state"] for f in document["hosts"][0]["faults"]] == ["fixed", "fixed"]
+    root = site / "state" / "evidence" / document["run_id"] / "local1"
+    assert sorted(p.name for p in root.iterdir()) == ["after", "before"]
+    assert document["hosts"][0]["evidence"] == {"before": str(root / "before"), "after": str(root / "after")}
+    config = {phase: (root / phase / "config/config.yaml").read_text() for phase in ("before", "after")}
+    assert "instance: x" in config["before"] and "level: fixed" not in config["before"]
+    assert "instance: fixed" in config["after"] and "level: fixed" in config["after"]
 
 
 @pytest.mark.parametrize(("variables", "args"), [
@@ -161,7 +182,7 @@ def test_a_run_keeps_evidence_before_the_first_change_and_at_the_end(site: Path,
 ])
 def test_no_evidence_is_kept_when_turned_off_or_not_asked_for(
         site: Path, json_out: RunJson, variables: str, args: list[str]) -> None:
-    document = json_out(site, FIX.format(vars=variables), *args)
+    document = json_out(site, FIX.format(key="instance", vars=variables), *args)
     assert document["hosts"][0]["status"] == "changed"
     assert document["hosts"][0]["evidence"] is None
     assert not (site / "state" / "evidence").exists()
