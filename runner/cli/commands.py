@@ -57,7 +57,7 @@ def _passwords(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return ssh, become
 
 
-def _options(args: argparse.Namespace, *, check: bool, diagnose_only: bool) -> RunOptions:
+def run_options(args: argparse.Namespace, *, check: bool, diagnose_only: bool) -> RunOptions:
     ssh_password, become_password = _passwords(args)
     if args.forks < 1 or args.forks > 500:
         raise InputError.at(Location("<command line --forks>"), "--forks must be between 1 and 500")
@@ -65,10 +65,12 @@ def _options(args: argparse.Namespace, *, check: bool, diagnose_only: bool) -> R
         return frozenset(t.strip() for t in text.split(",") if t.strip())
 
     serial, max_fail = batch_policy(args)
+    keep_evidence = not (check or getattr(args, "no_evidence", True))
     return RunOptions(
         check=check, diagnose_only=diagnose_only, forks=args.forks, limit=args.limit,
         tags=split(args.tags), skip_tags=split(args.skip_tags), lock_timeout=args.lock_timeout,
         serial=serial, max_fail_percentage=max_fail,
+        evidence_dir=str(evidence_root(getattr(args, "audit_log", None))) if keep_evidence else "",
         connect=ConnectOptions(
             user=args.user, key_file=args.private_key, password=ssh_password,
             become_password=become_password, known_hosts=args.known_hosts,
@@ -112,6 +114,11 @@ def batch_policy(args: argparse.Namespace) -> tuple[tuple[int | str, ...] | None
     return serial, max_fail
 
 
+def evidence_root(audit_log: str | None) -> Path:
+    """Where runs keep their evidence: ``evidence/`` beside the audit log."""
+    return (Path(audit_log) if audit_log else DEFAULT_AUDIT).parent / "evidence"
+
+
 def open_audit(path: str | None, redactor: Redactor) -> AuditLog:
     """The audit log at ``path`` (default ``DEFAULT_AUDIT``), its directory made if missing.
 
@@ -128,14 +135,14 @@ def open_audit(path: str | None, redactor: Redactor) -> AuditLog:
             from None
 
 
-class _Signals:
+class Signals:
     """SIGINT/SIGTERM set the stop flag; a second signal aborts at once."""
 
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
         self.previous: dict[int, Any] = {}
 
-    def __enter__(self) -> _Signals:
+    def __enter__(self) -> Signals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.previous[sig] = signal.signal(sig, self._handle)
@@ -177,16 +184,16 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     check = command in ("plan", "diagnose") or getattr(args, "check", False)
     playbooks = args.playbooks or list(bundled_playbooks())
     inputs = load_inputs(playbooks, args.inventory, args.extra_vars)
-    options = _options(args, check=check, diagnose_only=command == "diagnose")
+    options = run_options(args, check=check, diagnose_only=command == "diagnose")
     hosts = plan_hosts(inputs, options)  # selection errors: exit 4 before any connection
-    redactor = _redactor(options, hosts)
+    redactor = run_redactor(options, hosts)
     audit = open_audit(args.audit_log, redactor)
     _warn_unfinished(audit)
     quiet = args.quiet or (command == "diagnose" and not args.verbose)  # the diagnosis says it all
     console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=quiet, diff=args.diff)
     stop = getattr(args, "stop", None) or threading.Event()
     try:
-        with _Signals(stop):
+        with Signals(stop):
             run = _execute_planned(inputs, options, hosts, Listeners([audit, console]), stop, redactor)
     finally:
         audit.close()
@@ -212,7 +219,7 @@ def _with_next_playbooks(run: Run) -> Run:
     return with_next_playbooks(run, [load_playbook(p) for p in bundled_playbooks().values()])
 
 
-def _redactor(options: RunOptions, hosts: Sequence[HostPlan]) -> Redactor:
+def run_redactor(options: RunOptions, hosts: Sequence[HostPlan]) -> Redactor:
     """A redactor that knows every secret of the run: passwords and each host's secret variables."""
     redactor = Redactor([options.connect.password or "", options.connect.become_password or ""])
     for host in hosts:
@@ -275,6 +282,10 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
                 print("  " + redactor.text(line), file=out)
     if command != "diagnose" or args.verbose:
         print(redactor.text(render_recap(run)), file=out)
+    kept = sorted({str(Path(path).parent.parent) for host in run.hosts
+                   for phase, path in host.evidence.items() if phase != "error"})
+    if kept:
+        print(f"Evidence (before the first change and at the end, per host): {', '.join(kept)}", file=out)
     for section in (render_faults(run) if command != "diagnose" else "", render_health(run)):
         if section:
             print(redactor.text(section), file=out)
@@ -374,6 +385,7 @@ def apply_command(args: argparse.Namespace) -> int:
         raise InputError([Problem(Location(args.plan_file), line) for line in drift[:20]])
     namespace.command, namespace.check = "run", False
     namespace.serial, namespace.max_fail_percentage = args.serial, args.max_fail_percentage
+    namespace.no_evidence = args.no_evidence
     run, redactor = _execute(namespace)
     code = _finish(namespace, run, redactor, "run")
     return max(code, _report_plan_comparison(saved, run, namespace, redactor))
@@ -399,7 +411,7 @@ def _replay_args(args: argparse.Namespace, info: dict[str, Any]) -> argparse.Nam
 
 def _silent_check(namespace: argparse.Namespace) -> Run:
     inputs = load_inputs(namespace.playbooks, namespace.inventory, namespace.extra_vars)
-    options = _options(namespace, check=True, diagnose_only=False)
+    options = run_options(namespace, check=True, diagnose_only=False)
     return _execute_planned(inputs, options, plan_hosts(inputs, options), NullListener())
 
 

@@ -54,6 +54,11 @@ EPILOGS = {
   remedy inventory -i hosts.ini --host web01
   remedy inventory -i hosts.ini --graph -l 'web:&prod'
 """,
+    "collect": """examples:
+  remedy collect -i hosts.ini                    # ./remedy-collect-<run id>.tar.gz: read summary.md first
+  remedy collect -i hosts.ini -l 'web:!web03' -o /var/tmp/incident-42
+  remedy collect -i hosts.ini -e coze_config=/srv/coze/config.yaml -e remedy_evidence_log_bytes=1048576
+""",
     "demo": "examples:\n  remedy demo            # needs no SSH: uses the local connection\n",
     "playbooks": """examples:
   remedy playbooks                    # the bundled catalogue
@@ -82,6 +87,14 @@ def _add_execution_args(parser: argparse.ArgumentParser, *, playbooks: bool = Tr
     parser.add_argument("--audit-log", metavar="FILE",
                         help="append-only JSONL audit log (default {})".format(
                             str(DEFAULT_AUDIT).replace("%", "%%")))
+    _add_connection_args(parser)
+    parser.add_argument("--lock-timeout", type=float, default=0.0,
+                        help="wait this long for another run's host lock (default: don't wait)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="show commands and output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print the recap only")
+
+
+def _add_connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--known-hosts", metavar="FILE", help="known_hosts file (default ~/.ssh/known_hosts)")
     parser.add_argument("--accept-new-host-keys", action="store_true",
                         help="trust and record unknown host keys (never changed ones)")
@@ -93,10 +106,27 @@ def _add_execution_args(parser: argparse.ArgumentParser, *, playbooks: bool = Tr
     parser.add_argument("-K", "--ask-become-pass", action="store_true",
                         help="prompt for the sudo password (or set REMEDY_BECOME_PASSWORD)")
     parser.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default 10)")
-    parser.add_argument("--lock-timeout", type=float, default=0.0,
-                        help="wait this long for another run's host lock (default: don't wait)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="show commands and output")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print the recap only")
+
+
+def _add_evidence_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-evidence", action="store_true",
+                        help="keep no evidence (by default the bundled playbooks capture the diagnosis "
+                             "bundle before a host's first change and after the verification, in "
+                             "evidence/<run id>/<host>/ beside the audit log)")
+
+
+def _add_collect_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-i", "--inventory", action="append", required=True, metavar="INVENTORY",
+                        help="inventory file, directory or 'host1,host2,' (repeatable)")
+    parser.add_argument("-l", "--limit", metavar="PATTERN", help="restrict hosts (Ansible patterns)")
+    parser.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
+                        help="k=v, @file.yml or JSON: the paths and names of the bundle (repeatable)")
+    parser.add_argument("-o", "--output", metavar="DIR", default=".",
+                        help="directory for remedy-collect-<run id>.tar.gz (default: the current one)")
+    parser.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (default 20)")
+    _add_connection_args(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the archive's path")
+    parser.set_defaults(tags="", skip_tags="", lock_timeout=0.0, verbose=0)
 
 
 def _add_batch_args(parser: argparse.ArgumentParser) -> None:
@@ -129,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-C", "--check", action="store_true", help="predict only; change nothing")
     run.add_argument("--compare-plan", metavar="PLAN",
                      help="after the run, check it changed exactly what this saved plan predicted")
+    _add_evidence_args(run)
     _add_batch_args(run)
     plan = command("plan", "Dry run: what would change on each host, with diffs "
                            "(no PLAYBOOK: every bundled playbook).")
@@ -141,11 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--format", choices=("text", "json"), default="text")
     apply.add_argument("-v", "--verbose", action="count", default=0)
     apply.add_argument("-q", "--quiet", action="store_true")
+    _add_evidence_args(apply)
     _add_batch_args(apply)
     diagnose = command("diagnose", "Which faults are present on which hosts, with the evidence.")
     _add_execution_args_optional(diagnose)
     diagnose.add_argument("--detailed-exitcode", action="store_true",
                           help=f"exit {EXIT_PENDING} when a fault is found, 0 when every host is healthy")
+    collect = command("collect", "Gather the guide's diagnosis bundle of every host into one "
+                                 "archive, secrets masked: logs, service state, processes, ports, "
+                                 "config, environment, disk, memory, load.")
+    _add_collect_args(collect)
     graph = command("graph", "Show the task dependency graph.")
     graph.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
     graph.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")

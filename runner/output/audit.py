@@ -123,7 +123,8 @@ class AuditLog:
         self._write("task_end", **fields)
 
     def host_finished(self, result: HostResult) -> None:
-        self._write("host_end", host=result.host, status=str(result.status))
+        self._write("host_end", host=result.host, status=str(result.status),
+                    evidence=dict(result.evidence) or None)
 
     def run_finished(self, run: Run) -> None:
         self._write("run_end", exit_code=run.exit_code, interrupted=run.interrupted,

@@ -130,7 +130,8 @@ def run_document(run: Any, redact: Any) -> dict[str, Any]:
         counts = host.counts()
         hosts.append({"host": host.host, "status": str(host.status), "tasks": tasks,
                       "counts": {str(k): v for k, v in counts.items()},
-                      "faults": fault_documents(host), "health": dict(host.health) or None})
+                      "faults": fault_documents(host), "health": dict(host.health) or None,
+                      "evidence": dict(host.evidence) or None})
     document = {"version": 1, "run_id": run.run_id, "check": run.check,
                 "interrupted": run.interrupted, "aborted": run.aborted or None,
                 "audit_error": run.audit_error or None, "exit_code": run.exit_code, "hosts": hosts}

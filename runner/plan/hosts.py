@@ -57,6 +57,7 @@ class RunOptions:
     connect: ConnectOptions = ConnectOptions()
     serial: tuple[int | str, ...] | None = None  # None: the playbook's serial
     max_fail_percentage: float | None = None  # None: the playbook's max_fail_percentage
+    evidence_dir: str = ""  # evidence of each changed host goes to <it>/<run id>/<host>/; "": none
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from runner.load.graph import Node, TaskGraph
 from runner.model import SECTIONS, Play, Playbook, Task
 from runner.redaction import Redactor
 from runner.results import FAULT_FOUND, STOPPED, Fault, FaultState, HostResult, Status, TaskResult
+from runner.run.capture import EvidenceRecorder, evidence_wanted
 from runner.run.context import HostContext
 from runner.run.hostlock import ANSWER_TIMEOUT, HostLock, LockBusy, LockError, default_lock_path
 from runner.run.taskrun import FAILED_WHEN, ignore_failure, remember, run_task
@@ -71,6 +72,7 @@ class WalkOptions:
     become_password: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     redactor: Redactor = field(default_factory=Redactor)
+    evidence_dir: Path | None = None  # the run's evidence: <it>/<host>/before, after; None: none
 
 
 Emit = Callable[[TaskResult], None]
@@ -102,6 +104,7 @@ class HostWalk:
         self.blocking: set[str] = set()  # tasks whose dependents must be skipped
         self.facts: dict[str, Any] = {}  # set_fact values: the host's, across its plays
         self.health: dict[str, Any] = {}
+        self.evidence: EvidenceRecorder | None = None
         self.lock_path = options.lock_path or default_lock_path(host)
 
     def run(self, plays: list[tuple[Playbook, Play, Mapping[str, Any]]]) -> HostResult:
@@ -118,7 +121,7 @@ class HostWalk:
                 self.lock.release()
         faults = tuple(unit.fault() for unit in units)
         return HostResult(self.host, tuple(self.results), self._host_status(units), faults=faults,
-                          health=self.health)
+                          health=self.health, evidence=self.evidence.paths if self.evidence else {})
 
     def _phases(self, units: list[PlayWalk]) -> None:
         for unit in units:
@@ -143,6 +146,8 @@ class HostWalk:
             unit.settle()
         if any(r.changed for r in self.results):  # a host left as it was keeps its health
             self._final_health(ran)
+        if self.evidence is not None and not self.options.stop.is_set():
+            self.evidence.capture("after")
 
     def _host_status(self, units: list[PlayWalk]) -> Status:
         dry = self.options.check or self.options.diagnose_only  # a blocked fault there is a finding
@@ -172,6 +177,15 @@ class HostWalk:
             if node.id not in done:
                 self.record(TaskResult(self.host, node.id, node.task.label, status,
                                        message=message, phase=node.section))
+
+    def evidence_before(self, unit: PlayWalk) -> None:
+        """Capture the evidence before the host's first change, once, if the run and the play keep it."""
+        root = self.options.evidence_dir
+        if root is None or self.evidence is not None or not evidence_wanted(unit.book.path, unit.host_vars):
+            return
+        self.evidence = EvidenceRecorder(self.conn, self.host, unit.host_vars, root / self.host,
+                                         self.options.redactor)
+        self.evidence.capture("before")
 
     def ensure_lock(self) -> None:
         """Take the host lock before the first change (not in check mode).
@@ -252,6 +266,7 @@ class PlayWalk:
         self.play = play
         self.nodes = {s: walk.graph.section_order(play, s) for s in SECTIONS}
         self.every = [n for section in self.nodes.values() for n in section]
+        self.host_vars = host_vars
         options = walk.options
         self.ctx = HostContext(walk.host, walk.conn, play, Path(book.path).resolve().parent,
                                check=options.check, become_password=options.become_password,
@@ -333,6 +348,8 @@ class PlayWalk:
             return
         if not check and not self._lock_and_recheck(ran):
             return
+        if not check:
+            self.walk.evidence_before(self)
         self.ctx.pending_change = any(u.ctx.pending_change for u in ran)
         self.ran = True
         self.fix_failed = self._walk(self.nodes["tasks"], "tasks")

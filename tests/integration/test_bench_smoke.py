@@ -49,3 +49,17 @@ def test_the_harness_fixes_two_hosts_with_remedy_and_the_floor_and_reports_them(
     assert text.startswith("# notes kept") and text.rstrip().endswith("tail kept")
     assert "old" not in text and "### 2 hosts, apply" in text and "| floor |" in text
     assert "### remedy at 2 hosts by --forks" in text and "| 2 | " in text
+
+
+def test_the_collect_benchmark_collects_two_hosts_three_ways_and_reports_them(tmp_path: Path) -> None:
+    require_sshd()
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# notes kept\n")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "collect.py"), "--hosts", "2", "--reps", "1",
+         "--write-results", str(results)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = results.read_text()
+    assert text.startswith("# notes kept") and "### remedy collect, 2 hosts" in text
+    for variant in ("parallel (--forks 20)", "wide (--forks 2)", "serial (--forks 1)"):
+        assert f"| {variant} |" in text and "| 1 of 1 |" in text, text
