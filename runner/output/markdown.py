@@ -2,7 +2,7 @@
 
 Output stage. ``render_markdown`` takes a finished ``Run`` (a plan when
 ``run.check``) and returns GitHub- and GitLab-flavoured Markdown: a headline
-with the verdict, a table with one row per host (result, changes, faults),
+with the verdict, a table with one row per host (result, changes, faults found),
 then per host the tasks that would change (or changed) or failed, with their
 diffs folded in ``<details>``. Text from hosts is escaped so that it can
 neither break a table nor become markup. Task results arrive redacted;
@@ -15,7 +15,7 @@ import difflib
 import re
 
 from runner.errors import printable
-from runner.results import HostResult, Run, TaskResult
+from runner.results import FaultState, HostResult, Run, TaskResult
 
 _EXIT_MEANINGS = {0: "ok", 2: "failed", 3: "unreachable host", 4: "invalid input",
                   5: "audit log not written", 6: "rollback failed", 99: "interrupted"}
@@ -68,7 +68,9 @@ def _changes(host: HostResult, check: bool) -> str:
 
 
 def _faults(host: HostResult) -> str:
-    return ", ".join(f"{_cell(f.playbook)}: {_cell(str(f.state))}" for f in host.faults) or "-"
+    """The faults found on the host, with their verdicts (healthy ones are left out)."""
+    return ", ".join(f"{_cell(f.playbook)}: {_cell(str(f.state))}" for f in host.faults
+                     if f.state != FaultState.HEALTHY) or "-"
 
 
 def _host_section(host: HostResult, check: bool) -> list[str]:

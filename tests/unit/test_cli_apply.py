@@ -214,3 +214,15 @@ def test_a_plan_made_in_another_checkout_is_applied_from_this_one(
     assert code == 0, err
     assert f"the plan was made in {site.root}; reading its inputs under {job}" in err
     assert site.fixed() == ["a", "b"]  # group_vars of the copy: the same marker dir
+
+
+def test_apply_replays_the_tags_and_skip_tags_of_the_plan(site: Site) -> None:
+    book = site.root / "site.yml"
+    book.write_text(BOOK.replace("    - name: write the marker", """    - name: write an extra marker
+      tags: [extra]
+      copy: {content: "extra\\n", dest: "{{ marker_dir }}/{{ inventory_hostname }}.extra"}
+    - name: write the marker""") + "      tags: [marker]\n")
+    assert site.make_plan("--tags", "marker,extra", "--skip-tags", "extra")[0] == 0
+    code, _, err = site.apply()
+    assert code == 0, err
+    assert site.fixed() == ["a", "b"]  # the extra task is skipped again, as planned

@@ -20,9 +20,10 @@ def test_a_plan_names_the_hosts_with_changes_and_what_each_task_would_do() -> No
         result("web01", "free the port", Status.OK, predicted="change", message="stop pid 42"),
         result("web01", "restart", Status.OK, predicted="unknown", phase="handlers"),
         result("web01", "write config", Status.OK, predicted="no_change"),
-    ), Status.OK, faults=(Fault("port_conflict", FaultState.FOUND),))
+    ), Status.OK, faults=(Fault("port_conflict", FaultState.FOUND), Fault("cache_flush", FaultState.HEALTHY)))
     probe = result("web02", "probe", Status.HEALTHY, phase="diagnose")
-    healthy = HostResult("web02", (probe,), Status.HEALTHY)
+    healthy = HostResult("web02", (probe,), Status.HEALTHY,
+                         faults=(Fault("cache_flush", FaultState.HEALTHY),))
     text = render_markdown(plan(web, healthy))
     assert text.startswith("### remedy plan: changes pending on 1 of 2 hosts\n")
     assert "| web01 | ok | 1 will change, 1 effect unknown | port\\_conflict: found |" in text
