@@ -24,7 +24,6 @@ import hmac
 import json
 import os
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,7 +111,7 @@ def seal_plan(document: Mapping[str, Any], *, now: datetime, ttl: timedelta, key
     """The text of a saved plan: ``document`` with a new id, its creation and expiry, and its seal."""
     body = json.loads(json.dumps(document, default=str))  # plain JSON values, as they will read back
     body.pop("seal", None)
-    body.update(plan_id=uuid.uuid4().hex, created=_stamp(now), expires=_stamp(now + ttl))
+    body.update(plan_id=os.urandom(16).hex(), created=_stamp(now), expires=_stamp(now + ttl))
     text = _canonical(body)
     body["seal"] = {"sha256": hashlib.sha256(text.encode()).hexdigest(),
                     "hmac_sha256": _signature(key, text) if key else None}
