@@ -34,6 +34,7 @@ from runner.output.audit import claim_plan, plan_applied
 from runner.plan.artifact import (
     NEW_PLAN,
     check_inputs,
+    file_sha256,
     input_files,
     open_plan,
     plan_digest,
@@ -58,16 +59,19 @@ def apply_command(args: argparse.Namespace) -> int:
     batch_policy(args)  # bad batch options: exit 4 before the check contacts any host
     info = _inputs_here(path, saved["inputs"])
     namespace = _replay_args(args, info)
+    now = {name: sha for name in info["files"] if (sha := file_sha256(name))}
+    check_inputs(path, info["files"], now)  # before they are loaded: a broken one is a changed one
     inputs = load_inputs(namespace.playbooks, namespace.inventory, namespace.extra_vars)
     check_inputs(path, info["files"], input_files([b.path for b in inputs.playbooks],
                                                   inputs.inventory.files if inputs.inventory else {},
-                                                  namespace.extra_vars))
+                                                  namespace.extra_vars))  # and no new one is read
     log = audit_path(args.audit_log)
     _refuse_if_applied(path, saved, plan_applied(log, saved["plan_id"]) if log.exists() else "")
     drift = plan_drift(saved, _silent_check(namespace, inputs))
     if drift:
         raise InputError([Problem(Location(path), line) for line in drift[:20]])
     try:
+        log.parent.mkdir(parents=True, exist_ok=True)
         _refuse_if_applied(path, saved, claim_plan(log, saved["plan_id"], plan_sha256=plan_digest(saved),
                                                    plan_file=os.path.abspath(path)))
     except OSError as error:

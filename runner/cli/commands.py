@@ -210,7 +210,7 @@ def _redactor(options: RunOptions, hosts: Sequence[HostPlan]) -> Redactor:
 
 
 def execute_planned(inputs: Inputs, options: RunOptions, hosts: Sequence[HostPlan], listener: Listener,
-                     stop: threading.Event | None = None, redactor: Redactor | None = None) -> Run:
+                    stop: threading.Event | None = None, redactor: Redactor | None = None) -> Run:
     """``execute`` the planned ``hosts``, once start-up is settled."""
     _settle_start_up(hosts)
     return execute(inputs, options, listener, stop=stop, hosts=hosts, redactor=redactor)
@@ -233,7 +233,7 @@ def _settle_start_up(hosts: Sequence[HostPlan]) -> None:
 
 
 def report_plan_comparison(saved: dict[str, Any], run: Run, args: argparse.Namespace,
-                            redactor: Redactor) -> int:
+                           redactor: Redactor) -> int:
     out = sys.stderr if args.format != "text" else sys.stdout
     mismatches = compare_with_plan(saved, run)
     if mismatches:

@@ -151,10 +151,12 @@ def test_a_plan_whose_inputs_changed_is_refused_naming_the_file(site: Site) -> N
     group_vars.write_text(group_vars.read_text() + "# edited\n")
     assert f"{group_vars} changed since the plan was made" in site.refused("input changed")
     group_vars.write_text(group_vars.read_text().replace("# edited\n", ""))
-    (site.root / "inventory" / "host_vars" / "a.yml").unlink()
-    (site.root / "inventory" / "host_vars" / "a.yaml").write_text("marker_text: fixed-a\n")
-    err = site.refused("input changed")
-    assert "host_vars/a.yml is gone or no longer read (and 1 more)" in err
+    new = site.root / "inventory" / "group_vars" / "all.yml"
+    new.write_text("unrelated: 1\n")
+    assert f"{new} is read now but was not when the plan was made" in site.refused("input changed")
+    new.unlink()
+    (site.root / "inventory" / "host_vars" / "a.yml").rename(site.root / "inventory" / "host_vars" / "a.yaml")
+    assert "host_vars/a.yml is gone or no longer read" in site.refused("input changed")
 
 
 def test_an_expired_plan_is_refused(site: Site) -> None:
@@ -226,3 +228,12 @@ def test_apply_replays_the_tags_and_skip_tags_of_the_plan(site: Site) -> None:
     code, _, err = site.apply()
     assert code == 0, err
     assert site.fixed() == ["a", "b"]  # the extra task is skipped again, as planned
+
+
+def test_a_plan_whose_playbook_is_gone_or_broken_is_refused_before_it_is_loaded(site: Site) -> None:
+    site.make_plan()
+    book = site.root / "site.yml"
+    book.write_text("- hosts: all\n  tasks: [\n")  # no longer even YAML
+    assert f"{book} changed since the plan was made" in site.refused("input changed")
+    book.unlink()
+    assert f"{book} is gone or no longer read" in site.refused("input changed")
