@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 # rsync, git, g++ and make: gitlab-ci-local (below), which runs examples/ci/gitlab-ci.yml in the tests
 SYSTEM_PACKAGES=(openssh-server openssh-client redis-server postgresql sudo iproute2 procps
-                 util-linux curl tar gzip coreutils passwd acl python3 python3-yaml
-                 rsync git g++ make)
+                 util-linux curl tar gzip coreutils passwd acl python3 python3-yaml python3-pip
+                 python3-venv dpkg-dev rsync git g++ make)
 command -v npm >/dev/null || SYSTEM_PACKAGES+=(nodejs npm)  # a Node.js without its own npm
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do

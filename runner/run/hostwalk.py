@@ -97,6 +97,7 @@ class HostWalk:
         self.emit = emit
         self.results: list[TaskResult] = []
         self.lock: HostLock | None = None
+        self.lock_refused: LockBusy | None = None
         self.blocking: set[str] = set()  # tasks whose dependents must be skipped
         self.facts: dict[str, Any] = {}  # set_fact values: the host's, across its plays
         self.health: dict[str, Any] = {}
@@ -179,8 +180,14 @@ class HostWalk:
         """
         if self.options.check or self.lock is not None:
             return
+        if self.lock_refused is not None:  # one wait per host, not one per play
+            raise self.lock_refused
         lock = HostLock(self.conn, self.lock_path, self.options.run_id)
-        lock.acquire(timeout=self.options.lock_timeout, stop=self.options.stop)
+        try:
+            lock.acquire(timeout=self.options.lock_timeout, stop=self.options.stop)
+        except LockBusy as busy:
+            self.lock_refused = busy
+            raise
         self.lock = lock
 
     def _handlers(self, units: list[PlayWalk]) -> None:
@@ -288,8 +295,7 @@ class PlayWalk:
         probe_ctx = replace(self.ctx, check=False)  # diagnose tasks are read-only probes
         for node in self.nodes["diagnose"]:
             result = run_task(probe_ctx, node.id, node.task, self.current_scope(), phase="diagnose")
-            if node.task.register:
-                self.registered[node.task.register] = dict(result.data)
+            self._keep(node.task, result)
             failed = result.status is Status.FAILED and not result.data.get("error")
             shown = self.walk.options.redactor.result(result)  # evidence as every output may show it
             if failed and node.task.blocked_by and blocked is None:
@@ -409,15 +415,19 @@ class PlayWalk:
             result = run_task(self.ctx, node.id, task, self.current_scope(), phase=phase)
             if task.ignore_errors and phase != "rollback":  # a failed undo is never hidden
                 result = ignore_failure(result)
-            remember(task, result, self.registered)
-            if task.module == "set_fact" and result.status is not Status.FAILED:
-                self.walk.facts.update(result.data.get("ansible_facts", {}))
+            self._keep(task, result)
         if result.changed and not self.ctx.check or (self.ctx.check and result.predicted == "change"):
             self.notified.update(task.notify)
         go_on = phase == "rollback" and task.ignore_errors
         if (result.status.is_failure or result.status is Status.NOT_RUN) and not go_on:
             self.walk.blocking.add(node.id)
         return self.walk.record(result)
+
+    def _keep(self, task: Task, result: TaskResult) -> None:
+        """What a finished task leaves for the later ones: its register, its set_fact values."""
+        remember(task, result, self.registered)
+        if task.module == "set_fact" and result.status is not Status.FAILED:
+            self.walk.facts.update(result.data.get("ansible_facts", {}))
 
     def _selected(self, tags: tuple[str, ...]) -> bool:
         options = self.walk.options

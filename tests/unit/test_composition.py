@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import textwrap
 from pathlib import Path
@@ -225,3 +226,40 @@ def test_diagnose_prints_the_faults_per_host_and_the_command_that_fixes_them(
     assert main(["plan", *healthy, "-i", str(inventory), "--detailed-exitcode", *audit]) == 0
     assert main(["diagnose", *healthy, "-i", str(inventory), "--detailed-exitcode", *audit]) == 0
     assert "healthy: h0" in capsys.readouterr().out
+
+
+def test_a_locked_host_is_waited_for_once_not_once_per_playbook(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("h0 ansible_connection=local\n")
+    inputs = load_inputs(pair(tmp_path), [str(inventory)])
+    lock = tmp_path / "remedy.lock"
+    holds: list[str] = []
+
+    def connect(params: Any) -> Any:
+        conn = Recording(params, [])
+        conn.hold = lambda command: holds.append(command) or conn.inner.hold(command)
+        return conn
+
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run holds the host's lock
+        result = execute(inputs, RunOptions(lock_path=str(lock), lock_timeout=0), Collect(),
+                         connect=connect)
+    assert len(holds) == 1
+    assert [str(f.state) for f in result.hosts[0].faults] == ["not_run", "not_run"]
+    assert result.hosts[0].status is Status.NOT_RUN
+
+
+def test_a_set_fact_in_diagnose_is_seen_by_the_later_diagnose_and_fix_tasks(tmp_path: Path) -> None:
+    paths = books(tmp_path, facts="""
+    - hosts: all
+      diagnose:
+        - {id: derive, set_fact: {wanted: [a, b]}}
+        - {id: verdict, assert: {that: wanted | length == 0, fail_msg: "missing {{ wanted | join(',') }}"}}
+      tasks:
+        - {id: fix, mark: {name: "fix-{{ wanted | join('-') }}", log: LOG}}
+    """)
+    result = run(tmp_path, paths)
+    assert faults(result) == [("facts", "fixed")]
+    evidence = result.hosts[0].faults[0].evidence
+    assert evidence and "missing a,b" in evidence[0], evidence
+    assert logged(tmp_path) == ["fix-a-b"]
