@@ -152,15 +152,17 @@ class PlanRefusedError(RemedyError):
 
     ``check`` names the check that failed (``damaged``, ``tampered``,
     ``signature``, ``unsigned``, ``expired``, ``input changed``, ``already
-    applied``); the message is one line: the plan, the check, why, and what to do.
+    applied``, ``stale``); the message is one line: the plan, the check, why,
+    and what to do; ``details`` adds one indented line each (``stale``: per host).
     """
 
     exit_code = 4
 
-    def __init__(self, plan: str, check: str, reason: str, fix: str) -> None:
+    def __init__(self, plan: str, check: str, reason: str, fix: str, details: Sequence[str] = ()) -> None:
         self.plan = plan
         self.check = check
-        super().__init__(f"apply refused: {plan}: {check}: {printable(reason)}; {fix}")
+        first = f"apply refused: {plan}: {check}: {printable(reason)}" + (f"; {fix}" if fix else "")
+        super().__init__("\n  ".join([first, *map(printable, details)]))
 
 
 class UnreachableError(RemedyError):

@@ -1,10 +1,11 @@
-"""The ``apply`` command: check a saved plan, replay its command line, refuse drift, run it once.
+"""The ``apply`` command: check a saved plan, replay its command line, refuse it if stale, run it once.
 
 Command line, beside ``commands``. Before any host is contacted ``apply``
 opens the plan (its seal, signature and expiry: ``plan.artifact``), checks
 that the files it read are unchanged, and that the audit log has no record
 of it being applied; each refusal is one line and exit 4. It then re-plans
-in check mode and refuses drift, records the plan in the audit log
+in check mode and refuses a stale plan (exit 4, one line per host that is no
+longer as planned: ``plan_drift``), records the plan in the audit log
 (``claim_plan``: once only) and runs it with the output and connection
 options given to ``apply``.
 """
@@ -27,7 +28,7 @@ from runner.cli.commands import (
     report_plan_comparison,
     run_options,
 )
-from runner.errors import InputError, Location, PlanRefusedError, Problem
+from runner.errors import InputError, Location, PlanRefusedError
 from runner.events import NullListener
 from runner.load.inputs import Inputs, load_inputs
 from runner.output.audit import claim_plan, plan_applied
@@ -50,10 +51,12 @@ from runner.results import Run
 _CARRIED = ("format", "verbose", "quiet", "diff", "forks", "junit", "audit_log", "output", "known_hosts",
             "accept_new_host_keys", "ssh_config", "user", "private_key", "ask_pass", "ask_become_pass",
             "connect_timeout", "lock_timeout", "serial", "max_fail_percentage")
+#: Hosts named when a plan is stale; the rest are counted.
+_SHOWN = 20
 
 
 def apply_command(args: argparse.Namespace) -> int:
-    """``remedy apply plan.json``: check the plan, re-plan, refuse on drift, then run for real."""
+    """``remedy apply plan.json``: check the plan, re-plan, refuse it if stale, then run for real."""
     path = args.plan_file
     saved = open_plan(path, key=plan_key(os.environ), now=datetime.now(UTC))
     batch_policy(args)  # bad batch options: exit 4 before the check contacts any host
@@ -67,9 +70,7 @@ def apply_command(args: argparse.Namespace) -> int:
                                                   namespace.extra_vars))  # and no new one is read
     log = audit_path(args.audit_log)
     _refuse_if_applied(path, saved, plan_applied(log, saved["plan_id"]) if log.exists() else "")
-    drift = plan_drift(saved, _silent_check(namespace, inputs))
-    if drift:
-        raise InputError([Problem(Location(path), line) for line in drift[:20]])
+    _refuse_if_stale(path, saved, _silent_check(namespace, inputs))
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
         _refuse_if_applied(path, saved, claim_plan(log, saved["plan_id"], plan_sha256=plan_digest(saved),
@@ -104,6 +105,15 @@ def _refuse_if_applied(path: str, saved: dict[str, Any], when: str) -> None:
     if when:
         raise PlanRefusedError(path, "already applied", f"plan {saved['plan_id']} was applied at {when} "
                                "(the audit log says so); a saved plan runs once", NEW_PLAN)
+
+
+def _refuse_if_stale(path: str, saved: dict[str, Any], fresh: Run) -> None:
+    """Refuse, one short paragraph per host, when a fresh check no longer finds what was planned."""
+    drift = plan_drift(saved, fresh)
+    if drift:
+        more = [f"... and {len(drift) - _SHOWN} more hosts"] if len(drift) > _SHOWN else []
+        raise PlanRefusedError(path, "stale", f"{len(drift)} of {len(fresh.hosts)} hosts are no longer "
+                               "as planned", "", [*drift[:_SHOWN], *more])
 
 
 def _replay_args(args: argparse.Namespace, info: dict[str, Any]) -> argparse.Namespace:

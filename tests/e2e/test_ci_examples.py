@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.ciexamples import job_env, remedy_wrapper, run_github, run_gitlab
+from tests.e2e.ciexamples import GitLab, job_env, remedy_wrapper, run_github, run_gitlab
 from tests.e2e.conftest import REPO, LabHandle
 from tests.support.prerequisites import require
 
@@ -99,15 +99,22 @@ def test_the_github_workflow_plans_and_applies_the_approved_plan_on_the_lab(
     assert again["plan"].summary.startswith("### remedy plan: no changes on 3 hosts\n")
 
 
+def awaiting_approval(lab: LabHandle, broken: Callable[[str, str], None], checkout: Path, work: Path,
+                      plan_key: str) -> GitLab:
+    """The GitLab pipeline run on a push to main with host02's fault, up to its manual apply job."""
+    broken(*FAULT)
+    variables: dict[str, str | None] = {"REMEDY_PLAN_KEY": plan_key, "REMEDY_PLAYBOOKS": PLAYBOOKS}
+    pipeline = run_gitlab(PIPELINE, checkout, variables=variables, files=ssh_files(lab), work=work)
+    assert [(n, j.status) for n, j in pipeline.jobs.items()] == [
+        ("remedy-plan", "success"), ("remedy-apply", "manual")], explain(pipeline.jobs)
+    return pipeline
+
+
 def test_the_gitlab_pipeline_plans_and_applies_when_a_person_starts_the_apply_job(
         lab: LabHandle, broken: Callable[[str, str], None], checkout: Path, tmp_path: Path,
         plan_key: str) -> None:
-    broken(*FAULT)
-    variables: dict[str, str | None] = {"REMEDY_PLAN_KEY": plan_key, "REMEDY_PLAYBOOKS": PLAYBOOKS}
-    pipeline = run_gitlab(PIPELINE, checkout, variables=variables, files=ssh_files(lab), work=tmp_path)
+    pipeline = awaiting_approval(lab, broken, checkout, tmp_path, plan_key)
     jobs = pipeline.jobs
-    assert [(n, j.status) for n, j in jobs.items()] == [("remedy-plan", "success"),
-                                                        ("remedy-apply", "manual")], explain(jobs)
     assert "Changes pending; review plan.md, then start remedy-apply." in jobs["remedy-plan"].log
     assert lab.health(FAULT[0])[0] != 200  # nothing is applied before a person starts the job
     pipeline.start("remedy-apply")
@@ -117,6 +124,21 @@ def test_the_gitlab_pipeline_plans_and_applies_when_a_person_starts_the_apply_jo
     assert apply is not None and jobs["remedy-plan"].artifacts is not None
     check_applied(lab, jobs["remedy-plan"].artifacts / "plan.json", apply / "result.json",
                   apply / "apply-junit.xml", plan_key)
+
+
+def test_an_apply_started_after_the_fault_was_fixed_by_hand_is_refused_naming_the_host(
+        lab: LabHandle, broken: Callable[[str, str], None], checkout: Path, tmp_path: Path,
+        plan_key: str) -> None:
+    pipeline = awaiting_approval(lab, broken, checkout, tmp_path, plan_key)
+    lab.cli("reset", FAULT[0])  # someone fixed host02 by hand while the plan waited for approval
+    jobs = pipeline.start("remedy-apply")
+    assert jobs["remedy-apply"].status == "failed", explain(jobs)
+    assert ("stale: 1 of 3 hosts are no longer as planned\n"
+            "  host02 no longer has the fault: 2 planned changes are moot; make a new plan\n[exit 4]\n"
+            ) in jobs["remedy-apply"].log, explain(jobs)
+    artifacts = jobs["remedy-apply"].artifacts
+    assert artifacts is not None and not (artifacts / "result.json").exists()  # no host was changed
+    assert "plan_apply" not in (artifacts / "remedy-audit.jsonl").read_text()
 
 
 class _Notes(http.server.BaseHTTPRequestHandler):

@@ -237,3 +237,49 @@ def test_a_plan_whose_playbook_is_gone_or_broken_is_refused_before_it_is_loaded(
     assert f"{book} changed since the plan was made" in site.refused("input changed")
     book.unlink()
     assert f"{book} is gone or no longer read" in site.refused("input changed")
+
+
+NOTE = """    - name: write the note
+      copy:
+        content: "{{ marker_text }} note\\n"
+        dest: "{{ marker_dir }}/{{ inventory_hostname }}.note"
+"""
+
+
+def stale(site: Site, *hosts: str) -> str:
+    """``apply`` refuses a stale plan: exit 4, a line naming the check, one line per host; nothing changed."""
+    before = site.fixed()
+    code, out, err = site.apply()
+    assert code == 4 and out == "", err
+    header, *paragraphs = err.splitlines()
+    assert header.endswith(f": stale: {len(hosts)} of 2 hosts are no longer as planned"), err
+    assert header.startswith(f"remedy: apply refused: {site.plan}: ")
+    assert [p.split(" ", 3)[2] for p in paragraphs] == list(hosts), err
+    assert site.fixed() == before, err
+    return err
+
+
+def test_a_plan_whose_fault_is_gone_from_a_host_is_refused_in_one_paragraph_per_host(site: Site) -> None:
+    (site.root / "site.yml").write_text(BOOK + NOTE)
+    assert site.make_plan("--detailed-exitcode")[0] == 10
+    (site.markers / "b").write_text("fixed by hand\n")
+    err = stale(site, "b")
+    assert err.endswith("\n  b no longer has the fault: 2 planned changes are moot; make a new plan\n"), err
+    assert "plan_apply" not in (site.root / "audit.jsonl").read_text()  # not used up: it never ran
+    assert site.make_plan("--detailed-exitcode")[0] == 10 and site.apply()[0] == 0
+    assert site.fixed() == ["a", "a.note", "b"]  # b is healthy: its note is not written
+    assert (site.markers / "b").read_text() == "fixed by hand\n"
+
+
+def test_a_plan_that_missed_a_fault_or_a_changed_prediction_is_refused_per_host(site: Site) -> None:
+    (site.root / "site.yml").write_text(BOOK + NOTE)
+    (site.markers / "a").write_text("fixed-a hello\n")  # a is healthy when the plan is made
+    assert site.make_plan()[0] == 0
+    (site.markers / "a").unlink()
+    (site.markers / "b.note").write_text("fixed-b note\n")  # b's note is already what the plan would write
+    err = stale(site, "a", "b")
+    assert err.splitlines()[1:] == [
+        "  a has a fault the plan did not find (site): 2 changes were not planned; make a new plan",
+        "  b has 1 task no longer as planned: 'write the note' planned a change, now no change; "
+        "make a new plan",
+    ], err
