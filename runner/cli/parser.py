@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runner import __version__
+from runner.plan.artifact import DEFAULT_TTL
 
 #: The audit log without --audit-log: under $XDG_STATE_HOME, else ~/.local/state.
 DEFAULT_AUDIT = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / \
@@ -33,9 +34,14 @@ EPILOGS = {
     "plan": """examples:
   remedy plan port_conflict -i hosts.yml --diff
   remedy plan restore_from_backup -i hosts.yml -o plan.json   # review, then: remedy apply plan.json
+  remedy plan -i hosts.yml -o plan.json --plan-ttl 2h --detailed-exitcode --format markdown > plan.md
 """,
-    "apply": "examples:\n  remedy apply plan.json\n"
-             "  remedy apply plan.json --serial 1,25% --max-fail-percentage 0   # canary, then quarters\n",
+    "apply": """examples:
+  remedy apply plan.json
+  remedy apply plan.json --serial 1,25% --max-fail-percentage 0   # canary, then quarters
+  remedy apply plan.json --private-key ~/.ssh/ci --known-hosts ci_known_hosts \\
+      --junit apply.xml -o result.json --format markdown > summary.md   # in CI
+""",
     "diagnose": """examples:
   remedy diagnose -i hosts.yml                   # every bundled playbook's diagnosis
   remedy diagnose port_conflict cache_flush -i hosts.yml --format json
@@ -80,16 +86,25 @@ def _add_execution_args(parser: argparse.ArgumentParser, *, playbooks: bool = Tr
     parser.add_argument("-t", "--tags", default="", help="run only tasks with these tags (comma list)")
     parser.add_argument("--skip-tags", default="", help="skip tasks with these tags (comma list)")
     parser.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (default 20)")
+    _add_output_args(parser)
+    _add_connection_args(parser)
+    _add_lock_args(parser)
+
+
+def _add_lock_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lock-timeout", type=float, default=0.0,
+                        help="wait this long for another run's host lock (default: don't wait)")
+
+
+def _add_output_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--diff", action="store_true", help="show file diffs")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="json: one document on stdout, human output on stderr")
+    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                        help="json: one document on stdout; markdown: a summary for a CI job or a "
+                             "merge request on stdout; with either, human output goes to stderr")
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     parser.add_argument("--audit-log", metavar="FILE",
                         help="append-only JSONL audit log (default {})".format(
                             str(DEFAULT_AUDIT).replace("%", "%%")))
-    _add_connection_args(parser)
-    parser.add_argument("--lock-timeout", type=float, default=0.0,
-                        help="wait this long for another run's host lock (default: don't wait)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="show commands and output")
     parser.add_argument("-q", "--quiet", action="store_true", help="print the recap only")
 
@@ -164,14 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
     plan = command("plan", "Dry run: what would change on each host, with diffs "
                            "(no PLAYBOOK: every bundled playbook).")
     _add_execution_args_optional(plan)
-    plan.add_argument("-o", "--output", metavar="FILE", help="save the plan for 'remedy apply'")
+    plan.add_argument("-o", "--output", metavar="FILE",
+                      help="save the plan for 'remedy apply' (signed when REMEDY_PLAN_KEY is set)")
+    plan.add_argument("--plan-ttl", metavar="DURATION", default=DEFAULT_TTL,
+                      help=f"how long a saved plan stays valid: 30m, 1h, 2d ... (default {DEFAULT_TTL})")
     plan.add_argument("--detailed-exitcode", action="store_true",
                       help=f"exit {EXIT_PENDING} when the plan would change something, 0 when nothing")
-    apply = command("apply", "Run exactly a saved plan; refuses a plan whose facts drifted.")
+    apply = command("apply", "Run exactly a saved plan; refuses a plan that is expired, changed, "
+                             "wrongly signed, already applied, or whose inputs or facts drifted.")
     apply.add_argument("plan_file", metavar="PLAN")
-    apply.add_argument("--format", choices=("text", "json"), default="text")
-    apply.add_argument("-v", "--verbose", action="count", default=0)
-    apply.add_argument("-q", "--quiet", action="store_true")
+    apply.add_argument("-o", "--output", metavar="FILE", help="write the run's JSON document to FILE")
+    apply.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (default 20)")
+    _add_output_args(apply)
+    _add_connection_args(apply)
+    _add_lock_args(apply)
     _add_evidence_args(apply)
     _add_batch_args(apply)
     diagnose = command("diagnose", "Which faults are present on which hosts, with the evidence.")

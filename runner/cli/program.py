@@ -207,7 +207,7 @@ def _cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from runner.cli.commands import apply_command
+    from runner.cli.apply import apply_command
 
     return apply_command(args)
 

@@ -6,9 +6,12 @@ records (only a disk that fills up within a line makes a second ``write``)
 and a crash can tear at most the last line. Every record passes
 through the run's ``Redactor`` first (task results arrive already concealed
 and masked). Events: ``run_start``, ``task_end`` (one per host x task: the
-terminal record), ``host_end``, ``run_end``; and, outside runs, ``alert``
-(what became of an alert) and ``alert_run`` (the run it triggered).
-``unfinished_runs`` finds the runs that started but never ended (killed).
+terminal record), ``host_end``, ``run_end``; ``plan_apply`` before
+``apply`` runs a saved plan: ``claim_plan`` records its id (under ``flock``)
+and ``plan_applied`` finds it, so that each saved plan is applied once; and,
+outside runs, ``alert`` (what became of an alert) and ``alert_run`` (the run
+it triggered). ``unfinished_runs`` finds the runs that started but never
+ended (killed).
 
 A write or fsync that fails (a full disk: ENOSPC, or EIO, EDQUOT, ...) never
 raises: the log keeps the first error, writes nothing more (a later record
@@ -178,3 +181,51 @@ def _alive(pid: object) -> bool:
     except OSError:
         return True  # exists, another user's
     return True
+
+
+def plan_applied(path: Path, plan_id: str) -> str:
+    """When the audit log at ``path`` says the saved plan ``plan_id`` was applied ('' if never)."""
+    try:
+        with open(path, "rb") as handle:
+            return _plan_claim(handle, plan_id)
+    except FileNotFoundError:
+        return ""
+
+
+def _plan_claim(handle: Any, plan_id: str) -> str:
+    needle = plan_id.encode()
+    for line in handle:
+        if needle not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:  # a torn last line
+            continue
+        if isinstance(record, dict) and record.get("event") == "plan_apply" \
+                and record.get("plan_id") == plan_id:
+            return str(record.get("ts", "?"))
+    return ""
+
+
+def claim_plan(path: Path, plan_id: str, **fields: Any) -> str:
+    """Record in the audit log that the saved plan ``plan_id`` is applied now, unless it already was.
+
+    Returns when it was applied before ('' when this call recorded it). The
+    log is locked (``flock``) while it is read and the ``plan_apply`` record
+    appended and fsynced, so of two applies of one plan exactly one goes on.
+
+    Raises:
+        OSError: the log cannot be read or written.
+    """
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "rb+", buffering=0) as handle:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        earlier = _plan_claim(handle, plan_id)
+        if not earlier:
+            record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": "plan_apply",
+                      "plan_id": plan_id, "pid": os.getpid(), **fields}
+            _write_all(fd, (json.dumps(record, sort_keys=True, default=str) + "\n").encode())
+            os.fsync(fd)
+    return earlier
