@@ -17,7 +17,7 @@ from typing import Any
 
 from runner.errors import Location, ProblemCollector, suggest
 from runner.load import templating
-from runner.load.marked import MarkedDict, MarkedList
+from runner.load.marked import MarkedDict, MarkedList, OctalInt
 from runner.load.templating import FALSE_WORDS, TRUE_WORDS, to_bool
 from runner.modules.base import Arg, Module
 
@@ -256,6 +256,8 @@ def check_value(spec: Arg, value: Any) -> tuple[Any, tuple[str, str] | None]:
 
 
 def _check_mode(value: Any) -> tuple[Any, tuple[str, str] | None]:
+    if isinstance(value, OctalInt) and 0 <= value <= 0o7777:  # 0750 in an inventory, as Ansible reads it
+        return f"{value:04o}", None
     if isinstance(value, bool):
         return value, (f"is {describe(value)}, not a mode string", 'e.g. mode: "0644"')
     if isinstance(value, (int, float)):

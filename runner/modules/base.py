@@ -29,7 +29,8 @@ from runner.results import CommandResult, Diff
 #: Argument types the validator understands.
 #:   str, int, float, bool, list, dict, any  - plain YAML values (bool accepts yes/no/on/off)
 #:   path   - an absolute or relative POSIX path (no NUL, no newline)
-#:   mode   - a file mode as a quoted string: "0644", "u+rwx,g-w" (never a YAML number)
+#:   mode   - a file mode as a quoted string: "0644", "u+rwx,g-w" (never a YAML number,
+#:            except an inventory value written in YAML 1.1 octal, 0750, as Ansible reads it)
 #:   expr   - a Jinja2 expression evaluated by the executor (assert `that`, debug `var`)
 #:   local_file    - a controller file read by the executor, confined to the project
 #:   template_file - like local_file, rendered with the task's variables first
