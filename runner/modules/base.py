@@ -32,8 +32,8 @@ from runner.results import CommandResult, Diff
 #:   mode   - a file mode as a quoted string: "0644", "u+rwx,g-w" (never a YAML number,
 #:            except an inventory value written in YAML 1.1 octal, 0750, as Ansible reads it)
 #:   expr   - a Jinja2 expression evaluated by the executor (assert `that`, debug `var`)
-#:   local_file    - a controller file read by the executor, confined to the project
-#:   template_file - like local_file, rendered with the task's variables first
+#:   local_file    - a controller file (files/ beside the playbook, the playbook dir, or absolute)
+#:   template_file - like local_file (templates/ first), rendered with the task's variables
 ARG_TYPES = frozenset(
     {
         "str",
