@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from runner.errors import printable
-from runner.output.tables import table
+from runner.output.tables import table, text_lines
 from runner.output.verdicts import FAILED_FAULTS, fault_documents
 from runner.redaction import NO_LOG_MESSAGE
 from runner.results import AUDIT_STOP, Run, Status
@@ -29,29 +29,32 @@ _SYMBOLS = {"ok": "ok", "changed": "changed", "failed": "FAILED", "skipped": "sk
 
 def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
                        redact: Any = None) -> str:
-    """One progress line for a finished task (plus commands/diffs when asked)."""
+    """One progress line for a finished task (plus commands/diffs when asked).
+
+    A multi-line message (a script's text) goes on as an indented block; with
+    ``-v`` each command is shown as a shell shows it: ``$`` then ``>`` for its
+    further lines.
+    """
     mask = redact or (lambda text: text)
     status = _SYMBOLS.get(str(result.status), str(result.status))
     if result.predicted == "unknown" and result.phase != "diagnose":
         status += " (will run, effect unknown)" if result.data.get("check_mode") else ""
-    message = f" - {mask(_one_line(result.message))}" if result.message else ""
-    lines = [f"[{result.host}] {status}: {result.name}{message}"]
+    message = text_lines(mask(result.message)) if result.message else [""]
+    lines = [f"[{result.host}] {status}: {result.name}" + (f" - {message[0]}" if result.message else "")]
+    lines.extend(f"    {line}" for line in message[1:])
     if result.no_log and not result.message:
         lines[0] += f" {NO_LOG_MESSAGE}"
     if verbose:
         for command in result.commands:
-            lines.append(f"    $ {mask(_one_line(command.command, 200))}  (rc={command.rc})")
+            script = text_lines(mask(command.command), most=40 if verbose < 2 else 0)
+            lines.extend(f"    {'$' if index == 0 else '>'} {line}" for index, line in enumerate(script))
+            lines[-1] += f"  (rc={command.rc})"
             for stream in (command.stdout, command.stderr):
                 for line in stream.splitlines()[-20 if verbose < 2 else None:]:
                     lines.append("      " + mask(printable(line)))
     if diff:
         lines.extend(mask(text) for text in render_diffs(result.diffs))
     return "\n".join(lines)
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = printable(" ".join(text.split()))
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def render_diffs(diffs: Iterable[Any]) -> list[str]:
@@ -100,7 +103,8 @@ def render_plan(run: Any) -> str:
         if result.predicted in ("change", "unknown") or str(result.status) in ("failed", "unreachable"):
             what = {"change": "will change", "unknown": "will run, effect unknown"}.get(
                 result.predicted, str(result.status))
-            rows.append([result.host, result.name, what, _one_line(result.message, 80)])
+            rows.append([result.host, result.name, what, "\n".join(text_lines(result.message, width=80,
+                                                                                  most=10))])
     healthy = [h.host for h in run.hosts if str(h.status) == "healthy"]
     lines = []
     if rows:

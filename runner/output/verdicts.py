@@ -16,7 +16,7 @@ from typing import Any
 
 from runner.load.graph import build_graph
 from runner.model import Playbook
-from runner.output.tables import table
+from runner.output.tables import table, text_lines
 from runner.results import FAULT_FOUND, FaultState, HostResult, Run, Status
 
 #: Fault verdicts that no single task's record shows: a JUnit test case of their own.
@@ -127,5 +127,6 @@ def diagnosis_rows(run: Run) -> list[dict[str, Any]]:
 def render_diagnosis(run: Run) -> str:
     """The diagnosis table."""
     rows = [[r["host"], r["playbook"], r["diagnosis"].upper() if r["diagnosis"] == "fault"
-             else r["diagnosis"], "; ".join(r["evidence"])[:120]] for r in diagnosis_rows(run)]
+             else r["diagnosis"], "\n".join(text_lines("; ".join(r["evidence"]), width=120, most=10))]
+            for r in diagnosis_rows(run)]
     return table(rows, ["host", "playbook", "diagnosis", "evidence"])

@@ -83,6 +83,52 @@ def test_a_check_run_that_changes_nothing_says_so(tmp_path: Path, capsys: pytest
     assert "would change nothing" in out
 
 
+SCRIPT_BOOK = """
+- hosts: all
+  diagnose:
+    - name: probe the state
+      shell: |
+        if [ -e LOG ]; then
+          echo present
+        else
+          echo absent
+        fi
+      register: state
+      changed_when: false
+    - {name: it is broken, assert: {that: state.stdout == "present"}}
+  tasks:
+    - name: repair it
+      shell: |
+        for word in one two; do
+          echo "$word" >> LOG
+        done
+"""
+
+
+def test_a_multi_line_script_keeps_its_line_breaks_in_diagnose_plan_and_verbose_output(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("a ansible_connection=local\n")
+    book = tmp_path / "book.yml"
+    book.write_text(SCRIPT_BOOK.replace("LOG", str(tmp_path / "log")))
+    common = [str(book), "-i", str(inventory), "--audit-log", str(tmp_path / "a.jsonl")]
+    probe = f"[a] ok: probe the state - run if [ -e {tmp_path}/log ]; then\n      echo present\n    else\n"
+    assert main(["diagnose", *common]) == 0
+    assert probe in capsys.readouterr().err
+    assert main(["plan", *common]) == 0
+    out, err = capsys.readouterr()
+    assert probe in err
+    plan = [line.rstrip() for line in out.splitlines()]
+    at = next(i for i, line in enumerate(plan) if "run for word in one two; do" in line)
+    column = plan[at].index("run for word")
+    assert plan[at + 1][column:].startswith('  echo "$word" >> /')  # the script's own indent kept
+    assert plan[at + 2][column:] == "done"
+    assert main(["run", *common, "-v"]) == 0
+    _, err = capsys.readouterr()
+    assert "    $ for word in one two; do\n" in err
+    assert f'\n    >   echo "$word" >> {tmp_path}/log\n    > done  (rc=0)\n' in err
+
+
 def test_an_unwritable_audit_log_refuses_to_run(tmp_path: Path, setup: tuple[Path, Path],
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     inventory, book = setup
