@@ -245,7 +245,7 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
             print("Plan check: these tasks did not do what their plan predicted:", file=out)
             for line in mismatches:
                 print("  " + redactor.text(line), file=out)
-    print(redactor.text(render_recap(run)), file=out)
+    print(redactor.text(render_recap(run, verbose=args.verbose > 0)), file=out)
     for section in (render_faults(run), render_health(run)):
         if section:
             print(redactor.text(section), file=out)

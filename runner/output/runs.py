@@ -20,8 +20,10 @@ from runner.results import AUDIT_STOP, Run, Status
 
 # --- runs: progress, plan, recap, JSON, JUnit -------------------------------
 
-RECAP_COLUMNS = ("ok", "changed", "failed", "skipped", "unreachable", "timed_out",
-                 "indeterminate", "healthy", "not_run")
+#: The recap's columns: every state, in ``Status`` order (``-v`` and JSON show them all).
+RECAP_COLUMNS = tuple(str(status) for status in Status)
+#: The columns the default recap always shows; the others only where some host has one.
+_USUAL_COLUMNS = ("ok", "changed", "failed", "skipped")
 _SYMBOLS = {"ok": "ok", "changed": "changed", "failed": "FAILED", "skipped": "skipped",
             "unreachable": "UNREACHABLE", "timed_out": "TIMED OUT", "indeterminate": "INDETERMINATE",
             "healthy": "healthy", "rolled_back": "ROLLED BACK", "not_run": "not run"}
@@ -68,15 +70,21 @@ def render_diffs(diffs: Iterable[Any]) -> list[str]:
     return out
 
 
-def render_recap(run: Any) -> str:
-    """The PLAY RECAP table: one row per host; counters add up to the host's tasks."""
+def render_recap(run: Any, *, verbose: bool = False) -> str:
+    """The PLAY RECAP table: one row per host; counters add up to the host's tasks.
+
+    By default it fits 100 columns: a zero count is blank, and a state other
+    than ok, changed, failed and skipped has a column only when some host has
+    it. ``verbose`` shows every state's column with every count.
+    """
+    counts = [host.counts() for host in run.hosts]
+    columns = [c for c in RECAP_COLUMNS if verbose or c in _USUAL_COLUMNS
+               or any(count[Status(c)] for count in counts)]
     rows = []
-    for host in run.hosts:
-        counts = host.counts()
-        row = [host.host, str(host.status)] + [counts.get(_status(c), 0) for c in RECAP_COLUMNS]
-        row.append(sum(counts.values()))
-        rows.append(row)
-    recap = table(rows, ["host", "result", *RECAP_COLUMNS, "total"])
+    for host, count in zip(run.hosts, counts, strict=True):
+        cells = [count[Status(c)] or ("" if not verbose else 0) for c in columns]
+        rows.append([host.host, str(host.status), *cells, sum(count.values())])
+    recap = table(rows, ["host", "result", *columns, "total"])
     title = "RECAP (check mode: nothing was changed)" if run.check else "RECAP"
     footer = []
     if run.audit_error:
@@ -86,12 +94,6 @@ def render_recap(run: Any) -> str:
     if run.interrupted:
         footer.append("run interrupted: tasks not started were not run")
     return "\n".join([title, recap, *footer])
-
-
-def _status(name: str) -> Any:
-    from runner.results import Status
-
-    return Status(name)
 
 
 def render_plan(run: Any) -> str:
@@ -133,7 +135,7 @@ def run_document(run: Any, redact: Any) -> dict[str, Any]:
             })
         counts = host.counts()
         hosts.append({"host": host.host, "status": str(host.status), "tasks": tasks,
-                      "counts": {str(k): v for k, v in counts.items()},
+                      "counts": {str(status): counts[status] for status in Status},
                       "faults": fault_documents(host), "health": dict(host.health) or None})
     document = {"version": 1, "run_id": run.run_id, "check": run.check,
                 "interrupted": run.interrupted, "aborted": run.aborted or None,
