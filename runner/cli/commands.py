@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -24,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from runner.cli.parser import DEFAULT_AUDIT
+from runner.cli.parser import DEFAULT_AUDIT, EXIT_PENDING
 from runner.connection import import_ssh
 from runner.errors import InputError, Location, Problem
 from runner.events import Listener, Listeners, NullListener
@@ -42,7 +43,7 @@ from runner.output.verdicts import (
 from runner.plan.hosts import ConnectOptions, HostPlan, RunOptions, plan_hosts
 from runner.plan.saved import compare_with_plan, load_plan, plan_drift
 from runner.redaction import MASK, Redactor
-from runner.results import Run
+from runner.results import FaultState, Run
 from runner.run.executor import execute
 
 
@@ -164,7 +165,8 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     hosts = plan_hosts(inputs, options)  # selection errors: exit 4 before any connection
     redactor = _redactor(options, hosts)
     audit = _open_audit(args.audit_log, redactor)
-    console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=args.quiet, diff=args.diff)
+    quiet = args.quiet or (command == "diagnose" and not args.verbose)  # the diagnosis says it all
+    console = Console(sys.stderr, redactor, verbose=args.verbose, quiet=quiet, diff=args.diff)
     stop = threading.Event()
     try:
         with _Signals(stop):
@@ -236,7 +238,8 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
     out = sys.stderr if args.format == "json" else sys.stdout
     run = _with_next_playbooks(run)
     if command == "diagnose":
-        print(redactor.text(render_diagnosis(run)), file=out)
+        print(redactor.text(render_diagnosis(run, lambda books, hosts: _fix_command(args, books, hosts))),
+              file=out)
     elif run.check:
         print(redactor.text(render_plan(run)), file=out)
     else:
@@ -245,8 +248,9 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
             print("Plan check: these tasks did not do what their plan predicted:", file=out)
             for line in mismatches:
                 print("  " + redactor.text(line), file=out)
-    print(redactor.text(render_recap(run, verbose=args.verbose > 0)), file=out)
-    for section in (render_faults(run), render_health(run)):
+    if command != "diagnose" or args.verbose:
+        print(redactor.text(render_recap(run, verbose=args.verbose > 0)), file=out)
+    for section in (render_faults(run) if command != "diagnose" else "", render_health(run)):
         if section:
             print(redactor.text(section), file=out)
     if args.format == "json":
@@ -260,7 +264,29 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
         _write_atomic(Path(args.output), json.dumps(
             {**run_document(run, redactor.value), "inputs": redactor.value(_fingerprint(args))},
             indent=2, sort_keys=True, default=str))
+    if run.exit_code == 0 and getattr(args, "detailed_exitcode", False) and _pending(run, command):
+        return EXIT_PENDING
     return run.exit_code
+
+
+def _pending(run: Run, command: str) -> bool:
+    """Whether a plan would change something (``plan``) or a fault was found (``diagnose``)."""
+    if command == "diagnose":
+        return any(f.state in (FaultState.FOUND, FaultState.BLOCKED) for h in run.hosts for f in h.faults)
+    return any(r.predicted in ("change", "unknown") for r in run.all_results()
+               if r.phase in ("tasks", "handlers"))
+
+
+def _fix_command(args: argparse.Namespace, books: list[str], hosts: list[str]) -> str:
+    """The ``remedy run`` command line that fixes ``books`` on ``hosts``, with this run's inputs."""
+    given = {Path(p).stem: p for p in args.playbooks}
+    words = ["remedy", "run", *(given.get(b, b) for b in books)]
+    for inventory in args.inventory:
+        words += ["-i", inventory]
+    for extra in args.extra_vars:
+        words += ["-e", extra]
+    words += ["-l", ",".join(hosts)]
+    return shlex.join(words)
 
 
 def _fingerprint(args: argparse.Namespace) -> dict[str, Any]:

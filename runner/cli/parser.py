@@ -18,6 +18,9 @@ DEFAULT_AUDIT = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" 
     "remedy" / "audit.jsonl"
 
 
+#: ``--detailed-exitcode``: the plan would change something, or a fault was found.
+EXIT_PENDING = 10
+
 EPILOGS = {
     "run": """examples:
   remedy run -i inventory/hosts.ini                 # every bundled playbook: all faults, in order
@@ -129,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "(no PLAYBOOK: every bundled playbook).")
     _add_execution_args_optional(plan)
     plan.add_argument("-o", "--output", metavar="FILE", help="save the plan for 'remedy apply'")
+    plan.add_argument("--detailed-exitcode", action="store_true",
+                      help=f"exit {EXIT_PENDING} when the plan would change something, 0 when nothing")
     apply = command("apply", "Run exactly a saved plan; refuses a plan whose facts drifted.")
     apply.add_argument("plan_file", metavar="PLAN")
     apply.add_argument("--format", choices=("text", "json"), default="text")
@@ -137,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch_args(apply)
     diagnose = command("diagnose", "Which faults are present on which hosts, with the evidence.")
     _add_execution_args_optional(diagnose)
+    diagnose.add_argument("--detailed-exitcode", action="store_true",
+                          help=f"exit {EXIT_PENDING} when a fault is found, 0 when every host is healthy")
     graph = command("graph", "Show the task dependency graph.")
     graph.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
     graph.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")

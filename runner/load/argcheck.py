@@ -255,14 +255,29 @@ def check_value(spec: Arg, value: Any) -> tuple[Any, tuple[str, str] | None]:
             return text, (f"must be one of {', '.join(spec.choices)}, not {text!r}"
                           + suggest(text, spec.choices),
                           f"'{text}' is a plain string in remedy (not a boolean)" if yaml11 else "")
-        return text, None
+        return text, _pattern_problem(spec, [text])
     if kind == "list":
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return [value], None
-        return (value, None) if isinstance(value, list) else (value, ("must be a list", ""))
+            value = [value]
+        if not isinstance(value, list):
+            return value, ("must be a list", "")
+        return value, _pattern_problem(spec, value)
     if kind == "dict":
         return (value, None) if isinstance(value, dict) else (value, ("must be a mapping", ""))
     return value, None
+
+
+def _pattern_problem(spec: Arg, values: list[Any]) -> tuple[str, str] | None:
+    """The first value that does not match ``spec.pattern`` (templates are checked once rendered)."""
+    if not spec.pattern:
+        return None
+    for value in values:
+        if isinstance(value, str) and templating.is_template(value):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or \
+                not re.fullmatch(spec.pattern, str(value)):
+            return f"has {describe(value)}, not {spec.pattern_hint or 'a value it accepts'}", ""
+    return None
 
 
 def _check_mode(value: Any) -> tuple[Any, tuple[str, str] | None]:

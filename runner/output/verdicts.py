@@ -10,14 +10,14 @@ check.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from runner.load.graph import build_graph
 from runner.model import Playbook
-from runner.output.tables import table, text_lines
-from runner.results import FAULT_FOUND, FaultState, HostResult, Run, Status
+from runner.output.tables import text_lines
+from runner.results import FaultState, HostResult, Run, Status
 
 #: Fault verdicts that no single task's record shows: a JUnit test case of their own.
 FAILED_FAULTS = frozenset({FaultState.ROLLED_BACK, FaultState.ROLLBACK_FAILED, FaultState.BLOCKED})
@@ -104,29 +104,60 @@ def render_health(run: Run) -> str:
 
 
 def diagnosis_rows(run: Run) -> list[dict[str, Any]]:
-    """Hosts x playbooks: is the playbook's fault present, with the evidence."""
-    rows = []
+    """Hosts x playbooks: is the playbook's fault present, with the evidence, in the fault order."""
+    rows: list[dict[str, Any]] = []
     for host in run.hosts:
-        evidence: dict[str, list[str]] = {}
-        states: dict[str, str] = {}
-        for result in host.results:
-            book = result.task.split(":", 1)[0]
-            states.setdefault(book, "healthy")
-            if result.phase == "diagnose" and result.data.get(FAULT_FOUND):
-                evidence.setdefault(book, []).append(result.message.removeprefix("fault found: "))
-            if result.status in (Status.UNREACHABLE, Status.FAILED, Status.TIMED_OUT,
-                                 Status.INDETERMINATE) and states[book] == "healthy":
-                states[book] = f"{result.status}: {result.message}"  # the first cause, not its echoes
-        for book, state in states.items():
-            found = evidence.get(book, [])
-            rows.append({"host": host.host, "playbook": book,
-                         "diagnosis": "fault" if found else state, "evidence": found})
+        if not host.faults:  # never diagnosed: unreachable, or not run
+            cause = next((r for r in host.results if r.status.is_failure or r.status is Status.NOT_RUN), None)
+            state = f"{host.status}: {cause.message}" if cause else str(host.status)
+            rows.append({"host": host.host, "playbook": None, "diagnosis": state, "evidence": [],
+                         "blocked_by": None})
+            continue
+        for fault in host.faults:
+            rows.append({"host": host.host, "playbook": fault.playbook,
+                         "diagnosis": _DIAGNOSIS.get(fault.state, str(fault.state))
+                         if fault.state is not FaultState.FAILED else f"error: {fault.detail}",
+                         "evidence": list(fault.evidence) or ([fault.detail] if fault.blocked_by else []),
+                         "blocked_by": fault.blocked_by or None})
     return rows
 
 
-def render_diagnosis(run: Run) -> str:
-    """The diagnosis table."""
-    rows = [[r["host"], r["playbook"], r["diagnosis"].upper() if r["diagnosis"] == "fault"
-             else r["diagnosis"], "\n".join(text_lines("; ".join(r["evidence"]), width=120, most=10))]
-            for r in diagnosis_rows(run)]
-    return table(rows, ["host", "playbook", "diagnosis", "evidence"])
+_DIAGNOSIS = {FaultState.FOUND: "fault", FaultState.BLOCKED: "fault", FaultState.HEALTHY: "healthy"}
+
+
+def render_diagnosis(run: Run, fix: Callable[[list[str], list[str]], str]) -> str:
+    """Per host, the faults found with their evidence and the command that fixes them.
+
+    ``fix(playbooks, hosts)`` is that command. Hosts that need the same
+    playbooks share one command; healthy hosts are listed on one line.
+    """
+    lines: list[str] = []
+    commands: dict[tuple[str, ...], list[str]] = {}
+    healthy: list[str] = []
+    for host in run.hosts:
+        rows = [r for r in diagnosis_rows(run) if r["host"] == host.host]
+        found = [r for r in rows if r["diagnosis"] != "healthy"]
+        if not found:
+            healthy.append(host.host)
+            continue
+        faults = [r for r in found if r["diagnosis"] == "fault"]
+        lines.append(f"{host.host}: " + (f"{len(faults)} fault{'s' * (len(faults) != 1)}" if faults
+                                          else "could not be diagnosed"))
+        for row in found:
+            name = row["playbook"] or "(host)"
+            if row["blocked_by"]:
+                name += f" (runs after {row['blocked_by']})"
+            what = "; ".join(row["evidence"]) if row["diagnosis"] == "fault" else row["diagnosis"]
+            first, *more = text_lines(what, width=120, most=10)
+            lines.append(f"  {name}: {first}")
+            lines.extend(f"    {line}" for line in more)
+        books = tuple(r["playbook"] for r in faults)
+        if books:
+            commands.setdefault(books, []).append(host.host)
+    if healthy:
+        lines.append(f"healthy: {', '.join(healthy)}")
+    if commands:
+        lines.append("")
+        lines.append("To fix (each host's playbooks run in this order):")
+        lines.extend(f"  {fix(list(books), hosts)}" for books, hosts in commands.items())
+    return "\n".join(lines) if lines else "no host was diagnosed"

@@ -98,6 +98,7 @@ class HostWalk:
         self.emit = emit
         self.results: list[TaskResult] = []
         self.lock: HostLock | None = None
+        self.lock_refused: LockBusy | None = None
         self.blocking: set[str] = set()  # tasks whose dependents must be skipped
         self.facts: dict[str, Any] = {}  # set_fact values: the host's, across its plays
         self.health: dict[str, Any] = {}
@@ -145,8 +146,9 @@ class HostWalk:
             self._final_health(ran)
 
     def _host_status(self, units: list[PlayWalk]) -> Status:
-        statuses = {r.status for r in self.results} | {
-            _VERDICT[u.state] for u in units if u.state in _VERDICT}
+        dry = self.options.check or self.options.diagnose_only  # a blocked fault there is a finding
+        verdicts = {u.state for u in units} - ({FaultState.BLOCKED} if dry else set())
+        statuses = {r.status for r in self.results} | {_VERDICT[s] for s in verdicts if s in _VERDICT}
         for status in (Status.UNREACHABLE, Status.INDETERMINATE, Status.ROLLBACK_FAILED,
                        Status.ROLLED_BACK, Status.FAILED, Status.BLOCKED, Status.TIMED_OUT,
                        Status.NOT_RUN):
@@ -180,8 +182,14 @@ class HostWalk:
         """
         if self.options.check or self.lock is not None:
             return
+        if self.lock_refused is not None:  # one wait per host, not one per play
+            raise self.lock_refused
         lock = HostLock(self.conn, self.lock_path, self.options.run_id)
-        lock.acquire(timeout=self.options.lock_timeout, stop=self.options.stop)
+        try:
+            lock.acquire(timeout=self.options.lock_timeout, stop=self.options.stop)
+        except LockBusy as busy:
+            self.lock_refused = busy
+            raise
         self.lock = lock
 
     def _handlers(self, units: list[PlayWalk]) -> None:
@@ -289,8 +297,7 @@ class PlayWalk:
         probe_ctx = replace(self.ctx, check=False)  # diagnose tasks are read-only probes
         for node in self.nodes["diagnose"]:
             result = run_task(probe_ctx, node.id, node.task, self.current_scope(), phase="diagnose")
-            if node.task.register:
-                self.registered[node.task.register] = dict(result.data)
+            self._keep(node.task, result)
             failed = result.status is Status.FAILED and not result.data.get("error")
             shown = self.walk.options.redactor.result(result)  # evidence as every output may show it
             if failed and node.task.blocked_by and blocked is None:
@@ -332,7 +339,8 @@ class PlayWalk:
     def _blocker_ran(self, ran: list[PlayWalk], check: bool) -> bool:
         blocker = self.diagnosis.blocked_by
         if not any(u.book.name == blocker for u in ran):
-            self._close(FaultState.BLOCKED, Status.BLOCKED, f"{self.detail}; run {blocker} first")
+            self._close(FaultState.BLOCKED, Status.SKIPPED if check else Status.BLOCKED,
+                        f"{self.detail}; run {blocker} first")
             return False
         if check:
             self._close(FaultState.WAITING, Status.SKIPPED,
@@ -409,15 +417,19 @@ class PlayWalk:
             result = run_task(self.ctx, node.id, task, self.current_scope(), phase=phase)
             if task.ignore_errors and phase != "rollback":  # a failed undo is never hidden
                 result = ignore_failure(result)
-            remember(task, result, self.registered)
-            if task.module == "set_fact" and result.status is not Status.FAILED:
-                self.walk.facts.update(result.data.get("ansible_facts", {}))
+            self._keep(task, result)
         if result.changed and not self.ctx.check or (self.ctx.check and result.predicted == "change"):
             self.notified.update(task.notify)
         go_on = phase == "rollback" and task.ignore_errors
         if (result.status.is_failure or result.status is Status.NOT_RUN) and not go_on:
             self.walk.blocking.add(node.id)
         return self.walk.record(result)
+
+    def _keep(self, task: Task, result: TaskResult) -> None:
+        """What a finished task leaves for the later ones: its register, its set_fact values."""
+        remember(task, result, self.registered)
+        if task.module == "set_fact" and result.status is not Status.FAILED:
+            self.walk.facts.update(result.data.get("ansible_facts", {}))
 
     def _selected(self, tags: tuple[str, ...]) -> bool:
         options = self.walk.options

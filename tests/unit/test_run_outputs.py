@@ -97,7 +97,12 @@ SCRIPT_BOOK = """
         fi
       register: state
       changed_when: false
-    - {name: it is broken, assert: {that: state.stdout == "present"}}
+    - name: it is broken
+      assert:
+        that: state.stdout == "present"
+        fail_msg: |
+          the log is missing
+          expected at LOG
   tasks:
     - name: repair it
       shell: |
@@ -116,6 +121,9 @@ def test_a_multi_line_script_keeps_its_line_breaks_in_diagnose_plan_and_verbose_
     common = [str(book), "-i", str(inventory), "--audit-log", str(tmp_path / "a.jsonl")]
     probe = f"[a] ok: probe the state - run if [ -e {tmp_path}/log ]; then\n      echo present\n    else\n"
     assert main(["diagnose", *common]) == 0
+    out, _ = capsys.readouterr()
+    assert f"  book: it is broken: the log is missing\n    expected at {tmp_path}/log\n" in out
+    assert main(["diagnose", *common, "-v"]) == 0
     assert probe in capsys.readouterr().err
     assert main(["plan", *common]) == 0
     out, err = capsys.readouterr()
