@@ -148,7 +148,7 @@ def render_diagnosis(run: Run, fix: Callable[[list[str], list[str]], str]) -> st
             if row["blocked_by"]:
                 name += f" (runs after {row['blocked_by']})"
             what = "; ".join(row["evidence"]) if row["diagnosis"] == "fault" else row["diagnosis"]
-            first, *more = text_lines(what, width=120, most=10)
+            first, *more = text_lines(what, most=10)  # line breaks kept, up to 10 lines
             lines.append(f"  {name}: {first}")
             lines.extend(f"    {line}" for line in more)
         books = tuple(r["playbook"] for r in faults)
