@@ -292,7 +292,7 @@ def finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
             for line in mismatches:
                 print("  " + redactor.text(line), file=out)
     if command != "diagnose" or args.verbose:
-        print(redactor.text(render_recap(run)), file=out)
+        print(redactor.text(render_recap(run, verbose=args.verbose > 0)), file=out)
     kept = sorted({str(Path(path).parent.parent) for host in run.hosts
                    for phase, path in host.evidence.items() if phase != "error"})
     if kept:

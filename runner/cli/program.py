@@ -97,12 +97,16 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from runner.load.inputs import load_inputs
+    from runner.load.inputs import load_inputs, unchecked_variables
 
     inputs = load_inputs(args.playbooks, args.inventory, args.extra_vars)
     tasks = len(inputs.graph.nodes)
+    warnings = [] if args.inventory else unchecked_variables(inputs.playbooks, inputs.extra_vars)
+    for warning in sorted(warnings, key=lambda w: w.location):
+        print(warning.render(), file=sys.stderr)
+    counted = f", {len(warnings)} warning(s)" if warnings else ""
     extra = "" if args.inventory else " (pass -i INVENTORY to also check variables)"
-    print(f"ok: {len(inputs.playbooks)} playbook(s), {tasks} task(s){extra}")
+    print(f"ok: {len(inputs.playbooks)} playbook(s), {tasks} task(s){counted}{extra}")
     return EXIT_OK
 
 

@@ -7,8 +7,9 @@ the extra variables. Nothing here contacts a host.
 
 The flow inside: ``yamlfile`` reads YAML strictly into the position-marked
 containers of ``marked``; ``playbook`` and ``taskread`` check plays and tasks
-(``argcheck`` checks module arguments, ``templating`` checks and renders
-Jinja2 in a sandbox); ``inventory/`` reads inventories and selects hosts by
+(``argcheck`` checks module arguments, ``localfiles`` finds the files
+``copy`` and ``template`` read, ``templating`` checks and renders Jinja2 in a
+sandbox); ``inventory/`` reads inventories and selects hosts by
 pattern; ``graph`` orders the tasks; ``inputs`` ties it together.
 
 May import: the data modules (``errors``, ``model``, ``results``, ``events``,

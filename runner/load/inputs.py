@@ -171,39 +171,55 @@ def check_variables(books: Iterable[Playbook], inventory: Inventory, extra: Mapp
     Raises:
         InputError: with one problem per undefined variable and task.
     """
-    books = list(books)
-    known = set(MAGIC_VARS) | set(extra) | set(templating.ENV.globals)
+    defined = set(extra)
     for name in inventory.hosts:
-        known.update(inventory.host_vars(name))
+        defined.update(inventory.host_vars(name))
+    found = _undefined(list(books), defined)
+    if found:
+        raise InputError([_merged(uses, "undefined variable '{name}' in task '{task}'{also}")
+                          for uses in found])
+
+
+def unchecked_variables(books: Iterable[Playbook], extra: Mapping[str, Any]) -> list[Problem]:
+    """Without an inventory: a warning for each variable that no play, task or ``-e`` defines."""
+    message = ("WARNING: variable '{name}' in task '{task}' is not defined by any play or -e{also}; "
+               "pass -i INVENTORY to check it")
+    return [_merged(uses, message) for uses in _undefined(list(books), set(extra))]
+
+
+#: One undefined variable in one file: its name, and the tasks that read it (location, label).
+_Uses = tuple[str, list[tuple[Location, str]]]
+
+
+def _undefined(books: list[Playbook], defined: set[str]) -> list[_Uses]:
+    """The variables templates read that neither ``defined`` nor any play or task defines."""
+    known = set(MAGIC_VARS) | defined | set(templating.ENV.globals)
     for book in books:
         for play in book.plays:
             known.update(play.vars)
             for section in SECTIONS:
                 for task in walk_tasks(play.section(section)):
                     known.update(_defined_by(task))
-    found: list[Problem] = []
+    by_name: dict[tuple[str, str], list[tuple[Location, str]]] = {}
     for book in books:
         for play in book.plays:
             for section in SECTIONS:
                 for task in play.section(section):
-                    found.extend(_undefined_in(task, known, play))
-    if found:
-        raise InputError(_one_per_variable(found))
+                    for name, location, label in _undefined_in(task, known, play):
+                        by_name.setdefault((name, location.file), []).append((location, label))
+    return [(name, uses) for (name, _), uses in by_name.items()]
 
 
-def _one_per_variable(found: list[Problem]) -> list[Problem]:
+def _merged(found: _Uses, message: str) -> Problem:
     """One problem per undefined variable and file (at its first use), naming the other uses."""
-    by_name: dict[tuple[str, str], list[Problem]] = {}
-    for problem in found:
-        by_name.setdefault((problem.message.split("'")[1], problem.location.file), []).append(problem)
-    merged = []
-    for uses in by_name.values():
-        first = uses[0]
-        others = sorted({p.location.line for p in uses[1:] if p.location.line != first.location.line})
-        also = f" (also used at line{'s' if len(others) > 1 else ''} {', '.join(map(str, others))})" \
-            if others else ""
-        merged.append(Problem(first.location, first.message + also, first.hint))
-    return merged
+    name, uses = found
+    first, label = uses[0]
+    others = sorted({where.line for where, _ in uses[1:] if where.line != first.line})
+    also = f" (also used at line{'s' if len(others) > 1 else ''} {', '.join(map(str, others))})" \
+        if others else ""
+    return Problem(first, message.format(name=name, task=label, also=also),
+                   "define it in the play's vars, the inventory, or with -e; "
+                   "or guard it with '| default(...)'")
 
 
 def _defined_by(task: Task) -> set[str]:
@@ -217,18 +233,16 @@ def _defined_by(task: Task) -> set[str]:
 
 def _undefined_in(
     task: Task, known: set[str], play: Play, scope: frozenset[str] = frozenset()
-) -> list[Problem]:
+) -> list[tuple[str, Location, str]]:
+    """(name, task location, task label) of each unknown variable ``task`` and its children read."""
     local = scope | set(task.vars) | {task.loop_var}
-    problems: list[Problem] = []
+    found: list[tuple[str, Location, str]] = []
     for text, is_expression in _templates_of(task, play):
         for name in sorted(_unguarded_names(text, expression=is_expression) - known - local):
-            problems.append(Problem(
-                task.location, f"undefined variable '{name}' in task '{task.label}'",
-                "define it in the play's vars, the inventory, or with -e; "
-                "or guard it with '| default(...)'"))
+            found.append((name, task.location, task.label))
     for child in task.block + task.rescue + task.always:
-        problems.extend(_undefined_in(child, known, play, frozenset(local)))
-    return problems
+        found.extend(_undefined_in(child, known, play, frozenset(local)))
+    return found
 
 
 def _templates_of(task: Task, play: Play) -> list[tuple[str, bool]]:

@@ -13,15 +13,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from runner.errors import printable
-from runner.output.tables import table
+from runner.output.tables import table, text_lines
 from runner.output.verdicts import FAILED_FAULTS, fault_documents
 from runner.redaction import NO_LOG_MESSAGE
 from runner.results import AUDIT_STOP, Run, Status
 
 # --- runs: progress, plan, recap, JSON, JUnit -------------------------------
 
-RECAP_COLUMNS = ("ok", "changed", "failed", "skipped", "unreachable", "timed_out",
-                 "indeterminate", "healthy", "not_run")
+#: The recap's columns: every state, in ``Status`` order (``-v`` and JSON show them all).
+RECAP_COLUMNS = tuple(str(status) for status in Status)
+#: The columns the default recap always shows; the others only where some host has one.
+_USUAL_COLUMNS = ("ok", "changed", "failed", "skipped")
 _SYMBOLS = {"ok": "ok", "changed": "changed", "failed": "FAILED", "skipped": "skipped",
             "unreachable": "UNREACHABLE", "timed_out": "TIMED OUT", "indeterminate": "INDETERMINATE",
             "healthy": "healthy", "rolled_back": "ROLLED BACK", "not_run": "not run"}
@@ -29,29 +31,32 @@ _SYMBOLS = {"ok": "ok", "changed": "changed", "failed": "FAILED", "skipped": "sk
 
 def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
                        redact: Any = None) -> str:
-    """One progress line for a finished task (plus commands/diffs when asked)."""
+    """One progress line for a finished task (plus commands/diffs when asked).
+
+    A multi-line message (a script's text) goes on as an indented block; with
+    ``-v`` each command is shown as a shell shows it: ``$`` then ``>`` for its
+    further lines.
+    """
     mask = redact or (lambda text: text)
     status = _SYMBOLS.get(str(result.status), str(result.status))
     if result.predicted == "unknown" and result.phase != "diagnose":
         status += " (will run, effect unknown)" if result.data.get("check_mode") else ""
-    message = f" - {mask(_one_line(result.message))}" if result.message else ""
-    lines = [f"[{result.host}] {status}: {result.name}{message}"]
+    message = text_lines(mask(result.message)) if result.message else [""]
+    lines = [f"[{result.host}] {status}: {result.name}" + (f" - {message[0]}" if result.message else "")]
+    lines.extend(f"    {line}" for line in message[1:])
     if result.no_log and not result.message:
         lines[0] += f" {NO_LOG_MESSAGE}"
     if verbose:
         for command in result.commands:
-            lines.append(f"    $ {mask(_one_line(command.command, 200))}  (rc={command.rc})")
+            script = text_lines(mask(command.command), most=40 if verbose < 2 else 0)
+            lines.extend(f"    {'$' if index == 0 else '>'} {line}" for index, line in enumerate(script))
+            lines[-1] += f"  (rc={command.rc})"
             for stream in (command.stdout, command.stderr):
                 for line in stream.splitlines()[-20 if verbose < 2 else None:]:
                     lines.append("      " + mask(printable(line)))
     if diff:
         lines.extend(mask(text) for text in render_diffs(result.diffs))
     return "\n".join(lines)
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = printable(" ".join(text.split()))
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def render_diffs(diffs: Iterable[Any]) -> list[str]:
@@ -65,15 +70,21 @@ def render_diffs(diffs: Iterable[Any]) -> list[str]:
     return out
 
 
-def render_recap(run: Any) -> str:
-    """The PLAY RECAP table: one row per host; counters add up to the host's tasks."""
+def render_recap(run: Any, *, verbose: bool = False) -> str:
+    """The PLAY RECAP table: one row per host; counters add up to the host's tasks.
+
+    By default it fits 100 columns: a zero count is blank, and a state other
+    than ok, changed, failed and skipped has a column only when some host has
+    it. ``verbose`` shows every state's column with every count.
+    """
+    counts = [host.counts() for host in run.hosts]
+    columns = [c for c in RECAP_COLUMNS if verbose or c in _USUAL_COLUMNS
+               or any(count[Status(c)] for count in counts)]
     rows = []
-    for host in run.hosts:
-        counts = host.counts()
-        row = [host.host, str(host.status)] + [counts.get(_status(c), 0) for c in RECAP_COLUMNS]
-        row.append(sum(counts.values()))
-        rows.append(row)
-    recap = table(rows, ["host", "result", *RECAP_COLUMNS, "total"])
+    for host, count in zip(run.hosts, counts, strict=True):
+        cells = [count[Status(c)] or ("" if not verbose else 0) for c in columns]
+        rows.append([host.host, str(host.status), *cells, sum(count.values())])
+    recap = table(rows, ["host", "result", *columns, "total"])
     title = "RECAP (check mode: nothing was changed)" if run.check else "RECAP"
     footer = []
     if run.audit_error:
@@ -85,12 +96,6 @@ def render_recap(run: Any) -> str:
     return "\n".join([title, recap, *footer])
 
 
-def _status(name: str) -> Any:
-    from runner.results import Status
-
-    return Status(name)
-
-
 def render_plan(run: Any) -> str:
     """Per-host table of what a check run predicts, and a plain summary."""
     rows = []
@@ -100,7 +105,8 @@ def render_plan(run: Any) -> str:
         if result.predicted in ("change", "unknown") or str(result.status) in ("failed", "unreachable"):
             what = {"change": "will change", "unknown": "will run, effect unknown"}.get(
                 result.predicted, str(result.status))
-            rows.append([result.host, result.name, what, _one_line(result.message, 80)])
+            rows.append([result.host, result.name, what, "\n".join(text_lines(result.message, width=80,
+                                                                                  most=10))])
     healthy = [h.host for h in run.hosts if str(h.status) == "healthy"]
     lines = []
     if rows:
@@ -129,7 +135,7 @@ def run_document(run: Any, redact: Any) -> dict[str, Any]:
             })
         counts = host.counts()
         hosts.append({"host": host.host, "status": str(host.status), "tasks": tasks,
-                      "counts": {str(k): v for k, v in counts.items()},
+                      "counts": {str(status): counts[status] for status in Status},
                       "faults": fault_documents(host), "health": dict(host.health) or None,
                       "evidence": dict(host.evidence) or None})
     document = {"version": 1, "run_id": run.run_id, "check": run.check,

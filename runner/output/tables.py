@@ -1,6 +1,7 @@
 """Plain-text tables that fit a terminal: tabulate's "simple" format, wide characters counted as two.
 
-Output stage, below every renderer that prints a table.
+Output stage, below every renderer that prints a table; with ``text_lines``,
+which keeps the line breaks of a text shown in a table cell or a progress line.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import functools
 import unicodedata
 from typing import Any
 
+from runner.errors import printable
 from runner.imports import import_without
 
 
@@ -16,6 +18,20 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
     """``rows`` under ``headers`` in tabulate's "simple" format, wide (CJK) characters counted as two."""
     text: str = _tabulate()(rows, headers=headers, tablefmt="simple")
     return text
+
+
+def text_lines(text: str, *, width: int = 300, most: int = 20) -> list[str]:
+    """``text`` as lines to show: its line breaks kept, control characters escaped.
+
+    Blank lines at either end are dropped, each line is cut at ``width``
+    characters and the whole after ``most`` lines (0: never), saying how many
+    more there were.
+    """
+    lines = [printable(line.expandtabs(4).rstrip()) for line in text.strip("\n").splitlines()] or [""]
+    lines = [line if len(line) <= width else line[: width - 3] + "..." for line in lines]
+    if most and len(lines) > most:
+        lines = [*lines[: most - 1], f"... ({len(lines) - most + 1} more lines)"]
+    return lines
 
 
 @functools.cache

@@ -16,6 +16,7 @@ from typing import Any
 
 from runner.load.graph import build_graph
 from runner.model import Playbook
+from runner.output.tables import text_lines
 from runner.results import FaultState, HostResult, Run, Status
 
 #: Fault verdicts that no single task's record shows: a JUnit test case of their own.
@@ -147,7 +148,9 @@ def render_diagnosis(run: Run, fix: Callable[[list[str], list[str]], str]) -> st
             if row["blocked_by"]:
                 name += f" (runs after {row['blocked_by']})"
             what = "; ".join(row["evidence"]) if row["diagnosis"] == "fault" else row["diagnosis"]
-            lines.append(f"  {name}: {what}")
+            first, *more = text_lines(what, most=10)  # line breaks kept, up to 10 lines
+            lines.append(f"  {name}: {first}")
+            lines.extend(f"    {line}" for line in more)
         books = tuple(r["playbook"] for r in faults)
         if books:
             commands.setdefault(books, []).append(host.host)

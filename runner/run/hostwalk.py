@@ -47,6 +47,7 @@ from runner.redaction import Redactor
 from runner.results import FAULT_FOUND, STOPPED, Fault, FaultState, HostResult, Status, TaskResult
 from runner.run.capture import EvidenceRecorder, evidence_wanted
 from runner.run.context import HostContext
+from runner.run.foresight import Foresight
 from runner.run.hostlock import ANSWER_TIMEOUT, HostLock, LockBusy, LockError, default_lock_path
 from runner.run.taskrun import FAILED_WHEN, ignore_failure, remember, run_task
 
@@ -106,6 +107,7 @@ class HostWalk:
         self.health: dict[str, Any] = {}
         self.evidence: EvidenceRecorder | None = None
         self.lock_path = options.lock_path or default_lock_path(host)
+        self.foresight = Foresight()  # check mode: the changes planned so far, over every play
 
     def run(self, plays: list[tuple[Playbook, Play, Mapping[str, Any]]]) -> HostResult:
         """``plays``: each applicable play with the host's variables for it, in fault order."""
@@ -270,7 +272,8 @@ class PlayWalk:
         options = walk.options
         self.ctx = HostContext(walk.host, walk.conn, play, Path(book.path).resolve().parent,
                                check=options.check, become_password=options.become_password,
-                               stop=options.stop, run_id=options.run_id, redactor=options.redactor)
+                               stop=options.stop, run_id=options.run_id, redactor=options.redactor,
+                               foresight=walk.foresight)
         self.scope = templating.Scope([(host_vars, True), ({"remedy_run_id": options.run_id}, False)])
         self.registered: dict[str, Any] = {}
         self.notified: set[str] = set()

@@ -126,7 +126,7 @@ def _parse_file(builder: Builder, path: Path) -> None:
         )
     elif path.suffix in _YAML_SUFFIXES or (not path.suffix and _looks_like_yaml(text)):
         try:
-            parse_yaml(builder, name, load_text(text, name))
+            parse_yaml(builder, name, load_text(text, name, yaml11=True))
         except LoadError as error:
             builder.problems.extend(error)
     else:
