@@ -11,6 +11,7 @@ run's redactor before any output shows the task.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner import templating
@@ -54,7 +55,7 @@ def render_args(ctx: HostContext, task: Task, module: Module, scope: templating.
             rendered, problem = check_value(spec, rendered)
             if problem:
                 raise InputError.at(task.location, f"argument '{name}' {problem[0]}", problem[1])
-            if spec.type in ("local_file", "template_file"):
+            if spec.type in ("local_file", "template_file") and rendered is not None:
                 rendered = _read_local(ctx, str(rendered), spec.type, scope, task.location)
             if spec.secret:
                 ctx.redactor.add(str(rendered))
@@ -72,20 +73,30 @@ def _evaluate_expr(name: str, value: Any, scope: templating.Scope, location: Loc
 
 def _read_local(ctx: HostContext, path: str, kind: str, scope: templating.Scope,
                 location: Location) -> str:
+    target = local_file(ctx.playbook_dir, path, kind, location)
+    text = target.read_text(encoding="utf-8")
+    if kind == "template_file":
+        return str(templating.render(text, scope, Location(str(target))))
+    return text
+
+
+def local_file(playbook_dir: Path, path: str, kind: str, location: Location) -> Path:
+    """Where a ``local_file`` or ``template_file`` argument's file is: beside the playbook, never outside.
+
+    Raises:
+        InputError: the path leaves the playbook's directory, or no such file is there.
+    """
     candidates = [path] if path.startswith("/") else \
         [path, f"templates/{path}" if kind == "template_file" else f"files/{path}"]
     for candidate in candidates:
-        target = confine(ctx.playbook_dir, candidate)
+        target = confine(playbook_dir, candidate)
         if target is None:
             raise InputError.at(location, f"'{path}' is outside the playbook's directory",
                                 "keep templates and files beside the playbook")
         if target.is_file():
-            text = target.read_text(encoding="utf-8")
-            if kind == "template_file":
-                return str(templating.render(text, scope, Location(str(target))))
-            return text
+            return target
     raise InputError.at(location, f"file '{path}' not found next to the playbook",
-                        f"looked in {ctx.playbook_dir}")
+                        f"looked in {playbook_dir}")
 
 
-__all__ = ["become_for", "render_args", "truth"]
+__all__ = ["become_for", "local_file", "render_args", "truth"]
