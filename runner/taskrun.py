@@ -192,6 +192,8 @@ def _attempt(ctx: HostContext, task: Task, scope: templating.Scope) -> _Attempt:
            templating.render({**ctx.play.environment, **task.environment}, scope, task.location).items()}
     attempt = _Attempt()
     facts = _probe(ctx, task, module, args, become, env, attempt)
+    for secret in module.secrets(args, facts):
+        ctx.redactor.add(secret)
     change = module.plan(args, facts)
     attempt.predicted = "unknown" if not change.predictable else ("change" if change.changed else "no_change")
     attempt.diffs = list(change.diffs)

@@ -10,6 +10,7 @@ reads it (as most services do), with a budget on alias expansion.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ ALIAS_BUDGET = 10_000
 #: Exit statuses of a checker that could not run at all: not executable, not found.
 CANNOT_RUN = (126, 127)
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_LINE = re.compile(r"^[ \t-]*(?P<key>[^\s:#'\"]+)[ \t]*:[ \t]+(?P<value>\S.*?)[ \t]*(?:[ \t]#.*)?$", re.M)
+#: Keys whose values are masked in every output, unless the task says otherwise.
+SECRET_KEYS = ("*password*", "*passwd*", "*secret*", "*token*", "*_key", "*credential*")
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,35 @@ def _expanded_size(root: yaml.Node) -> int:
         elif isinstance(node, yaml.MappingNode):
             stack.extend(item for pair in node.value for item in pair)
     return count
+
+
+def secret_values(text: str, patterns: Sequence[str]) -> set[str]:
+    """Values of the keys that match ``patterns`` (globs, any case), at any depth.
+
+    Read from each ``key: value`` line as written (also in a file that does
+    not parse), and from the parsed document: a quoted or escaped value is
+    found either way.
+    """
+    def secret(key: Any) -> bool:
+        return isinstance(key, str) and any(fnmatch.fnmatch(key.lower(), p.lower()) for p in patterns)
+
+    found: set[str] = set()
+    for match in _LINE.finditer(text):
+        if secret(match["key"]):
+            found.add(match["value"].strip("\"'"))
+    try:
+        data = load_yaml(text)
+    except (yaml.YAMLError, ValueError):
+        return found
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            found.update(str(v) for k, v in item.items() if secret(k) and isinstance(v, (str, int)))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def _found(paths: Sequence[PathKind], key: str, value: Any) -> PathKind | None:

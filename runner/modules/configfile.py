@@ -22,11 +22,13 @@ from runner.modules.attributes import Wanted
 from runner.modules.base import Arg, Change, Command, Fact, Module, flag, parent_dir, quote
 from runner.modules.configcheck import (
     CANNOT_RUN,
+    SECRET_KEYS,
     Schema,
     judge,
     judge_text,
     load_yaml,
     make_schema,
+    secret_values,
     verdict_summary,
 )
 from runner.modules.configprobe import NEWEST_LIMIT, ConfigFiles, ConfigText, Request, probe_fact
@@ -85,6 +87,9 @@ class ConfigFileModule(Module):
         "name": Arg("str", doc="saved: the file name of the new copy in backup_dir."),
         "keep": Arg("int", default=5, doc="saved: how many copies backup_dir keeps (the newest)."),
         "existed": Arg("bool", default=True, doc="reverted: whether path existed before it was restored."),
+        "secret_keys": Arg("list", default=list(SECRET_KEYS),
+                           doc="Globs of keys (any depth, any case) whose values found in the files are "
+                               "masked in every output, as registered secrets are."),
         "mode": Arg("mode", doc="Mode of a config that is created (an existing one keeps its own)."),
         "owner": Arg("str", doc="Owner of a config that is created."),
         "group": Arg("str", doc="Group of a config that is created."),
@@ -107,6 +112,17 @@ class ConfigFileModule(Module):
         if a["state"] == "reverted":
             return {"dest": content_probe(path), "evidence": content_probe(str(a["evidence"] or path))}
         return {"dest": content_probe(path), "sources": _source_fact(a, judged, schema)}
+
+    def secrets(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> tuple[str, ...]:
+        a = self.resolved(args)
+        texts = [str(a["template"] or "")]
+        for fact in facts.values():
+            if isinstance(fact, ConfigFiles):
+                texts += [f.text for f in fact.files if f.text]
+            elif isinstance(fact, PathInfo) and fact.content:
+                texts.append(fact.content)
+        patterns = [str(p) for p in a["secret_keys"] or ()]
+        return tuple(sorted(set().union(*(secret_values(t, patterns) for t in texts))))
 
     def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
         a = self.resolved(args)

@@ -12,6 +12,7 @@ import pytest
 from runner.modules.configcheck import ALIAS_BUDGET, judge_text, make_schema
 from runner.modules.configprobe import SIZE_LIMIT
 from tests.unit.modules.localrun import apply, converge, plan
+from tests.unit.test_executor import mark_module, run  # noqa: F401 - fixture
 
 SCHEMA = {"required": ["port", "data_dir"], "types": {"port": "port", "data_dir": "dir", "name": "str"}}
 CHECKER = """#!/bin/sh
@@ -150,3 +151,21 @@ def test_restored_refuses_when_no_source_is_valid_and_changes_nothing(site: Path
     assert change.failed == f"the packaged default {site / 'missing'} does not pass the checks: " \
                             f"{site / 'missing'}: it is missing"
     assert apply(change) == [] and config.read_text() == "port: x\n"
+
+
+def test_values_of_secret_looking_keys_found_on_the_host_are_masked_in_every_output(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("port: 80800\ndb_password: 'hunter2-from-the-host'\napi:\n  token: tok-123456 # x\n"
+                      "  broken: [\n")
+    (tmp_path / "hosts.ini").write_text("h0 ansible_connection=local\n")
+    book = f"""
+- hosts: all
+  tasks:
+    - config_file: {{path: {config}, state: checked, required: [port], types: {{port: port}}}}
+      register: judged
+    - debug: {{msg: "{{{{ judged.summary }}}}"}}
+"""
+    result, _, _ = run(tmp_path, tmp_path / "hosts.ini", book)
+    shown = repr([(r.message, r.commands, r.data) for h in result.hosts for r in h.results])
+    assert "line 6, column 1: invalid YAML" in shown and "80800" in shown, "judged, its probe recorded"
+    assert "hunter2-from-the-host" not in shown and "tok-123456" not in shown
