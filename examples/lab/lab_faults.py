@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from cozeservice import REDIS_PREFIX, Redis
 from lab_layout import HostPaths, data_files, write_checksum
-from lab_processes import listening, spawn, wait_for
+from lab_processes import LabError, listening, spawn, wait_for
 
 if TYPE_CHECKING:
     from lab import Lab
@@ -233,6 +233,55 @@ def pg_rows_lost(lab: Lab, host: str) -> None:
     lab.postgres().psql(f"DELETE FROM {host}.conversations WHERE id > {PG_ROWS_KEPT}")  # noqa: S608
 
 
+def _edit_config(lab: Lab, host: str, edit: Callable[[str], str]) -> None:
+    """Rewrite the config in place, as an editor saving it does: its owner and mode stay."""
+    config = lab.paths(host).config
+    config.write_text(edit(config.read_text()))
+
+
+def _edit_line(key: str, change: Callable[[str], str]) -> Callable[[str], str]:
+    """An edit of the config's first ``key:`` line (``change`` maps the line to its new text)."""
+    def edit(text: str) -> str:
+        lines = text.splitlines(keepends=True)
+        index = next(i for i, line in enumerate(lines) if line.startswith(f"{key}:"))
+        lines[index] = change(lines[index])
+        return "".join(lines)
+    return edit
+
+
+def _restart_fails(lab: Lab, host: str) -> None:
+    """The operator restarts the service on the broken config: coze-start exits 2 (error.log says why)."""
+    lab.stop_service(host)
+    start = lab.paths(host).start
+    try:
+        done = subprocess.run([str(start)], capture_output=True, text=True, timeout=60, check=False,
+                              stdin=subprocess.DEVNULL)
+    except PermissionError:
+        return  # permission_exec took the start script's exec bits: the restart cannot even begin
+    if done.returncode == 0:
+        raise LabError(f"{host}: {start} started the service on a broken config")
+
+
+def config_syntax(lab: Lab, host: str) -> None:
+    """An edit indents the pid_file line (invalid YAML); the service was restarted on it and is down."""
+    _edit_config(lab, host, _edit_line("pid_file", lambda line: "  " + line))
+    _restart_fails(lab, host)
+
+
+def config_invalid_value(lab: Lab, host: str) -> None:
+    """The port gets a digit too many (beyond 65535) while the service runs: a restart would fail."""
+    def wrong(line: str) -> str:
+        port = int(line.split(":", 1)[1])
+        return f"port: {port * 10 if port * 10 > 65535 else port + 65536}\n"
+    _edit_config(lab, host, _edit_line("port", wrong))
+
+
+def config_missing_key(lab: Lab, host: str) -> None:
+    """An edit deletes the data_dir line; the service was restarted on it and is down."""
+    _edit_config(lab, host, _edit_line("data_dir", lambda line: ""))
+    _restart_fails(lab, host)
+
+
 FAULTS: dict[str, Fault] = {
     function.__name__: Fault((function.__doc__ or "").strip(), function)
     for function in (
@@ -253,5 +302,8 @@ FAULTS: dict[str, Fault] = {
         backup_newest_escaping_link,
         backup_chain_broken,
         pg_rows_lost,
+        config_syntax,
+        config_invalid_value,
+        config_missing_key,
     )
 }

@@ -66,7 +66,7 @@ def allow_stop_foreign(fleet: Fleet) -> Path:
 
 
 def test_every_pair_of_faults_is_covered() -> None:
-    assert len(PAIRS) == 62
+    assert len(PAIRS) == 186
     covered = {pair for round_ in ROUNDS for pair in round_ if len(pair) == 2}
     assert covered == set(PAIRS)
 
@@ -104,7 +104,7 @@ def test_fault_order_follows_the_playbooks_declarations(fleet: Fleet) -> None:
     plan = fleet.remedy("plan", "", "-l", "host01", inventories=(allow_stop_foreign(fleet),))
     assert plan.rc == 0, plan.explain()
     faults = [(f["playbook"], f["state"]) for f in plan.host("host01")["faults"]]
-    assert faults == [("permission_error", "found"), ("port_conflict", "found"),
+    assert faults == [("permission_error", "found"), ("config_error", "healthy"), ("port_conflict", "found"),
                       ("restore_from_backup", "found"), ("cache_flush", "waiting")], faults
     assert "1. permission_error: found; 2. port_conflict: found; 3. restore_from_backup: found; " \
            "4. cache_flush: waits" in plan.stderr
