@@ -6,6 +6,7 @@ function ``(lab, host) -> None``. Faults stack; ``Lab.reset(host)`` undoes all.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -19,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from cozeservice import REDIS_PREFIX, Redis
 from lab_layout import HostPaths, data_files, write_checksum
-from lab_processes import LabError, listening, spawn, wait_for
+from lab_packages import apt, uninstall
+from lab_processes import alive, listening, spawn, wait_for
 
 if TYPE_CHECKING:
     from lab import Lab
@@ -233,6 +235,21 @@ def pg_rows_lost(lab: Lab, host: str) -> None:
     lab.postgres().psql(f"DELETE FROM {host}.conversations WHERE id > {PG_ROWS_KEPT}")  # noqa: S608
 
 
+def _restart_fails(lab: Lab, host: str) -> None:
+    """Someone restarts the service: coze-stop stops the instance the pid file names, coze-start fails.
+
+    An orphaned instance (port_conflict_stale) is left running, as coze-stop leaves it.
+    """
+    paths = lab.paths(host)
+    for script in (paths.stop, paths.start):
+        with contextlib.suppress(OSError):  # a start script without exec bits (permission_exec)
+            subprocess.run([str(script)], capture_output=True, timeout=60, check=False,
+                           stdin=subprocess.DEVNULL)
+    for rec in lab.records():
+        if rec.host == host and rec.role == "service" and not alive(rec):
+            lab.forget(rec)
+
+
 def _edit_config(lab: Lab, host: str, edit: Callable[[str], str]) -> None:
     """Rewrite the config in place, as an editor saving it does: its owner and mode stay."""
     config = lab.paths(host).config
@@ -247,19 +264,6 @@ def _edit_line(key: str, change: Callable[[str], str]) -> Callable[[str], str]:
         lines[index] = change(lines[index])
         return "".join(lines)
     return edit
-
-
-def _restart_fails(lab: Lab, host: str) -> None:
-    """The operator restarts the service on the broken config: coze-start exits 2 (error.log says why)."""
-    lab.stop_service(host)
-    start = lab.paths(host).start
-    try:
-        done = subprocess.run([str(start)], capture_output=True, text=True, timeout=60, check=False,
-                              stdin=subprocess.DEVNULL)
-    except PermissionError:
-        return  # permission_exec took the start script's exec bits: the restart cannot even begin
-    if done.returncode == 0:
-        raise LabError(f"{host}: {start} started the service on a broken config")
 
 
 def config_syntax(lab: Lab, host: str) -> None:
@@ -279,6 +283,18 @@ def config_invalid_value(lab: Lab, host: str) -> None:
 def config_missing_key(lab: Lab, host: str) -> None:
     """An edit deletes the data_dir line; the service was restarted on it and is down."""
     _edit_config(lab, host, _edit_line("data_dir", lambda line: ""))
+    _restart_fails(lab, host)
+
+
+def dependency_command(lab: Lab, host: str) -> None:
+    """coze-lab-libs and coze-lab-tools (cozectl) are gone: coze-start fails, "cozectl: command not found"."""
+    apt(lab.paths(host).root, "remove", "coze-lab-libs")  # coze-lab-tools depends on it: removed too
+    _restart_fails(lab, host)
+
+
+def dependency_module(lab: Lab, host: str) -> None:
+    """The plugin and its dependency left the service's venv: it fails to start, "ModuleNotFoundError"."""
+    uninstall(lab.paths(host).root, "coze-lab-plugin", "coze-lab-pyutil")
     _restart_fails(lab, host)
 
 
@@ -305,5 +321,7 @@ FAULTS: dict[str, Fault] = {
         config_syntax,
         config_invalid_value,
         config_missing_key,
+        dependency_command,
+        dependency_module,
     )
 }

@@ -40,6 +40,8 @@ _PLACES: dict[str, tuple[str, str]] = {
     "postgres_restore": ("postgres", "PostgresRestoreModule"),
     "memcached": ("memcached", "MemcachedModule"),
     "config_file": ("configfile", "ConfigFileModule"),
+    "package": ("package", "PackageModule"),
+    "pip": ("pip", "PipModule"),
 }
 
 
