@@ -124,10 +124,7 @@ class HostWalk:
             unit.diagnose_first()
         active = [u for u in units if u.state in (FaultState.FOUND, FaultState.BLOCKED)]
         if self.options.diagnose_only:
-            found = {u.book.name for u in active if u.state is FaultState.FOUND}
             for unit in active:
-                if unit.state is FaultState.BLOCKED and unit.diagnosis.blocked_by in found:
-                    unit.state = FaultState.WAITING  # as in a plan: it runs after its blocker
                 self.close_rest(unit.every, Status.SKIPPED, "diagnose only")
             return
         for index, unit in enumerate(active):
