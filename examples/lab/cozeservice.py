@@ -7,6 +7,7 @@ dir, a data dir guarded by a checksum manifest, a file cache, an optional
 Redis cache, and a pid file. Every path comes from the config::
 
     cozeservice.py --config ROOT/etc/coze/config.yaml [--log-dir DIR] [--daemon]
+    cozeservice.py --check-config FILE   # validate FILE as startup would; exit 0, or 2 with the reason
 
 ``--config`` defaults to ``$COZE_CONFIG``, then ``/etc/coze/config.yaml``.
 ``--log-dir`` names where to put ``error.log`` when the config itself cannot
@@ -15,7 +16,13 @@ otherwise invalid config). ``--daemon``
 detaches (fork + setsid) and returns only when the service listens or has
 failed, with the service's exit status; its stdio then goes to /dev/null.
 
-Config keys (all required except ``redis_url`` and ``postgres_*``; unknown keys are errors)::
+``--check-config FILE`` reads and validates FILE exactly as startup does and
+starts nothing: it prints ``config FILE: OK`` and exits 0, or prints the
+reason (``config FILE line 7, column 11: invalid YAML: ...``, ``config FILE:
+port: expected ...``) on stderr and exits 2. It writes no file.
+
+Config keys (all required except ``redis_url``, ``postgres_*``, ``plugins`` and ``admin_token``;
+unknown keys are errors)::
 
     instance: host01                 # a name, reported by /health
     host: 127.0.0.1                  # an IP address to bind
@@ -28,6 +35,7 @@ Config keys (all required except ``redis_url`` and ``postgres_*``; unknown keys 
     postgres_url: postgresql://coze@127.0.0.1:5432/coze   # optional, with postgres_table
     postgres_table: host01.conversations  # must hold every id listed in data_dir/conversations.idx
     plugins: [coze_lab_plugin]       # optional: Python modules imported at startup
+    admin_token: s3cr3t              # optional, a secret: never logged nor shown by /health
 
 Startup, in order: read and validate the config, open the logs, write the pid
 file, bind the port. Exit statuses: 0 stopped by SIGTERM/SIGINT (pid file
@@ -71,7 +79,7 @@ import struct
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -92,7 +100,7 @@ EXIT_DEPENDENCY = 5
 
 _PATH_KEYS = ("data_dir", "log_dir", "pid_file", "cache_dir")
 _REQUIRED = ("instance", "host", "port", *_PATH_KEYS)
-_OPTIONAL = ("redis_url", "postgres_url", "postgres_table", "plugins")
+_OPTIONAL = ("redis_url", "postgres_url", "postgres_table", "plugins", "admin_token")
 _MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _REDIS_URL = re.compile(r"redis://(?P<host>[0-9.]+):(?P<port>\d{1,5})(?:/(?P<db>\d{1,3}))?")
 _POSTGRES_URL = re.compile(
@@ -126,6 +134,7 @@ class Config:
     postgres_url: str | None = None
     postgres_table: str | None = None
     plugins: tuple[str, ...] = ()
+    admin_token: str | None = field(default=None, repr=False)
 
     @property
     def postgres(self) -> tuple[str, int, str, str] | None:
@@ -158,8 +167,10 @@ def load_config(path: Path) -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
-        line = f" line {where.line + 1}" if where is not None else ""
-        raise StartupError(EXIT_CONFIG, f"config {path}{line}: invalid YAML") from exc
+        line = f" line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None)
+        raise StartupError(EXIT_CONFIG, f"config {path}{line}: invalid YAML"
+                           + (f": {problem}" if problem else "")) from exc
     problems = _config_problems(data)
     if problems:
         log_dir = data.get("log_dir") if isinstance(data, dict) else None
@@ -197,6 +208,9 @@ def _config_problems(data: Any) -> list[str]:
     url, table = data.get("postgres_url"), data.get("postgres_table")
     if url is not None and not (isinstance(url, str) and _POSTGRES_URL.fullmatch(url)):
         problems.append(f"postgres_url: expected postgresql://USER@HOST:PORT/DB, got {url!r}")
+    token = data.get("admin_token")
+    if token is not None and not (isinstance(token, str) and token):
+        problems.append("admin_token: expected a non-empty string")
     if table is not None and not (isinstance(table, str) and _TABLE.fullmatch(table)):
         problems.append(f"postgres_table: expected [schema.]table, got {table!r}")
     if (url is None) != (table is None):
@@ -852,6 +866,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=Path(default), help="config YAML file")
     parser.add_argument("--log-dir", type=Path, help="where error.log goes if the config is unreadable")
     parser.add_argument("--daemon", action="store_true", help="detach once listening")
+    parser.add_argument("--check-config", type=Path, metavar="FILE",
+                        help="validate FILE as startup would, start nothing: exit 0, or 2 with the reason")
     return parser.parse_args(argv)
 
 
@@ -886,8 +902,21 @@ def _announce_ready() -> None:
     os.close(null)
 
 
+def check_config(path: Path) -> int:
+    """``--check-config``: validate ``path`` as startup does; 0, or 2 with the reason on stderr."""
+    try:
+        load_config(path.absolute())
+    except StartupError as exc:
+        print(f"cozeservice: {exc}", file=sys.stderr)
+        return exc.code
+    print(f"config {path.absolute()}: OK")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    if args.check_config is not None:
+        return check_config(args.check_config)
     if args.daemon:
         status = _detach()
         if status is not None:

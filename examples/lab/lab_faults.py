@@ -250,6 +250,42 @@ def _restart_fails(lab: Lab, host: str) -> None:
             lab.forget(rec)
 
 
+def _edit_config(lab: Lab, host: str, edit: Callable[[str], str]) -> None:
+    """Rewrite the config in place, as an editor saving it does: its owner and mode stay."""
+    config = lab.paths(host).config
+    config.write_text(edit(config.read_text()))
+
+
+def _edit_line(key: str, change: Callable[[str], str]) -> Callable[[str], str]:
+    """An edit of the config's first ``key:`` line (``change`` maps the line to its new text)."""
+    def edit(text: str) -> str:
+        lines = text.splitlines(keepends=True)
+        index = next(i for i, line in enumerate(lines) if line.startswith(f"{key}:"))
+        lines[index] = change(lines[index])
+        return "".join(lines)
+    return edit
+
+
+def config_syntax(lab: Lab, host: str) -> None:
+    """An edit indents the pid_file line (invalid YAML); the service was restarted on it and is down."""
+    _edit_config(lab, host, _edit_line("pid_file", lambda line: "  " + line))
+    _restart_fails(lab, host)
+
+
+def config_invalid_value(lab: Lab, host: str) -> None:
+    """The port gets a digit too many (beyond 65535) while the service runs: a restart would fail."""
+    def wrong(line: str) -> str:
+        port = int(line.split(":", 1)[1])
+        return f"port: {port * 10 if port * 10 > 65535 else port + 65536}\n"
+    _edit_config(lab, host, _edit_line("port", wrong))
+
+
+def config_missing_key(lab: Lab, host: str) -> None:
+    """An edit deletes the data_dir line; the service was restarted on it and is down."""
+    _edit_config(lab, host, _edit_line("data_dir", lambda line: ""))
+    _restart_fails(lab, host)
+
+
 def dependency_command(lab: Lab, host: str) -> None:
     """coze-lab-libs and coze-lab-tools (cozectl) are gone: coze-start fails, "cozectl: command not found"."""
     apt(lab.paths(host).root, "remove", "coze-lab-libs")  # coze-lab-tools depends on it: removed too
@@ -282,6 +318,9 @@ FAULTS: dict[str, Fault] = {
         backup_newest_escaping_link,
         backup_chain_broken,
         pg_rows_lost,
+        config_syntax,
+        config_invalid_value,
+        config_missing_key,
         dependency_command,
         dependency_module,
     )

@@ -19,11 +19,16 @@ from jinja2 import nodes as jnodes
 
 from runner.errors import InputError, Location, Problem, ProblemCollector, suggest
 from runner.load import templating
+from runner.load.argcheck import check_value
 from runner.load.graph import TaskGraph, build_graph, fault_order_names
+from runner.load.inventory.patterns import select_hosts
+from runner.load.localfiles import find_local
 from runner.load.marked import MarkedDict
 from runner.load.playbook import load_playbook, walk_tasks
 from runner.load.yamlfile import load_file
 from runner.model import SECTIONS, Play, Playbook, Task
+from runner.modules import get_module
+from runner.modules.base import Arg
 
 if TYPE_CHECKING:
     from runner.load.inventory import Inventory
@@ -140,6 +145,7 @@ def load_inputs(
     graph = build_graph(books)
     if inventory is not None:
         check_variables(books, inventory, extra)
+        check_decided_args(books, inventory, extra)
     return Inputs(playbooks=tuple(books), graph=graph, inventory=inventory, extra_vars=extra)
 
 
@@ -208,6 +214,90 @@ def _undefined(books: list[Playbook], defined: set[str]) -> list[_Uses]:
                     for name, location, label in _undefined_in(task, known, play):
                         by_name.setdefault((name, location.file), []).append((location, label))
     return [(name, uses) for (name, _), uses in by_name.items()]
+
+
+def check_decided_args(books: Iterable[Playbook], inventory: Inventory, extra: Mapping[str, Any]) -> None:
+    """Arguments with choices, and template or local files, that the variables alone decide, are valid.
+
+    Such a templated argument reads only variables (of the play, the
+    inventory, ``-e``: no registered result, no loop item); it is rendered for
+    every host of its play and checked as a literal value is: one of its
+    choices, or a file beside the playbook. What only the host can tell is
+    checked when the task runs.
+
+    Raises:
+        InputError: one problem per task, argument and fault, naming the hosts (exit 4 before any host).
+    """
+    found: dict[tuple[Location, str], tuple[str, list[str]]] = {}
+    names = set(extra) | _inventory_names(inventory)
+    for book in books:
+        for play in book.plays:
+            decided = _decided_args(play, names | set(play.vars))
+            try:
+                hosts = select_hosts(inventory, play.hosts) if decided else []
+            except InputError:
+                continue  # reported when the run selects its hosts
+            for host in hosts:
+                host_vars = {**play.vars, **inventory.host_vars(host), **inventory.magic_vars(host), **extra}
+                scope = templating.Scope([(host_vars, True)])
+                for task, name, spec in decided:
+                    problem = _decided_problem(task, name, spec, scope, Path(book.path).resolve().parent)
+                    if problem:
+                        found.setdefault((task.location, problem[0]), (problem[1], []))[1].append(host)
+    if found:
+        raise InputError([Problem(where, f"{message} (host{'s' * (len(hosts) > 1)} {_few(hosts)})", hint)
+                          for (where, message), (hint, hosts) in found.items()])
+
+
+def _inventory_names(inventory: Inventory) -> set[str]:
+    names = set(MAGIC_VARS) - {"item", "ansible_loop"}
+    for host in inventory.hosts:
+        names.update(inventory.host_vars(host))
+    return names
+
+
+def _decided_args(play: Play, known: set[str]) -> list[tuple[Task, str, Arg]]:
+    """The play's templated arguments with choices or a file, whose templates read only ``known``."""
+    found = []
+    tasks = [t for s in SECTIONS for t in walk_tasks(play.section(s))]
+    known = known - {t.register for t in tasks if t.register}
+    for task in tasks:
+        module = get_module(task.module) if task.module else None
+        specs = module.args if module is not None else {}
+        for name, value in task.args.items():
+            spec = specs.get(name)
+            if spec is None or not templating.is_template(value) or \
+                    not (spec.choices or spec.type in ("local_file", "template_file")):
+                continue
+            if templating.undeclared(str(value)) <= known - {task.loop_var, *task.vars}:
+                found.append((task, name, spec))
+    return found
+
+
+def _decided_problem(task: Task, name: str, spec: Arg, scope: templating.Scope,
+                     playbook_dir: Path) -> tuple[str, str] | None:
+    """(message, hint) when the argument renders to a bad value for this host's variables."""
+    raw = str(task.args[name])
+    try:
+        value = templating.render(raw, scope, task.location)
+    except InputError:
+        return None  # the run reports it, on the host, with its context
+    checked, problem = check_value(spec, value)
+    where = f"argument '{name}' of '{task.module}' in task '{task.label}' is {raw!r}"
+    if problem:
+        read = sorted(templating.undeclared(raw))
+        return f"{where}, which {problem[0]}", problem[1] or \
+            f"set {' or '.join(read) or 'it'} (inventory, play vars or -e) to a valid value"
+    if spec.type in ("local_file", "template_file") and checked is not None:
+        try:
+            find_local(playbook_dir, str(checked), spec.type, task.location)
+        except InputError as error:
+            return f"{where}: {error.problems[0].message}", error.problems[0].hint
+    return None
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _merged(found: _Uses, message: str) -> Problem:

@@ -222,6 +222,13 @@ class Module:
         """The read-only probes this task needs; none by default."""
         return {}
 
+    def secrets(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> tuple[str, ...]:
+        """Secret values the probed facts hold (a password in a config file); none by default.
+
+        The executor masks them in every output, as it masks registered secrets.
+        """
+        return ()
+
     def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
         """Predict the change from arguments and probed facts. Must be pure."""
         raise NotImplementedError

@@ -56,7 +56,7 @@ def render_args(ctx: HostContext, task: Task, module: Module, scope: templating.
             rendered, problem = check_value(spec, rendered)
             if problem:
                 raise InputError.at(task.location, f"argument '{name}' {problem[0]}", problem[1])
-            if spec.type in ("local_file", "template_file"):
+            if spec.type in ("local_file", "template_file") and rendered is not None:
                 rendered = _read_local(ctx, str(rendered), spec.type, scope, task.location)
             if spec.secret:
                 ctx.redactor.add(str(rendered))

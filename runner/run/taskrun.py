@@ -172,6 +172,8 @@ def _attempt(ctx: HostContext, task: Task, scope: templating.Scope) -> _Attempt:
            templating.render({**ctx.play.environment, **task.environment}, scope, task.location).items()}
     attempt = _Attempt()
     facts = _probe(ctx, task, module, args, become, env, attempt)
+    for secret in module.secrets(args, facts):
+        ctx.redactor.add(secret)
     if ctx.check and ctx.foresight.planned:
         facts, depends = ctx.foresight.adjust(module.facts(args), facts)
         if depends and not module.reads_only(args):

@@ -129,15 +129,15 @@ def test_run_with_no_playbook_fixes_every_fault_on_every_host(fleet: Fleet, numb
 
 def test_fault_order_follows_the_playbooks_declarations(fleet: Fleet) -> None:
     fleet.break_host("host01", "port_conflict_stale", "permission_config", "data_corrupt",
-                     "cache_stale_redis", "dependency_module")
+                     "cache_stale_redis", "config_missing_key", "dependency_module")
     plan = fleet.remedy("plan", "", "-l", "host01", inventories=(allow_stop_foreign(fleet),))
     assert plan.rc == 0, plan.explain()
     faults = [(f["playbook"], f["state"]) for f in plan.host("host01")["faults"]]
-    assert faults == [("permission_error", "found"), ("missing_dependency", "found"),
-                      ("port_conflict", "found"), ("restore_from_backup", "found"),
-                      ("cache_flush", "waiting")], faults
-    assert "1. permission_error: found; 2. missing_dependency: found; 3. port_conflict: found; " \
-           "4. restore_from_backup: found; 5. cache_flush: waits" in plan.stderr
+    assert faults == [("permission_error", "found"), ("config_error", "found"),
+                      ("missing_dependency", "found"), ("port_conflict", "found"),
+                      ("restore_from_backup", "found"), ("cache_flush", "waiting")], faults
+    assert "1. permission_error: found; 2. config_error: found; 3. missing_dependency: found; " \
+           "4. port_conflict: found; 5. restore_from_backup: found; 6. cache_flush: waits" in plan.stderr
 
 
 def test_a_correct_fix_stays_while_another_fault_keeps_the_service_unhealthy(fleet: Fleet) -> None:

@@ -206,6 +206,9 @@ EXPECT = {
     "backup_newest_escaping_link": Expect(503, "data: bots.json: missing"),
     "backup_chain_broken": Expect(503, "data: bots.json: missing"),
     "pg_rows_lost": Expect(503, f"postgres: {PG_ROWS - PG_ROWS_KEPT} of {PG_ROWS} ids"),
+    "config_syntax": Expect(None, "", 2, "line 7, column 11: invalid YAML: mapping values are not allowed"),
+    "config_invalid_value": Expect(503, "config: config ", 2, "port: expected an integer 1-65535, got "),
+    "config_missing_key": Expect(None, "", 2, "data_dir: missing"),
     "dependency_command": Expect(None, "", 127, "coze-start: cozectl: command not found"),
     "dependency_module": Expect(None, "", 5, "ModuleNotFoundError: No module named 'coze_lab_plugin'"),
 }
