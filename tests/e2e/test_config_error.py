@@ -195,7 +195,7 @@ def test_bad_input_stops_before_any_host_and_a_checker_that_cannot_run_changes_n
     assert choice.rc == 4 and "must be one of last_good, template, default, not 'newest'" in choice.stderr
     template = fleet.remedy("run", "config_error", "-l", "host02", "-e", "config_fix=template",
                             "-e", "coze_config_template=site.yaml.j2")
-    assert template.rc == 4 and "file 'site.yaml.j2' not found next to the playbook" in template.stderr
+    assert template.rc == 4 and "file 'site.yaml.j2' not found; looked in" in template.stderr
     before = fleet.tree("host02", mtimes=True)
     checker = fleet.remedy("run", "config_error", "-l", "host02",
                            "-e", json.dumps({"coze_config_check": "/usr/bin/coze-check %s"}))

@@ -75,7 +75,7 @@ def test_a_template_from_the_variables_that_is_not_beside_the_playbook_is_exit_4
     load(site, BOOK, "tpl=ok.j2")  # found in templates/
     with pytest.raises(InputError) as caught:
         load(site, BOOK, "tpl=missing.j2")
-    assert "is '{{ tpl or none }}': file 'missing.j2' not found next to the playbook" in \
+    assert "is '{{ tpl or none }}': file 'missing.j2' not found; looked in" in \
         caught.value.problems[0].message
     with pytest.raises(InputError) as caught:
         load(site, BOOK, json.dumps({"tpl": "../../etc/passwd"}))

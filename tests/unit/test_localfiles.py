@@ -110,13 +110,12 @@ def test_a_copy_src_keeps_its_bytes(tmp_path: Path) -> None:
     assert dest.read_bytes() == data
 
 
-def test_a_src_known_only_per_host_is_checked_when_the_task_runs(
+def test_a_src_known_only_per_host_is_checked_for_each_host_before_any_is_contacted(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = book(tmp_path, "{template: {src: \"{{ inventory_hostname }}.j2\", dest: /tmp/x}}")
-    assert validate(path, capsys)[0] == 0
+    assert validate(path, capsys)[0] == 0  # without an inventory no host can tell
     inventory = write(tmp_path / "hosts.ini", "local ansible_connection=local\n")
-    run = execute(load_inputs([str(path)], [str(inventory)]),
-                  RunOptions(lock_path=str(tmp_path / "lock"), check=True), NullListener())
-    (result,) = run.all_results()
-    assert str(result.status) == "failed"
-    assert "file 'local.j2' not found" in result.message
+    with pytest.raises(InputError) as caught:
+        load_inputs([str(path)], [str(inventory)])
+    message = caught.value.problems[0].message
+    assert "file 'local.j2' not found" in message and "(host local)" in message
