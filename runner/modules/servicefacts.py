@@ -1,9 +1,12 @@
 """The service probe, shared by the ``service`` module's two managers.
 
 Services layer. One read-only sh command says whether systemd is PID 1 and
-what it knows of the unit (LoadState, ActiveState, UnitFileState) and, when a
-pidfile is given, whether it names a live process and that process's command
-line. ``ServiceFacts`` holds the answer; unreadable output sets ``error``.
+what it knows of the unit (LoadState, ActiveState, SubState, UnitFileState,
+MainPID, NRestarts) and, when a pidfile is given, whether it names a live
+process and that process's command line. Asked for, it also counts the
+starts of the service's start record that did not end in a clean stop
+(crashes) and reads the last lines of its log files. ``ServiceFacts`` holds
+the answer; unreadable output sets ``error``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,16 @@ ALIVE = (
     'else kill -0 "$1" 2>/dev/null; fi; }'
 )
 
+#: A sh function: how many starts of the start record $1 in the last $2 seconds did not end
+#: in a clean stop, not counting pid $3 (the live instance). Record lines:
+#: ``<epoch seconds> start <pid>`` and ``<epoch seconds> stop <pid>``.
+CRASHES = (
+    'crashes() { if [ ! -r "$1" ]; then echo 0; return 0; fi; '
+    'awk -v since="$(($(date +%s) - $2))" -v live="$3" '
+    "'$2 == \"start\" && $1 >= since { s[$3] = 1 } $2 == \"stop\" { delete s[$3] } "
+    "END { n = 0; for (p in s) if (p != live) n++; print n }' \"$1\"; }"
+)
+
 
 @dataclass(frozen=True)
 class ServiceFacts:
@@ -33,36 +46,70 @@ class ServiceFacts:
     pid: str = ""
     alive: bool = False
     cmdline: str | None = None
+    crashes: int = 0  # starts of the start record within the window that did not end in a clean stop
+    log_tail: tuple[str, ...] = ()  # the last lines of the log files asked for
     error: str = ""
 
 
-def service_fact(name: str, pidfile: str | None) -> Fact:
-    """One probe of systemd and of the pidfile."""
+@dataclass(frozen=True)
+class Extras:
+    """What the probe reads besides systemd and the pidfile: the start record and log tails."""
+
+    start_record: str | None = None
+    crash_window: int = 300
+    logs: tuple[str, ...] = ()
+    log_lines: int = 10
+
+
+def service_fact(name: str, pidfile: str | None, extras: Extras | None = None) -> Fact:
+    """One probe of systemd, of the pidfile and of the ``extras``."""
+    extras = extras or Extras()
     lines = [
         "if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then "
         "echo systemd=yes; systemctl show --property=LoadState --property=ActiveState "
-        f"--property=SubState --property=UnitFileState -- {quote(name)} 2>/dev/null "
-        "| sed 's/^/unit./'; else echo systemd=no; fi",
+        "--property=SubState --property=UnitFileState --property=MainPID --property=NRestarts "
+        f"-- {quote(name)} 2>/dev/null | sed 's/^/unit./'; else echo systemd=no; fi",
     ]
     if pidfile:
         lines += [
             ALIVE,
             f"f={quote(pidfile)}",
+            "live=",
             'if [ -e "$f" ]; then echo pidfile=present; pid=; read -r pid <"$f"; '
-            'echo "pid=$pid"; if alive "$pid"; then echo alive=yes; '
+            'echo "pid=$pid"; if alive "$pid"; then echo alive=yes; live=$pid; '
             'if [ -r "/proc/$pid/cmdline" ]; then '
             "echo \"cmdline=$(tr '\\000' ' ' <\"/proc/$pid/cmdline\")\"; fi; "
             "else echo alive=no; fi; else echo pidfile=absent; fi",
         ]
-    lines.append(":")
-    return Fact("\n".join(lines), _parse)
+    if extras.start_record:
+        live = '"$live"' if pidfile else '""'
+        lines += [CRASHES, f'echo "crashes=$(crashes {quote(extras.start_record)} '
+                           f'{int(extras.crash_window)} {live})"']
+    lines += [log_tail_command(extras, "sed 's/^/log=/'"), ":"]
+    return Fact("\n".join(line for line in lines if line), _parse)
+
+
+def log_tail_command(extras: Extras, prefix: str) -> str:
+    """sh that prints the last ``log_lines`` lines of each readable log, each through ``prefix``."""
+    if not extras.logs:
+        return ""
+    several = len(extras.logs) > 1
+    lines = []
+    for path in extras.logs:
+        title = f"printf '%s:\\n' {quote(path)}; " if several else ""
+        lines.append(f"if [ -r {quote(path)} ]; then {{ {title}tail -n {max(int(extras.log_lines), 1)} "
+                     f"-- {quote(path)}; }} | {prefix}; fi")
+    return "\n".join(lines)
 
 
 def _parse(result: CommandResult) -> ServiceFacts:
     found: dict[str, str] = {}
+    logged: list[str] = []
     for line in result.stdout.splitlines():
         key, sep, value = line.partition("=")
-        if sep:
+        if key == "log" and sep:
+            logged.append(value)
+        elif sep:
             found.setdefault(key, value)
     if result.rc != 0 or found.get("systemd") not in ("yes", "no"):
         detail = result.tail("stderr", 3) or f"exit code {result.rc}"
@@ -75,6 +122,8 @@ def _parse(result: CommandResult) -> ServiceFacts:
         pid=found.get("pid", "").strip(),
         alive=found.get("alive") == "yes",
         cmdline=found.get("cmdline"),
+        crashes=int(found["crashes"]) if found.get("crashes", "").isdigit() else 0,
+        log_tail=tuple(logged),
     )
 
 
