@@ -245,7 +245,8 @@ def test_fault_shows_in_health_survives_a_restart_and_reset_heals_it(
 def test_the_start_record_tells_clean_stops_from_crashes(
     lab: LabHandle, broken: Callable[[str, str], None]
 ) -> None:
-    record, error_log = lab.root("host03") / "run/coze/coze.starts", lab.root("host03") / "var/log/coze/error.log"
+    record = lab.root("host03") / "run/coze/coze.starts"
+    error_log = lab.root("host03") / "var/log/coze/error.log"
     broken("host03", "service_stopped")
     assert [line.split()[1] for line in record.read_text().splitlines()] == ["start", "stop"]
     broken("host03", "crash_loop")

@@ -45,7 +45,7 @@ LAB_SIZE = 10
 FORCE_FAILURE = "coze_health_path=/no-such-endpoint"
 
 
-PLAYBOOKS = ("port_conflict", "permission_error", "cache_flush", "restore_from_backup")
+PLAYBOOKS = ("port_conflict", "permission_error", "cache_flush", "restore_from_backup", "service_down")
 
 
 # --- the playbooks as documents (no lab needed) ---------------------------------------------
