@@ -53,7 +53,7 @@ class ServiceModule(Module):
     """
 
     name = "service"
-    summary = "Start, stop, restart, reload or enable a service (systemd or pidfile)"
+    summary = "Start, stop, restart, reload, enable or inspect a service (systemd or pidfile)"
     args = {
         "name": Arg(
             "str", required=True, aliases=("service",), doc="The unit (coze, coze.service) or service name."
@@ -97,7 +97,8 @@ class ServiceModule(Module):
         "crash_limit": Arg(
             "int",
             default=0,
-            doc="This many crashes make a crash loop: no start is tried (again); 0: no limit.",
+            doc="This many crashes (systemd: NRestarts; pidfile: starts of start_record within "
+            "crash_window without a clean stop) make a crash loop: no start is tried (again); 0: no limit.",
         ),
         "crash_window": Arg("int", default=300, doc="Seconds of the start record that count (pidfile)."),
         "start_record": Arg(
