@@ -38,7 +38,8 @@ class ServiceModule(Module):
     a service as started when the pidfile names a live process whose command
     line matches ``match``; any other pidfile is stale and is removed. It
     starts a service by running ``start`` detached (writing the pidfile itself
-    when the program stays in the foreground and writes none), and stops it
+    when the program still runs in the foreground after ``start_timeout``
+    seconds and wrote none), and stops it
     with ``stop_signal``, then SIGKILL after ``stop_timeout`` seconds.
 
     ``state: inspected`` only reads: its data says whether the service
@@ -80,7 +81,9 @@ class ServiceModule(Module):
         "stop_timeout": Arg("int", default=10, doc="Seconds to wait after stop_signal before SIGKILL."),
         "reload_signal": Arg("str", default="HUP", doc="The signal that asks it to reload."),
         "start_timeout": Arg(
-            "int", default=10, doc="Seconds to wait for the pidfile to name a live process."
+            "int", default=10,
+            doc="Seconds to wait for the pidfile to name a live process; a start command still "
+            "running in the foreground then, with no pidfile, is taken for the service.",
         ),
         "log": Arg(
             "path",

@@ -65,7 +65,12 @@ def systemd_start(a: Mapping[str, Any], verb: str) -> Command:
 
 
 def pidfile_start(a: Mapping[str, Any], *, remove_stale: bool) -> str:
-    """The pidfile manager's start script: run ``start`` detached, wait for a live pidfile, settle."""
+    """The pidfile manager's start script: run ``start`` detached, wait for a live pidfile, settle.
+
+    A start command still running without a pidfile is taken for the service itself (a
+    program that stays in the foreground) only once ``start_timeout`` has passed: before
+    that it may be a starter waiting for its daemon, which writes the pidfile when ready.
+    """
     timeout = max(int(a["start_timeout"]), 1)
     settle = max(int(a["settle"]), 0)
     record = a["start_record"] if int(a["crash_limit"] or 0) > 0 else None
@@ -91,14 +96,13 @@ def pidfile_start(a: Mapping[str, Any], *, remove_stale: bool) -> str:
         "    sleep 1; i=$((i+1)); pid=",
         '    if [ -s "$f" ]; then read -r pid <"$f"; fi',
         '    if alive "$pid"; then settled "$pid"; return; fi',
-        "    # still running in the foreground without a pidfile: it is the service itself",
-        '    if [ $i -ge 2 ] && alive "$bg" && [ ! -s "$f" ]; then',
-        '      echo "$bg" >"$f" && { settled "$bg"; return; }; fi',
         '    if [ -z "$ended" ] && ! alive "$bg"; then ended=1; wait "$bg"; rc=$?',
         '      if [ $rc -ne 0 ]; then why="the start command exited $rc"; return 1; fi; fi',
         '    if [ -n "$ended" ] && [ -n "$pid" ] && [ "$pid" != "$old" ]; then',
         '      why="it exited right after it started (pid $pid)"; return 1; fi',
         "  done",
+        "  # still running in the foreground without a pidfile after all that time: it is the service",
+        '  if alive "$bg" && [ ! -s "$f" ]; then echo "$bg" >"$f" && { settled "$bg"; return; }; fi',
         f'  why="{timeout}s after the start $f names no live process"',
         '  if alive "$bg"; then kill -s KILL -- "-$bg" 2>/dev/null || kill -s KILL "$bg"; fi',
         "  return 1",

@@ -114,3 +114,13 @@ def test_a_service_that_stays_up_is_started_and_inspected_as_running(daemon: Pat
     assert MODULES["service"]().reads_only(args)
     status = plan("service", args)
     assert not status.steps and status.data["running"] is True and status.data["crashes"] == 0
+
+
+def test_a_slow_daemon_is_waited_for_not_mistaken_for_its_starter(daemon: Path) -> None:
+    """The starter runs 3 s before the daemon writes its pidfile: the pidfile must name the daemon."""
+    (daemon / "start").write_text(f"#!/bin/sh\nsleep 3\nsleep 4747 </dev/null >/dev/null 2>&1 &\n"
+                                  f"echo $! >{daemon}/svc.pid\n")
+    outcome, rc = _run(_args(daemon, match="sleep 4747"))
+    assert rc == 0 and not outcome.failed
+    pid = (daemon / "svc.pid").read_text().strip()
+    assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x004747\x00", "the daemon, not its starter"
