@@ -185,3 +185,14 @@ def test_failed_verification_stops_the_service_again_byte_for_byte(fleet: Fleet,
     after = {"tree": fleet.tree("host03", mtimes=False, skip=RUNTIME), "redis": fleet.redis_keys("host03"),
              "process": fleet.service_process("host03")}
     assert after == before
+
+
+def test_a_crash_hint_that_is_not_a_regexp_fails_the_diagnosis_before_any_change(fleet: Fleet) -> None:
+    fleet.break_host("host04", "service_stopped")
+    before = fleet.untouched_state("host04")
+    run = fleet.remedy("run", "service_down", "-l", "host04",
+                       "-e", '{"crash_hints": [{"pattern": "(", "playbook": "config_error"}]}')
+    assert run.rc == 2 and run.status("host04") == "failed", run.explain()
+    hints = task(run, "host04", "hints")
+    assert hints["status"] == "failed" and "missing ), unterminated subpattern" in hints["message"], hints
+    assert not run.changed("host04") and fleet.untouched_state("host04") == before
