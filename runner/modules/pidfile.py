@@ -69,13 +69,22 @@ def pidfile_plan(a: Mapping[str, Any], f: ServiceFacts) -> Change:
     )
 
 
+def match_pattern(a: Mapping[str, Any]) -> re.Pattern[str]:
+    """``match`` compiled; the escaped service name when none is given.
+
+    Raises:
+        re.error: ``match`` is not a regular expression.
+    """
+    return re.compile(str(a["match"]) if a["match"] is not None else re.escape(str(a["name"])))
+
+
 def pidfile_running(a: Mapping[str, Any], f: ServiceFacts) -> tuple[bool, str]:
     """Whether the pidfile names a live process matching ``match``, and the state in words.
 
     Raises:
         re.error: ``match`` is not a regular expression.
     """
-    pattern = re.compile(str(a["match"]) if a["match"] is not None else re.escape(str(a["name"])))
+    pattern = match_pattern(a)
     present = f.pidfile == "present"
     running = present and f.alive and (f.cmdline is None or bool(pattern.search(f.cmdline)))
     return running, _describe(f, running=running, present=present)

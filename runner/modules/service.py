@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from runner.modules.base import Arg, Change, Command, Fact, Module, Outcome, flag, quote
-from runner.modules.pidfile import pidfile_plan, pidfile_running
+from runner.modules.pidfile import match_pattern, pidfile_plan, pidfile_running
 from runner.modules.servicefacts import ServiceFacts, service_diff, service_fact
 from runner.modules.servicestart import START_FAILED, crash_count, extras_of, start_failure, systemd_start
 from runner.results import CommandResult
@@ -43,7 +43,8 @@ class ServiceModule(Module):
     with ``stop_signal``, then SIGKILL after ``stop_timeout`` seconds.
 
     ``state: inspected`` only reads: its data says whether the service
-    runs (``running``), ``crashes`` (systemd's NRestarts, or the starts of
+    runs (``running``), ``strays`` (pidfile manager, when it does not run:
+    other processes whose command line matches ``match``), ``crashes`` (systemd's NRestarts, or the starts of
     ``start_record`` within ``crash_window`` seconds that did not end in a
     clean stop), ``crash_loop`` (not running, and ``crashes`` reached
     ``crash_limit``), and ``log_tail``, the last lines of ``logs``.
@@ -166,9 +167,12 @@ def _status(a: Mapping[str, Any], f: ServiceFacts, manager: str) -> dict[str, An
         running = systemd_running(f)
         now = f"{f.unit.get('ActiveState', 'unknown')} ({f.unit.get('SubState', '?')})"
         pid = f.unit.get("MainPID", "")
+        strays: list[str] = []
     else:
         running, now = pidfile_running(a, f)
         pid = f.pid
+        pattern = match_pattern(a)
+        strays = [f"pid {p} ({cmd.strip()})" for p, cmd in f.processes if pattern.search(cmd)]
     crashes = crash_count(f, manager)
     limit = max(int(a["crash_limit"] or 0), 0)
     crash_loop = bool(limit) and not running and crashes >= limit
@@ -177,8 +181,10 @@ def _status(a: Mapping[str, Any], f: ServiceFacts, manager: str) -> dict[str, An
         summary += f"; NRestarts={crashes}" if manager == "systemd" else \
             f"; {crashes} starts in the last {int(a['crash_window'])}s without a clean stop"
         summary += f": a crash loop (crash_limit {limit})" if crash_loop else ""
+    if strays:
+        summary += f"; the pidfile does not name what runs: {'; '.join(strays[:3])}"
     data: dict[str, Any] = {"name": name, "manager": manager, "state": a["state"], "running": running,
-                            "pid": pid, "crashes": crashes, "crash_loop": crash_loop,
+                            "pid": pid, "crashes": crashes, "crash_loop": crash_loop, "strays": strays,
                             "log_tail": list(f.log_tail), "summary": summary}
     if manager == "systemd":
         data["status"] = dict(f.unit)

@@ -36,6 +36,17 @@ CRASHES = (
 )
 
 
+#: sh listing, when the pidfile names no live process, each process (pid, parent, session) and
+#: its command line (400 characters at most), for the instances the pidfile does not name.
+_PROCESSES = (
+    'if [ -z "$live" ] && [ -d /proc/self ]; then echo "self=$$"; '
+    "LC_ALL=C grep -s -a -H '' /proc/[0-9]*/stat | LC_ALL=C sed -n "
+    "'s|^/proc/\\([0-9]*\\)/stat:.*) [^ ]* \\([0-9]*\\) [0-9]* \\([0-9]*\\) .*|ps=\\1 \\2 \\3|p'; "
+    "LC_ALL=C grep -s -a -H '' /proc/[0-9]*/cmdline | tr '\\000' ' ' | LC_ALL=C sed -n "
+    "'s|^/proc/\\([0-9]*\\)/cmdline:\\(.\\{0,400\\}\\).*|proc=\\1 \\2|p'; fi"
+)
+
+
 @dataclass(frozen=True)
 class ServiceFacts:
     """What the service probe saw; ``pidfile`` is "present", "absent" or "" (not asked)."""
@@ -48,6 +59,9 @@ class ServiceFacts:
     cmdline: str | None = None
     crashes: int = 0  # starts of the start record within the window that did not end in a clean stop
     log_tail: tuple[str, ...] = ()  # the last lines of the log files asked for
+    #: When the pidfile names no live process: every other process and its command line
+    #: (the probe itself, its session and its ancestors left out).
+    processes: tuple[tuple[int, str], ...] = ()
     error: str = ""
 
 
@@ -80,6 +94,7 @@ def service_fact(name: str, pidfile: str | None, extras: Extras | None = None) -
             'if [ -r "/proc/$pid/cmdline" ]; then '
             "echo \"cmdline=$(tr '\\000' ' ' <\"/proc/$pid/cmdline\")\"; fi; "
             "else echo alive=no; fi; else echo pidfile=absent; fi",
+            _PROCESSES,
         ]
     if extras.start_record:
         live = '"$live"' if pidfile else '""'
@@ -104,11 +119,11 @@ def log_tail_command(extras: Extras, prefix: str) -> str:
 
 def _parse(result: CommandResult) -> ServiceFacts:
     found: dict[str, str] = {}
-    logged: list[str] = []
+    listed: dict[str, list[str]] = {"log": [], "ps": [], "proc": []}
     for line in result.stdout.splitlines():
         key, sep, value = line.partition("=")
-        if key == "log" and sep:
-            logged.append(value)
+        if key in listed and sep:
+            listed[key].append(value)
         elif sep:
             found.setdefault(key, value)
     if result.rc != 0 or found.get("systemd") not in ("yes", "no"):
@@ -123,8 +138,29 @@ def _parse(result: CommandResult) -> ServiceFacts:
         alive=found.get("alive") == "yes",
         cmdline=found.get("cmdline"),
         crashes=int(found["crashes"]) if found.get("crashes", "").isdigit() else 0,
-        log_tail=tuple(logged),
+        log_tail=tuple(listed["log"]),
+        processes=_others(found.get("self", ""), listed["ps"], listed["proc"]),
     )
+
+
+def _others(me: str, table: list[str], cmdlines: list[str]) -> tuple[tuple[int, str], ...]:
+    """The listed processes but the probe's own: its session and its ancestors."""
+    parents: dict[str, tuple[str, str]] = {}
+    for row in table:
+        pid, _, rest = row.partition(" ")
+        ppid, _, sid = rest.partition(" ")
+        parents[pid] = (ppid, sid)
+    own, pid = set(), me
+    while pid in parents and pid not in own:
+        own.add(pid)
+        pid = parents[pid][0]
+    session = parents.get(me, ("", ""))[1]
+    others = []
+    for row in cmdlines:
+        pid, _, cmdline = row.partition(" ")
+        if pid.isdigit() and pid not in own and parents.get(pid, ("", ""))[1] != session:
+            others.append((int(pid), cmdline))
+    return tuple(others)
 
 
 def service_diff(name: str, before: list[str], after: list[str]) -> Diff:

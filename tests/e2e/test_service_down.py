@@ -70,8 +70,12 @@ def test_service_down_fleet(fleet: Fleet) -> None:
     fleet.break_host("host01", "service_stopped")
     kill_service(fleet, "host02")
     fleet.break_host("host03", "cache_stale_files")  # runs: not this playbook's business
+    fleet.break_host("host04", "port_conflict_stale")  # an orphaned instance runs: port_conflict's
     check_fleet_run(fleet, "service_down", {"host01": ["start"], "host02": ["start"]})
     assert fleet.service_process("host02")[0] and (fleet.lab.root("host02") / "run/coze/coze.pid").exists()
+    orphan = [r["pid"] for r in fleet.lab.state()["processes"] if r["role"] == "stale-service"]
+    said = task(fleet.remedy("diagnose", "service_down", "-l", "host04"), "host04", "verdict")["message"]
+    assert f"the pidfile does not name what runs: pid {orphan[0]} (" in said, said
 
 
 def test_a_crash_loop_is_reported_with_the_log_and_never_restarted(fleet: Fleet) -> None:

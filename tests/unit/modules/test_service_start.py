@@ -33,7 +33,7 @@ exit 0
 
 def _args(root: Path, **extra: Any) -> dict[str, Any]:
     return {"name": "svc", "manager": "pidfile", "pidfile": str(root / "svc.pid"),
-            "start": str(root / "start"), "match": "sleep", "start_record": str(root / "svc.starts"),
+            "start": str(root / "start"), "match": "^sleep 4747", "start_record": str(root / "svc.starts"),
             "logs": [str(root / "error.log")], "log_lines": 2, "backoff": 0, "start_timeout": 20,
             "state": "started", **extra}
 
@@ -124,3 +124,14 @@ def test_a_slow_daemon_is_waited_for_not_mistaken_for_its_starter(daemon: Path) 
     assert rc == 0 and not outcome.failed
     pid = (daemon / "svc.pid").read_text().strip()
     assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x004747\x00", "the daemon, not its starter"
+
+
+def test_an_instance_the_pidfile_does_not_name_is_a_stray_and_the_probe_is_not(daemon: Path) -> None:
+    (daemon / "ok").touch()
+    outcome, rc = _run(_args(daemon))
+    assert rc == 0
+    pid = int((daemon / "svc.pid").read_text())
+    (daemon / "svc.pid").unlink()  # the instance runs on, unnamed
+    status = plan("service", _args(daemon, state="inspected", match="sleep 4747|svc\\.pid"))
+    assert status.data["running"] is False
+    assert status.data["strays"] == [f"pid {pid} (sleep 4747)"], "the probe's own processes are left out"
