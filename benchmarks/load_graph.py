@@ -32,8 +32,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runner import templating  # noqa: E402
-from runner.inputs import load_inputs  # noqa: E402
+from runner.load import templating
+from runner.load.inputs import load_inputs
 
 
 def task_text(file_index: int, index: int) -> str:

@@ -1,5 +1,5 @@
 """``python -m runner``: the remedy command line."""
 
-from runner.cli import entry
+from runner.cli.program import entry
 
 entry()

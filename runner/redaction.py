@@ -14,28 +14,19 @@ JUnit, saved plans and the audit log then pass through the same redactor.
 from __future__ import annotations
 
 import base64
-import fnmatch
 import shlex
 import threading
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from runner import templating
-from runner.errors import InputError, Location, TemplateError
-from runner.marked import SecretText
 from runner.results import CommandResult, Diff, TaskResult
 
 MASK = "********"
 MIN_SECRET_LENGTH = 4
 #: What a ``no_log`` task's message becomes in every output.
 NO_LOG_MESSAGE = "(hidden by no_log)"
-#: The variable that names secret variables: a list of names and glob patterns.
-SECRET_VARS = "remedy_secret_vars"  # noqa: S105 - the name of a variable, not a secret
-#: Connection variables whose values are always secret.
-ALWAYS_SECRET = ("ansible_password", "ansible_ssh_pass", "ansible_become_password",
-                 "ansible_become_pass")
 
 
 class Redactor:
@@ -91,62 +82,6 @@ def conceal(result: TaskResult) -> TaskResult:
 def _masked_command(command: CommandResult, forms: list[str]) -> CommandResult:
     return replace(command, command=_mask(command.command, forms), stdout=_mask(command.stdout, forms),
                    stderr=_mask(command.stderr, forms))
-
-
-def secret_patterns(variables: Mapping[str, Any], where: Location) -> tuple[str, ...]:
-    """The names and glob patterns of secret variables: ``ALWAYS_SECRET`` and ``remedy_secret_vars``.
-
-    Raises:
-        InputError: ``remedy_secret_vars`` is not a list of names, at ``where``.
-    """
-    value = variables.get(SECRET_VARS, [])
-    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-        raise InputError.at(where, f"{SECRET_VARS} must be a list of variable names or glob patterns, "
-                            f"not {value!r}"[:200], f'write it as {SECRET_VARS}: [db_password, "*_token"]')
-    return (*ALWAYS_SECRET, *value)
-
-
-def secret_values(variables: Mapping[str, Any], patterns: Iterable[str], *,
-                  render: bool = False) -> Iterator[str]:
-    """The secret values among ``variables``, as the redactor should mask them.
-
-    Secret are every string tagged ``!secret`` and the whole value of each
-    variable whose name matches one of ``patterns``. With ``render``, a
-    matching value that is a template is also given as it renders from
-    ``variables``, when it renders from them alone.
-    """
-    patterns = tuple(patterns)
-    for name, value in variables.items():
-        named = any(fnmatch.fnmatchcase(str(name), pattern) for pattern in patterns)
-        yield from _strings(value, every=named)
-        if named and render and any(templating.is_template(text) for text in _strings(value, every=True)):
-            try:
-                yield from _strings(templating.Scope([(variables, True)])[name], every=True)
-            except TemplateError:
-                pass  # it needs a task's result: its secret parts are registered on their own
-
-
-def host_secrets(variables: Mapping[str, Any], where: Location) -> Iterator[str]:
-    """The secret values of one host's merged ``variables``, templates rendered where they can be.
-
-    Raises:
-        InputError: ``remedy_secret_vars`` is not a list of names, at ``where``.
-    """
-    return secret_values(variables, secret_patterns(variables, where), render=True)
-
-
-def _strings(value: Any, *, every: bool) -> Iterator[str]:
-    """Strings (and numbers, as text) inside ``value``: all of them, or only those tagged ``!secret``."""
-    if isinstance(value, SecretText) or (every and isinstance(value, str)):
-        yield str(value)
-    elif every and isinstance(value, (int, float)) and not isinstance(value, bool):
-        yield str(value)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item, every=every)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _strings(item, every=every)
 
 
 def _mask(text: str, forms: list[str]) -> str:

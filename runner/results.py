@@ -1,6 +1,6 @@
 """Result states and records: one terminal ``TaskResult`` per host x task.
 
-Data layer. The executor produces these; ``report`` renders them; the recap
+Data layer. The executor produces these; ``output`` renders them; the recap
 counters are derived from them, so they always add up.
 """
 
@@ -42,6 +42,9 @@ class Status(StrEnum):
 STOPPED = "run stopped before this task"
 #: Why the rest of a run was not run once its audit log could not be written (exit 5).
 AUDIT_STOP = "the audit log could not be written: nothing further was changed"
+#: The ``data`` flag of a diagnose task's record when it found its fault.
+FAULT_FOUND = "fault_found"
+
 
 _FAILURES = frozenset(
     {Status.FAILED, Status.UNREACHABLE, Status.TIMED_OUT, Status.INDETERMINATE, Status.ROLLED_BACK,

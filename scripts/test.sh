@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SYSTEM_PACKAGES=(openssh-server openssh-client redis-server postgresql sudo iproute2 procps
-                 util-linux curl tar gzip coreutils passwd acl python3 python3-yaml)
+                 util-linux curl tar gzip coreutils passwd acl python3 python3-yaml python3-pip
+                 python3-venv dpkg-dev)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -27,12 +27,15 @@ Config keys (all required except ``redis_url`` and ``postgres_*``; unknown keys 
     redis_url: redis://127.0.0.1:6379/1   # optional Redis cache: keys coze:cache:<relative path>
     postgres_url: postgresql://coze@127.0.0.1:5432/coze   # optional, with postgres_table
     postgres_table: host01.conversations  # must hold every id listed in data_dir/conversations.idx
+    plugins: [coze_lab_plugin]       # optional: Python modules imported at startup
 
 Startup, in order: read and validate the config, open the logs, write the pid
 file, bind the port. Exit statuses: 0 stopped by SIGTERM/SIGINT (pid file
 removed); 1 already running (the pid file names a live instance); 2 config
 missing, unreadable or invalid; 3 port in use ("address already in use: port
-N" in error.log); 4 another startup failure (log dir, pid file); 70 crashed
+N" in error.log); 4 another startup failure (log dir, pid file); 5 a plugin
+cannot be imported ("cannot load plugin P: ModuleNotFoundError: No module
+named 'P'" in error.log; the plugins load after the logs open); 70 crashed
 right after it started (the crash switch, below).
 
 Start record: once listening, the service appends ``<epoch seconds> start
@@ -49,7 +52,8 @@ HTTP: ``GET /health`` is 200 ``{"status": "ok", ...}`` only when every check
 passes, else 503 with ``"status": "unhealthy"`` and ``"reasons"``, one string
 per problem, each starting with the check's name: ``config`` (readable, valid,
 unchanged since start), ``pid_file`` (names this process), ``log_dir``
-(writable), ``data`` (every manifest entry present and matching), ``cache_dir``
+(writable), ``plugins`` (every plugin still importable from the interpreter's
+path), ``data`` (every manifest entry present and matching), ``cache_dir``
 and ``redis`` (every cache entry equals the current data file, by sha256),
 ``postgres`` (every id in the data file ``conversations.idx`` is a row of the
 table).
@@ -66,6 +70,8 @@ import argparse
 import contextlib
 import errno
 import hashlib
+import importlib
+import importlib.machinery
 import ipaddress
 import json
 import os
@@ -93,6 +99,7 @@ EXIT_ALREADY_RUNNING = 1
 EXIT_CONFIG = 2
 EXIT_PORT_IN_USE = 3
 EXIT_STARTUP = 4
+EXIT_DEPENDENCY = 5
 EXIT_CRASH = 70
 
 CRASH_SWITCH = "crash-after-start"
@@ -100,7 +107,8 @@ RECORD_LINES = 100
 
 _PATH_KEYS = ("data_dir", "log_dir", "pid_file", "cache_dir")
 _REQUIRED = ("instance", "host", "port", *_PATH_KEYS)
-_OPTIONAL = ("redis_url", "postgres_url", "postgres_table")
+_OPTIONAL = ("redis_url", "postgres_url", "postgres_table", "plugins")
+_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _REDIS_URL = re.compile(r"redis://(?P<host>[0-9.]+):(?P<port>\d{1,5})(?:/(?P<db>\d{1,3}))?")
 _POSTGRES_URL = re.compile(
     r"postgresql://(?P<user>\w+)@(?P<host>[0-9.]+):(?P<port>\d{1,5})/(?P<database>\w+)"
@@ -132,6 +140,7 @@ class Config:
     redis_url: str | None = None
     postgres_url: str | None = None
     postgres_table: str | None = None
+    plugins: tuple[str, ...] = ()
 
     @property
     def postgres(self) -> tuple[str, int, str, str] | None:
@@ -174,6 +183,7 @@ def load_config(path: Path) -> Config:
     values = {key: data[key] for key in (*_REQUIRED, *_OPTIONAL) if key in data}
     for key in _PATH_KEYS:
         values[key] = Path(values[key])
+    values["plugins"] = tuple(values.get("plugins") or ())
     return Config(**values)
 
 
@@ -206,6 +216,9 @@ def _config_problems(data: Any) -> list[str]:
         problems.append(f"postgres_table: expected [schema.]table, got {table!r}")
     if (url is None) != (table is None):
         problems.append("postgres_url and postgres_table go together")
+    plugins = data.get("plugins", [])
+    if not (isinstance(plugins, list) and all(isinstance(p, str) and _MODULE.fullmatch(p) for p in plugins)):
+        problems.append(f"plugins: expected a list of Python module names, got {plugins!r}")
     return problems
 
 
@@ -466,6 +479,7 @@ class Checker:
         checks = {
             "config": self._config,
             "pid_file": self._pid_file,
+            "plugins": self._plugins,
             "log_dir": self._log_dir,
             "data": self._data,
             "cache_dir": self._cache_dir,
@@ -501,6 +515,12 @@ class Checker:
             state = "running" if text.isdigit() and _running(int(text)) else "not running"
             return [f"{path} names pid {text or '(empty)'} ({state}), this process is {me}"]
         return []
+
+    def _plugins(self) -> list[str]:
+        importlib.invalidate_caches()  # a module removed (or installed) since start is seen
+        top = [name.split(".")[0] for name in self.config.plugins]
+        return [f"{name}: not importable any more (uninstalled?)" for name in top
+                if importlib.machinery.PathFinder.find_spec(name) is None]
 
     def _log_dir(self) -> list[str]:
         log_dir = self.config.log_dir
@@ -717,6 +737,7 @@ class Service:
             raise
         self.checker = Checker(self.config, config_path)
         try:
+            self._load_plugins()
             self._write_pid_file()
             self.server = self._bind()
         except StartupError as exc:
@@ -750,6 +771,14 @@ class Service:
         time.sleep(0.3)
         self.logs.error(f"fatal: {message}")
         os._exit(EXIT_CRASH)
+
+    def _load_plugins(self) -> None:
+        for name in self.config.plugins:
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:
+                message = f"cannot load plugin {name}: {type(exc).__name__}: {exc}"
+                raise StartupError(EXIT_DEPENDENCY, message) from exc
 
     def _write_pid_file(self) -> None:
         path = self.config.pid_file

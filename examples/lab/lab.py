@@ -53,6 +53,15 @@ from lab_layout import (  # noqa: E402
     warm_caches,
     write_checksum,
 )
+from lab_packages import (  # noqa: E402
+    COMMAND,
+    PLUGIN,
+    build_host_packages,
+    build_repository,
+    host_environment,
+    repository,
+    venv_dir,
+)
 from lab_processes import (  # noqa: E402
     LabError,
     ProcessRecord,
@@ -82,7 +91,8 @@ STATE = "lab.json"
 SERVICE_USER = "coze"
 INFRA = ("sshd", "redis", "postgres")
 _SAFE_PATH = re.compile(r"[A-Za-z0-9._/+-]+")
-_MANAGED = ("ssh", "hosts", "redis", "postgres", "foreign", "inventory.ini", "inventory.yml", STATE)
+_MANAGED = ("ssh", "hosts", "redis", "postgres", "foreign", "packages", "inventory.ini", "inventory.yml",
+            STATE)
 
 
 def fetch(port: int, path: str = "/health", *, timeout: float = 5.0) -> tuple[int | None, Any]:
@@ -215,6 +225,7 @@ class Lab:
     def _bring_up(self, count: int) -> None:
         _ensure_user(SERVICE_USER)
         self.state["python"] = _service_python(SERVICE_USER)
+        build_repository(self.dir)
         (self.dir / "hosts").mkdir()
         _check_reachable(self.dir / "hosts", SERVICE_USER)
         self._start_sshds(count)
@@ -244,7 +255,12 @@ class Lab:
         keys_dir = self.dir / "ssh"
         keys_dir.mkdir(mode=0o700)
         keys = ClientKeys.create(keys_dir)
-        servers = [Sshd(keys=keys) for _ in range(count)]
+        width = max(2, len(str(count)))
+        names = [f"host{index:0{width}d}" for index in range(1, count + 1)]
+        # each host's sessions use its own package database (see lab_packages)
+        servers = [Sshd(keys=keys, config="SetEnv " + " ".join(
+            f"{key}={value}" for key, value in host_environment(self.dir / "hosts" / name).items()))
+            for name in names]
         for server in servers:
             keep(server)
             self.state["sshd_dirs"].append(str(server.directory))
@@ -252,10 +268,8 @@ class Lab:
         with ThreadPoolExecutor(min(8, count)) as pool:
             futures = [pool.submit(server.start) for server in servers]
         failures = [f.exception() for f in futures if f.exception() is not None]
-        width = max(2, len(str(count)))
-        for index, (server, future) in enumerate(zip(servers, futures, strict=True), 1):
+        for name, server, future in zip(names, servers, futures, strict=True):
             if future.exception() is None and server.pid is not None:
-                name = f"host{index:0{width}d}"
                 self.state["hosts"][name] = {"ssh_port": server.port}
                 self.remember(record(server.pid, "sshd", name))
         if failures:
@@ -267,9 +281,10 @@ class Lab:
         stamps = [datetime.fromisoformat(s) for s in self.state["stamps"]]
         spec = HostSpec(
             name, host["service_port"], self.state["redis"]["port"], host["redis_db"],
-            self.state["postgres"]["port"], self.state["python"], SERVICE_USER,
+            self.state["postgres"]["port"], str(venv_dir(paths.root) / "bin/python"), SERVICE_USER,
         )  # fmt: skip
         build_host(paths, spec, stamps)
+        build_host_packages(paths.root, self.dir, self.state["python"])
         self._create_table(name, paths, stamps[-1])
         warm_caches(paths, name, spec.redis_port, spec.redis_db)
         self.start_service(name)
@@ -453,6 +468,8 @@ class Lab:
             "redis_url": f"redis://127.0.0.1:{redis_port}/{host['redis_db']}",
             "pg_schema": name,
             "pg_table": f"{name}.conversations",
+            "coze_venv": str(venv_dir(paths.root)),
+            "coze_path": f"{paths.root / 'usr/bin'}:/usr/local/bin:/usr/bin:/bin",
         }
 
     def group_variables(self) -> dict[str, Any]:
@@ -478,6 +495,9 @@ class Lab:
             "pg_user": PG_USER,
             "pg_bin_dir": pg["bin_dir"],
             "pg_rows": PG_ROWS,
+            "coze_dependencies": [{"command": COMMAND, "package": "coze-lab-tools"},
+                                  {"module": PLUGIN, "pip": "coze-lab-plugin"}],
+            "pip_find_links": str(repository(self.dir)[1]),
         }
 
     def inventory_ini(self) -> str:
@@ -525,7 +545,9 @@ def _preflight(directory: Path) -> None:
     if not os.access(SSHD_PATH, os.X_OK):
         raise LabError(f"OpenSSH server not found at {SSHD_PATH} (install openssh-server)")
     for tool, package in (("ssh-keygen", "openssh-client"), ("redis-server", "redis-server"),
-                          ("setpriv", "util-linux"), ("tar", "tar"), ("useradd", "passwd")):  # fmt: skip
+                          ("setpriv", "util-linux"), ("tar", "tar"), ("useradd", "passwd"),
+                          ("apt-get", "apt"), ("dpkg-deb", "dpkg"),
+                          ("dpkg-scanpackages", "dpkg-dev")):  # fmt: skip
         if shutil.which(tool) is None:
             raise LabError(f"{tool} not found (install {package})")
     postgres_bin_dir()
@@ -545,11 +567,13 @@ def _ensure_user(name: str) -> None:
 
 
 def _service_python(user: str) -> str:
-    """An interpreter that ``user`` can run and that imports yaml."""
+    """An interpreter that ``user`` can run and that imports yaml, with pip (the venvs' base)."""
     for candidate in dict.fromkeys([sys.executable, shutil.which("python3"), "/usr/bin/python3"]):
-        if candidate and _runs_as(user, [candidate, "-c", "import yaml"]):
+        if candidate and _runs_as(user, [candidate, "-c", "import yaml"]) and \
+                _runs_as(None, [candidate, "-m", "pip", "--version"]):
             return candidate
-    raise LabError(f"no python3 with PyYAML that user {user} can run (install python3-yaml)")
+    raise LabError(f"no python3 with PyYAML that user {user} can run and with pip for root "
+                   "(install python3-yaml python3-pip)")
 
 
 def _check_reachable(directory: Path, user: str) -> None:
@@ -557,7 +581,7 @@ def _check_reachable(directory: Path, user: str) -> None:
         raise LabError(f"user {user} cannot reach {directory}: every parent dir needs o+x; use another --dir")
 
 
-def _runs_as(user: str, argv: list[str]) -> bool:
+def _runs_as(user: str | None, argv: list[str]) -> bool:
     done = subprocess.run([*as_user(user), *argv], capture_output=True, cwd="/", check=False)
     return done.returncode == 0
 

@@ -6,6 +6,7 @@ function ``(lab, host) -> None``. Faults stack; ``Lab.reset(host)`` undoes all.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -19,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from cozeservice import REDIS_PREFIX, Redis
 from lab_layout import HostPaths, data_files, write_checksum
-from lab_processes import LabError, listening, running, spawn, wait_for
+from lab_packages import apt, uninstall
+from lab_processes import LabError, alive, listening, running, spawn, wait_for
 
 if TYPE_CHECKING:
     from lab import Lab
@@ -235,6 +237,33 @@ def pg_rows_lost(lab: Lab, host: str) -> None:
     lab.postgres().psql(f"DELETE FROM {host}.conversations WHERE id > {PG_ROWS_KEPT}")  # noqa: S608
 
 
+def _restart_fails(lab: Lab, host: str) -> None:
+    """Someone restarts the service: coze-stop stops the instance the pid file names, coze-start fails.
+
+    An orphaned instance (port_conflict_stale) is left running, as coze-stop leaves it.
+    """
+    paths = lab.paths(host)
+    for script in (paths.stop, paths.start):
+        with contextlib.suppress(OSError):  # a start script without exec bits (permission_exec)
+            subprocess.run([str(script)], capture_output=True, timeout=60, check=False,
+                           stdin=subprocess.DEVNULL)
+    for rec in lab.records():
+        if rec.host == host and rec.role == "service" and not alive(rec):
+            lab.forget(rec)
+
+
+def dependency_command(lab: Lab, host: str) -> None:
+    """coze-lab-libs and coze-lab-tools (cozectl) are gone: coze-start fails, "cozectl: command not found"."""
+    apt(lab.paths(host).root, "remove", "coze-lab-libs")  # coze-lab-tools depends on it: removed too
+    _restart_fails(lab, host)
+
+
+def dependency_module(lab: Lab, host: str) -> None:
+    """The plugin and its dependency left the service's venv: it fails to start, "ModuleNotFoundError"."""
+    uninstall(lab.paths(host).root, "coze-lab-plugin", "coze-lab-pyutil")
+    _restart_fails(lab, host)
+
+
 def service_stopped(lab: Lab, host: str) -> None:
     """The service was stopped cleanly (coze-stop): no process, no pid file."""
     lab.stop_service(host)
@@ -274,6 +303,8 @@ FAULTS: dict[str, Fault] = {
         backup_newest_escaping_link,
         backup_chain_broken,
         pg_rows_lost,
+        dependency_command,
+        dependency_module,
         service_stopped,
         crash_loop,
     )

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 from cozeservice import MANIFEST, REDIS_PREFIX, Redis
+from lab_packages import PLUGIN
 from lab_processes import LabError
 from lab_servers import PG_DATABASE, PG_USER
 
@@ -123,7 +124,7 @@ class HostSpec:
     redis_port: int
     redis_db: int
     pg_port: int
-    python: str  # interpreter that runs the service (must import yaml as the service user)
+    python: str  # interpreter that runs the service: its venv's (must import yaml as the service user)
     user: str  # the service user
 
 
@@ -260,6 +261,7 @@ def config_document(paths: HostPaths, spec: HostSpec) -> dict[str, Any]:
         "redis_url": f"redis://127.0.0.1:{spec.redis_port}/{spec.redis_db}",
         "postgres_url": f"postgresql://{PG_USER}@127.0.0.1:{spec.pg_port}/{PG_DATABASE}",
         "postgres_table": f"{spec.name}.conversations",
+        "plugins": [PLUGIN],
     }
 
 
@@ -267,8 +269,17 @@ _START = """\
 #!/bin/sh
 # coze-start: start the Coze service of lab host {name} as user {user}.
 # Returns once the service listens (exit 0) or has failed, with its status:
-# 1 already running, 2 config error, 3 port in use, 4 other startup failure.
+# 1 already running, 2 config error, 3 port in use, 4 other startup failure,
+# 5 a plugin cannot be imported, 127 cozectl (package coze-lab-tools) not found.
 set -u
+PATH={usr_bin}:$PATH
+if ! command -v cozectl >/dev/null 2>&1; then
+    stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    echo "$stamp ERROR [$$] coze-start: cozectl: command not found" >>{log_dir}/error.log
+    echo "coze-start: cozectl: command not found" >&2
+    exit 127
+fi
+cozectl preflight {config} >/dev/null || exit 4
 set -- {python} {program} --config {config} --log-dir {log_dir} --daemon
 if [ "$(id -u)" -eq 0 ] && [ "{user}" != root ]; then
     exec setpriv --reuid={user} --regid={user} --init-groups -- "$@"
@@ -337,6 +348,7 @@ def build_host(paths: HostPaths, spec: HostSpec, stamps: list[datetime]) -> None
     shutil.copyfile(HERE / "cozeservice.py", paths.program)
     values = {
         "name": spec.name, "user": spec.user, "python": spec.python, "program": paths.program,
+        "usr_bin": paths.root / "usr/bin",
         "config": paths.config, "log_dir": paths.log_dir, "pid_file": paths.pid_file,
     }  # fmt: skip
     paths.start.write_text(_START.format(**values))

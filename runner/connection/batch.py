@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 
-from runner.connection import Become, Connection
+from runner.connection.interface import Become, Connection
 from runner.results import CommandResult
 
 

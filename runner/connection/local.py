@@ -22,14 +22,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from runner.connection import (
+from runner.connection.conversation import Talk, converse
+from runner.connection.interface import (
     DEFAULT_COMMAND_TIMEOUT,
     OUTPUT_CAP,
     Become,
     ConnectionParams,
     HeldCommand,
 )
-from runner.connection.conversation import Talk, converse
 from runner.connection.shell import KILL_GRACE, kill_script, wrap_as
 from runner.errors import RemedyError
 from runner.results import CommandResult

@@ -41,9 +41,9 @@ import time
 
 import paramiko
 
-from runner.connection import HeldCommand
 from runner.connection.channels import CHUNK, SWALLOWED
 from runner.connection.conversation import wait_readable
+from runner.connection.interface import HeldCommand
 from runner.connection.shell import READ_GROUP, Launch, contained_script, printf_literal
 
 #: Larger stdin goes over a channel of its own (it travels in the command line, escaped).

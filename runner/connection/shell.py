@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from runner.connection import Become
+    from runner.connection.interface import Become
 
 #: Environment names accepted for ``env``: what ``export`` takes without surprises.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

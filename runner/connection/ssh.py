@@ -22,16 +22,16 @@ from collections.abc import Callable, Mapping, Sequence
 
 import paramiko
 
-from runner.connection import (
+from runner.connection import hostkeys
+from runner.connection.channels import SWALLOWED, SSHHeld, SSHPipes
+from runner.connection.conversation import Pipes, Talk, converse
+from runner.connection.interface import (
     DEFAULT_COMMAND_TIMEOUT,
     OUTPUT_CAP,
     Become,
     ConnectionParams,
     HeldCommand,
-    hostkeys,
 )
-from runner.connection.channels import SWALLOWED, SSHHeld, SSHPipes
-from runner.connection.conversation import Pipes, Talk, converse
 from runner.connection.persistent import PersistentShell, ShellTainted
 from runner.connection.shell import KILL_GRACE, kill_script, wrap_as
 from runner.connection.sshauth import authenticate

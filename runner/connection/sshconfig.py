@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import paramiko
 
-from runner.connection import ConnectionParams
+from runner.connection.interface import ConnectionParams
 from runner.errors import UnreachableError
 
 #: Longest ProxyJump chain followed, counting jumps of jump hosts.

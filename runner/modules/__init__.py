@@ -39,6 +39,8 @@ _PLACES: dict[str, tuple[str, str]] = {
     "backup_restore": ("backup", "BackupRestoreModule"),
     "postgres_restore": ("postgres", "PostgresRestoreModule"),
     "memcached": ("memcached", "MemcachedModule"),
+    "package": ("package", "PackageModule"),
+    "pip": ("pip", "PipModule"),
 }
 
 

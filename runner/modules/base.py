@@ -63,6 +63,11 @@ class Arg:
     aliases: tuple[str, ...] = ()
     elements: str = ""  # element type for lists
     secret: bool = False  # value is redacted from every output
+    #: A regular expression the value (each element of a list) must match in full, checked
+    #: when the playbook is loaded (literal values) and again once rendered on a host;
+    #: ``pattern_hint`` names what is allowed ("a package name (letters, digits ...)").
+    pattern: str = ""
+    pattern_hint: str = ""
 
     def __post_init__(self) -> None:
         if self.type not in ARG_TYPES:

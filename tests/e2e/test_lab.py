@@ -26,7 +26,7 @@ from lab_layout import PG_ROWS, manifest_text, write_data_version
 from lab_processes import ProcessRecord, alive, descendants, find_processes, free_port, listening
 
 from runner.connection import ConnectionParams, open_connection
-from runner.inventory import load_inventory
+from runner.load.inventory import load_inventory
 from tests.support.waiting import wait_until
 
 if TYPE_CHECKING:
@@ -138,10 +138,17 @@ def test_every_host_is_reachable_over_ssh_with_the_inventory(lab: LabHandle) -> 
         conn = open_connection(params)
         try:
             result = conn.run(f"cat {variables['coze_pid_file']}")
+            packages = conn.run("dpkg-query -W -f '${Package} ${Version}\\n' 'coze-lab-*'")
         finally:
             conn.close()
         assert result.rc == 0
         assert int(result.stdout) == lab.health(host)[1]["pid"]
+        # each host has its own package database under its root (lab_packages): the machine's has none
+        assert packages.stdout.splitlines() == ["coze-lab-libs 1.0", "coze-lab-tools 1.0"], packages
+        assert (lab.root(host) / "usr/bin/cozectl").exists()
+    machine = subprocess.run(["dpkg-query", "-W", "coze-lab-tools"], capture_output=True, text=True,
+                             env={"PATH": os.environ["PATH"]}, check=False)
+    assert machine.returncode != 0, machine.stdout
 
 
 def test_remedy_runs_a_playbook_on_the_lab_and_fails_only_the_unhealthy_host(
@@ -200,6 +207,8 @@ EXPECT = {
     "backup_newest_escaping_link": Expect(503, "data: bots.json: missing"),
     "backup_chain_broken": Expect(503, "data: bots.json: missing"),
     "pg_rows_lost": Expect(503, f"postgres: {PG_ROWS - PG_ROWS_KEPT} of {PG_ROWS} ids"),
+    "dependency_command": Expect(None, "", 127, "coze-start: cozectl: command not found"),
+    "dependency_module": Expect(None, "", 5, "ModuleNotFoundError: No module named 'coze_lab_plugin'"),
     "service_stopped": Expect(None, restart_heals=True),
     "crash_loop": Expect(None, "", 0, f"fatal: {CRASH_MESSAGE}"),  # it starts, then crashes again
 }

@@ -35,9 +35,9 @@ from typing import Any
 import pytest
 from lab_processes import free_port
 
-from runner.inputs import bundled_playbooks
+from runner.load.inputs import bundled_playbooks
+from runner.load.playbook import load_playbook
 from runner.modules import MODULES
-from runner.playbook import load_playbook
 from tests.e2e.conftest import LabHandle, new_lab_dir, require_lab_prerequisites
 from tests.e2e.fleet import RUNTIME, Fleet, Outcome
 
@@ -45,7 +45,8 @@ LAB_SIZE = 10
 FORCE_FAILURE = "coze_health_path=/no-such-endpoint"
 
 
-PLAYBOOKS = ("port_conflict", "permission_error", "cache_flush", "restore_from_backup", "service_down")
+PLAYBOOKS = ("port_conflict", "permission_error", "cache_flush", "restore_from_backup", "missing_dependency",
+             "service_down")
 
 
 # --- the playbooks as documents (no lab needed) ---------------------------------------------

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from runner.argcheck import Checker, check_value, confine, to_bool
 from runner.errors import ProblemCollector
-from runner.loader import MarkedDict, load_text
+from runner.load.argcheck import Checker, check_value, confine
+from runner.load.templating import to_bool
+from runner.load.yamlfile import MarkedDict, load_text
 from runner.modules.base import Arg, Module
 
 

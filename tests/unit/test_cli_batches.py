@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
+from runner.cli.program import main
 from tests.unit.test_executor import mark_module  # noqa: F401 - the autouse fixture that adds "mark"
 
 
@@ -86,7 +86,7 @@ def test_a_bad_value_is_exit_4_before_any_host_is_contacted(
 
 def test_apply_runs_a_saved_plan_in_canary_batches(
         site: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("runner.session.DEFAULT_AUDIT", site / "audit.jsonl")  # apply has no --audit-log
+    monkeypatch.setattr("runner.cli.commands.DEFAULT_AUDIT", site / "audit.jsonl")  # apply has no --audit-log
     plan = site / "plan.json"
     code, _, err = remedy(site, capsys, "plan", "-o", str(plan))
     assert code == 0, err

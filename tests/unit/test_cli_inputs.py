@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
+from runner.cli.program import main
 
 REPO = Path(__file__).resolve().parents[2]
 BOOK = "- hosts: all\n  tasks:\n    - debug: {msg: hi}\n"

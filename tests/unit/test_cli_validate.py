@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import build_parser, main
-from runner.loader import MAX_FILE_BYTES
+from runner.cli.parser import build_parser
+from runner.cli.program import main
+from runner.load.yamlfile import MAX_FILE_BYTES
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("REMEDY_UPDATE_GOLDEN") == "1"

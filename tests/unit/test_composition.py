@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import textwrap
 from pathlib import Path
@@ -9,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from runner.cli import main
+from runner.cli.program import main
 from runner.errors import GraphError, InputError
-from runner.executor import RunOptions, execute
-from runner.inputs import load_inputs
+from runner.load.inputs import load_inputs
+from runner.plan.hosts import RunOptions
 from runner.results import FaultState, Status
+from runner.run.executor import execute
 from tests.unit.test_executor import Collect, Recording, mark_module  # noqa: F401 - fixture
 
 
@@ -203,3 +205,61 @@ def test_playbooks_that_must_each_run_after_the_other_are_an_input_error(tmp_pat
     with pytest.raises(GraphError) as error:
         load_inputs(paths)
     assert "has after a" in str(error.value) and "has after b" in str(error.value)
+
+
+def test_diagnose_prints_the_faults_per_host_and_the_command_that_fixes_them(
+        tmp_path: Path, capsys: Any) -> None:
+    paths = pair(tmp_path)
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("h0 ansible_connection=local\n")
+    audit = ["--audit-log", str(tmp_path / "audit.jsonl")]
+    assert main(["diagnose", *paths, "-i", str(inventory), *audit]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:3] == ["h0: 2 faults", "  first: assert diagnose[1]: first broken",
+                                    "  second: assert diagnose[1]: second broken"]
+    assert f"  remedy run {paths[1]} {paths[0]} -i {inventory} -l h0" in out  # in the fault order
+    assert "RECAP" not in out
+    assert main(["diagnose", *paths, "-i", str(inventory), "--detailed-exitcode", *audit]) == 10
+    assert main(["plan", *paths, "-i", str(inventory), "--detailed-exitcode", *audit]) == 10
+    calm = "- hosts: all\n  diagnose: [{assert: {that: true}}]\n  tasks: [{command: 'true'}]\n"
+    healthy = books(tmp_path, calm=calm)
+    assert main(["plan", *healthy, "-i", str(inventory), "--detailed-exitcode", *audit]) == 0
+    assert main(["diagnose", *healthy, "-i", str(inventory), "--detailed-exitcode", *audit]) == 0
+    assert "healthy: h0" in capsys.readouterr().out
+
+
+def test_a_locked_host_is_waited_for_once_not_once_per_playbook(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("h0 ansible_connection=local\n")
+    inputs = load_inputs(pair(tmp_path), [str(inventory)])
+    lock = tmp_path / "remedy.lock"
+    holds: list[str] = []
+
+    def connect(params: Any) -> Any:
+        conn = Recording(params, [])
+        conn.hold = lambda command: holds.append(command) or conn.inner.hold(command)
+        return conn
+
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run holds the host's lock
+        result = execute(inputs, RunOptions(lock_path=str(lock), lock_timeout=0), Collect(),
+                         connect=connect)
+    assert len(holds) == 1
+    assert [str(f.state) for f in result.hosts[0].faults] == ["not_run", "not_run"]
+    assert result.hosts[0].status is Status.NOT_RUN
+
+
+def test_a_set_fact_in_diagnose_is_seen_by_the_later_diagnose_and_fix_tasks(tmp_path: Path) -> None:
+    paths = books(tmp_path, facts="""
+    - hosts: all
+      diagnose:
+        - {id: derive, set_fact: {wanted: [a, b]}}
+        - {id: verdict, assert: {that: wanted | length == 0, fail_msg: "missing {{ wanted | join(',') }}"}}
+      tasks:
+        - {id: fix, mark: {name: "fix-{{ wanted | join('-') }}", log: LOG}}
+    """)
+    result = run(tmp_path, paths)
+    assert faults(result) == [("facts", "fixed")]
+    evidence = result.hosts[0].faults[0].evidence
+    assert evidence and "missing a,b" in evidence[0], evidence
+    assert logged(tmp_path) == ["fix-a-b"]

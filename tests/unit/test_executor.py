@@ -11,11 +11,12 @@ import pytest
 
 from runner.connection import ConnectionParams, open_connection
 from runner.events import NullListener
-from runner.executor import ConnectOptions, RunOptions, batches, connection_params, execute
-from runner.inputs import load_inputs
+from runner.load.inputs import load_inputs
 from runner.modules import MODULES
 from runner.modules.base import Arg, Change, Command, Module, quote
+from runner.plan.hosts import ConnectOptions, RunOptions, batches, connection_params
 from runner.results import Status, TaskResult
+from runner.run.executor import execute
 
 
 class Mark(Module):
@@ -342,9 +343,9 @@ class Trip(Module):
 
 
 def test_no_task_of_a_block_starts_once_the_run_is_stopped(tmp_path: Path, hosts: Path) -> None:
-    from runner.blocks import run_block
-    from runner.taskrun import HostContext
-    from runner.templating import Scope
+    from runner.load.templating import Scope
+    from runner.run.blocks import run_block
+    from runner.run.context import HostContext
 
     playbook = tmp_path / "book.yml"
     playbook.write_text(f"""

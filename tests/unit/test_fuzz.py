@@ -20,13 +20,13 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from runner import templating
-from runner.cli import main
+from runner.cli.program import main
 from runner.errors import InputError, Location, ProblemCollector, TemplateError
-from runner.loader import load_bytes
+from runner.load import templating
+from runner.load.playbook import PLAY_KEYS, load_playbook
+from runner.load.taskread import TASK_KEYS
+from runner.load.yamlfile import load_bytes
 from runner.model import Playbook
-from runner.playbook import PLAY_KEYS, load_playbook
-from runner.taskread import TASK_KEYS
 
 FUZZ = settings(max_examples=250, deadline=2000, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

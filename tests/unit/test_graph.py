@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from runner.errors import GraphError
-from runner.graph import NOTIFY, ORDER, REQUIRES, TaskGraph, build_graph
-from runner.playbook import load_playbook
+from runner.load.graph import NOTIFY, ORDER, REQUIRES, TaskGraph, build_graph
+from runner.load.playbook import load_playbook
 
 pytestmark = pytest.mark.usefixtures("probe_module")
 

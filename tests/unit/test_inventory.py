@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import InputError, InventoryError, Problem
-from runner.inventory import Inventory, load_inventory
+from runner.load.inventory import Inventory, load_inventory
 
 CORPUS = Path(__file__).parent / "inventory_corpus"
 EXAMPLES = Path(__file__).parents[2] / "inventory"

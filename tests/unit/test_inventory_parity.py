@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from runner.inventory import load_inventory
-from runner.patterns import select_hosts
+from runner.load.inventory import load_inventory
+from runner.load.inventory.patterns import select_hosts
 
 CORPUS = Path(__file__).parent / "inventory_corpus"
 CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())

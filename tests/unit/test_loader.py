@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from runner.errors import InputError, LoadError, Location
-from runner.loader import (
+from runner.load.yamlfile import (
     ALIAS_BUDGET,
     MAX_DEPTH,
     MAX_FILE_BYTES,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from runner.errors import InventoryError
-from runner.inventory import Inventory, load_inventory
-from runner.patterns import (
+from runner.load.inventory import Inventory, load_inventory
+from runner.load.inventory.patterns import (
     HostPatternError,
     check_host_name,
     check_user,

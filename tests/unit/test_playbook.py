@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from runner.errors import InputError, LoadError, PlaybookError
+from runner.load.playbook import load_playbook, walk_tasks
 from runner.model import Playbook
-from runner.playbook import load_playbook, walk_tasks
 
 pytestmark = pytest.mark.usefixtures("probe_module")
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from runner.connection import Connection, ConnectionParams, open_connection
 from runner.connection.batch import batch_script, run_batch, split_batch
 from runner.events import NullListener
-from runner.executor import RunOptions, execute
-from runner.inputs import load_inputs
+from runner.load.inputs import load_inputs
+from runner.plan.hosts import RunOptions
 from runner.results import CommandResult, Run, Status
+from runner.run.executor import execute
 from runner.testing import FakeCall, RecordingConnection
 
 COMMANDS = [

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from runner import report
 from runner.errors import InputError, Location
-from runner.marked import SecretText
-from runner.redaction import MASK, NO_LOG_MESSAGE, Redactor, conceal, host_secrets
+from runner.load.marked import SecretText
+from runner.output.runs import render_plan
+from runner.plan.secrets import host_secrets
+from runner.redaction import MASK, NO_LOG_MESSAGE, Redactor, conceal
 from runner.results import CommandResult, Diff, HostResult, Run, Status, TaskResult
 
 
@@ -67,7 +68,7 @@ def test_a_recorded_result_is_masked_before_any_renderer_cuts_it_short() -> None
     assert recorded.diffs == (Diff(f"/{MASK}", MASK, f"a {MASK}"),)
     assert recorded.commands[0] == CommandResult(f"echo {MASK}", 0, MASK, f"{MASK}\n")
     assert recorded.data == {"out": [MASK]}
-    assert "TruncatedS" not in report.render_plan(Run("r", (HostResult("h", (recorded,), Status.CHANGED),),
+    assert "TruncatedS" not in render_plan(Run("r", (HostResult("h", (recorded,), Status.CHANGED),),
                                                          check=True))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import GraphError
-from runner.inputs import load_inputs
+from runner.load.inputs import load_inputs
 from tests.unit.test_executor import logged, mark_module, run, statuses  # noqa: F401 - fixtures
 
 BOOK = """

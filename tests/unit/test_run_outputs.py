@@ -12,10 +12,10 @@ from xml.etree import ElementTree
 
 import pytest
 
-from runner import report
-from runner.cli import main
+from runner.cli.commands import _settle_start_up
+from runner.cli.program import main
 from runner.modules import MODULES
-from runner.session import _settle_start_up
+from runner.output.tables import cell_width, table
 from tests.unit.test_executor import Mark
 
 CANARY = "Canary-7f3a9-secret"
@@ -95,17 +95,17 @@ def test_an_unwritable_audit_log_refuses_to_run(tmp_path: Path, setup: tuple[Pat
 
 
 def test_tables_count_wide_characters_as_two_columns() -> None:
-    text = report.table([["主机一", "changed", 3], ["h2", "失败", 12]], ["host", "result", "n"])
+    text = table([["主机一", "changed", 3], ["h2", "失败", 12]], ["host", "result", "n"])
     lines = text.splitlines()
     # every row's second column starts at the same terminal column
-    starts = {report.cell_width(line[:line.index(cell)]) for line, cell in
+    starts = {cell_width(line[:line.index(cell)]) for line, cell in
               zip(lines[2:], ["changed", "失败"], strict=True)}
-    assert starts == {report.cell_width(lines[0][:lines[0].index("result")])}
-    assert report.cell_width("主机é́") == 5
+    assert starts == {cell_width(lines[0][:lines[0].index("result")])}
+    assert cell_width("主机é́") == 5
 
 
 def test_a_table_does_not_load_wcwidth() -> None:
-    probe = ("import sys; from runner import report; report.table([['主机', 1]], ['h', 'n']); "
+    probe = ("import sys; from runner.output.tables import table; table([['主机', 1]], ['h', 'n']); "
              "print('wcwidth' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from runner import session
-from runner.cli import main
+from runner.cli import commands
+from runner.cli.program import main
 from runner.redaction import MASK
 
 NO_LOG_CANARY = "NoLogCanary-5d2e7"
@@ -50,7 +50,7 @@ class Harness:
         self.capsys = capsys
         self.outputs = Outputs()
         # ``apply`` writes to the default audit log: keep it among the outputs
-        monkeypatch.setattr(session, "DEFAULT_AUDIT", self.out / "default-audit.jsonl")
+        monkeypatch.setattr(commands, "DEFAULT_AUDIT", self.out / "default-audit.jsonl")
 
     def command(self, label: str, argv: list[str]) -> int:
         code = main(argv)

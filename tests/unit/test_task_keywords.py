@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from runner.events import NullListener
-from runner.executor import RunOptions, execute
-from runner.inputs import load_inputs
+from runner.load.inputs import load_inputs
+from runner.plan.hosts import RunOptions
 from runner.results import Run, TaskResult
+from runner.run.executor import execute
 
 
 def run(tmp_path: Path, body: str, *, inventory_text: str = "local ansible_connection=local\n",

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from runner import templating
 from runner.errors import Location, ProblemCollector, TemplateError
-from runner.loader import UnsafeText, load_text
-from runner.templating import Scope, evaluate, render
+from runner.load import templating
+from runner.load.templating import Scope, evaluate, render
+from runner.load.yamlfile import UnsafeText, load_text
 
 
 def scope(values: dict[str, object], data: dict[str, object] | None = None) -> Scope:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from runner import transfer
 from runner.connection.shell import contained_script
 from runner.modules.base import Upload
 from runner.results import CommandResult
+from runner.run import transfer
 from tests.support.prerequisites import require
 from tests.unit.modules.localrun import path_without, sh
 

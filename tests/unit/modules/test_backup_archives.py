@@ -22,11 +22,12 @@ from typing import Any
 import pytest
 
 from runner.events import NullListener
-from runner.executor import RunOptions, execute
-from runner.inputs import load_inputs
+from runner.load.inputs import load_inputs
 from runner.modules import MODULES
 from runner.modules.backupchoice import Archive
 from runner.modules.base import Change
+from runner.plan.hosts import RunOptions
+from runner.run.executor import execute
 from tests.unit.modules.localrun import apply, gather
 
 T1, T2, T3 = "20240312T100000", "20240313T100000", "20240314T100000"

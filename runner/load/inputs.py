@@ -1,0 +1,272 @@
+"""Load everything a command needs, reporting every input problem at once.
+
+Load stage: playbooks + inventory + extra vars -> ``Inputs`` (validated
+model and graph), or one ``InputError`` listing the problems of every file.
+Nothing here contacts a host.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from jinja2 import meta
+from jinja2 import nodes as jnodes
+
+from runner.errors import InputError, Location, Problem, ProblemCollector, suggest
+from runner.load import templating
+from runner.load.graph import TaskGraph, build_graph, fault_order_names
+from runner.load.marked import MarkedDict
+from runner.load.playbook import load_playbook, walk_tasks
+from runner.load.yamlfile import load_file
+from runner.model import SECTIONS, Play, Playbook, Task
+
+if TYPE_CHECKING:
+    from runner.load.inventory import Inventory
+
+BUNDLED = Path(__file__).resolve().parents[2] / "playbooks"
+MAGIC_VARS = frozenset({
+    "inventory_hostname", "inventory_hostname_short", "group_names", "groups", "hostvars",
+    "inventory_dir", "inventory_file", "playbook_dir", "ansible_check_mode", "remedy_run_id",
+    "remedy_check_mode", "omit", "item", "ansible_loop", "play_hosts", "ansible_play_hosts",
+})
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Validated playbooks, their graph, and (when given) the inventory and extra vars."""
+
+    playbooks: tuple[Playbook, ...]
+    graph: TaskGraph
+    inventory: Inventory | None = None
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+
+
+def bundled_playbooks() -> dict[str, Path]:
+    """The playbooks shipped with remedy, by name."""
+    roots = [BUNDLED]
+    try:
+        from importlib.resources import files
+
+        roots.append(Path(str(files("runner") / "playbooks")))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    found: dict[str, Path] = {}
+    for root in roots:
+        if root.is_dir():
+            for path in sorted(root.glob("*.yml")):
+                found.setdefault(path.stem, path)
+    return found
+
+
+def resolve_playbook_path(name: str) -> Path:
+    """A path as given, or the bundled playbook of that name."""
+    path = Path(name)
+    if path.exists() or "/" in name or name.endswith((".yml", ".yaml")):
+        return path
+    return bundled_playbooks().get(name, path)
+
+
+def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
+    """``-e k=v``, ``-e @file.yml`` and ``-e '{"json": 1}'`` as Ansible reads them.
+
+    Raises:
+        InputError: an unreadable file or a malformed item.
+    """
+    result: dict[str, Any] = {}
+    problems = ProblemCollector()
+    for item in items:
+        where = Location(f"-e {item}")
+        if item.startswith("@"):
+            data = load_file(item[1:])
+            if not isinstance(data, MarkedDict):
+                problems.add(Location(item[1:]), "an extra-vars file must hold a mapping")
+                continue
+            result.update(data)
+        elif item.lstrip().startswith("{"):
+            from runner.load.yamlfile import load_text
+
+            data = load_text(item, f"-e {item[:30]}")
+            if isinstance(data, dict):
+                result.update(data)
+        else:
+            for pair in item.split():
+                key, sep, value = pair.partition("=")
+                if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                    problems.add(where, f"cannot read extra var {pair!r}",
+                                 "use -e name=value, -e @vars.yml or -e '{\"name\": 1}'")
+                    continue
+                result[key] = value
+    problems.raise_if_any()
+    return result
+
+
+def load_inputs(
+    playbook_paths: Sequence[str],
+    inventory_paths: Sequence[str] = (),
+    extra_vars: Sequence[str] = (),
+) -> Inputs:
+    """Load and validate playbooks, graph and inventory; every problem at once.
+
+    Raises:
+        InputError: with the problems of every file.
+    """
+    problems = ProblemCollector()
+    books: list[Playbook] = []
+    for name in playbook_paths:
+        try:
+            books.append(load_playbook(resolve_playbook_path(name)))
+        except InputError as error:
+            problems.extend(error)
+    inventory = None
+    if inventory_paths:
+        from runner.load.inventory import load_inventory
+
+        try:
+            inventory = load_inventory(list(inventory_paths))
+        except InputError as error:
+            problems.extend(error)
+    extra: dict[str, Any] = {}
+    try:
+        extra = parse_extra_vars(extra_vars)
+    except InputError as error:
+        problems.extend(error)
+    problems.raise_if_any()
+    _check_fault_order(books)
+    graph = build_graph(books)
+    if inventory is not None:
+        check_variables(books, inventory, extra)
+    return Inputs(playbooks=tuple(books), graph=graph, inventory=inventory, extra_vars=extra)
+
+
+def _check_fault_order(books: Sequence[Playbook]) -> None:
+    """``after`` and ``blocked_by`` name a playbook of the run or a bundled one.
+
+    Raises:
+        InputError: naming the play and the unknown playbook.
+    """
+    known = {book.name for book in books} | set(bundled_playbooks())
+    problems = ProblemCollector()
+    for book in books:
+        for play in book.plays:
+            for keyword, name in fault_order_names(play):
+                if name not in known:
+                    problems.add(play.location, f"{keyword} '{name}': no playbook of that name"
+                                 + suggest(name, known),
+                                 "name a bundled playbook ('remedy playbooks') or one given on the "
+                                 "command line")
+    problems.raise_if_any()
+
+
+def check_variables(books: Iterable[Playbook], inventory: Inventory, extra: Mapping[str, Any]) -> None:
+    """Every variable a template reads is defined somewhere (exit 4 before any host).
+
+    A variable defined for only some hosts passes here and fails the task on
+    the others, naming the variable.
+
+    Raises:
+        InputError: with one problem per undefined variable and task.
+    """
+    books = list(books)
+    known = set(MAGIC_VARS) | set(extra) | set(templating.ENV.globals)
+    for name in inventory.hosts:
+        known.update(inventory.host_vars(name))
+    for book in books:
+        for play in book.plays:
+            known.update(play.vars)
+            for section in SECTIONS:
+                for task in walk_tasks(play.section(section)):
+                    known.update(_defined_by(task))
+    found: list[Problem] = []
+    for book in books:
+        for play in book.plays:
+            for section in SECTIONS:
+                for task in play.section(section):
+                    found.extend(_undefined_in(task, known, play))
+    if found:
+        raise InputError(_one_per_variable(found))
+
+
+def _one_per_variable(found: list[Problem]) -> list[Problem]:
+    """One problem per undefined variable and file (at its first use), naming the other uses."""
+    by_name: dict[tuple[str, str], list[Problem]] = {}
+    for problem in found:
+        by_name.setdefault((problem.message.split("'")[1], problem.location.file), []).append(problem)
+    merged = []
+    for uses in by_name.values():
+        first = uses[0]
+        others = sorted({p.location.line for p in uses[1:] if p.location.line != first.location.line})
+        also = f" (also used at line{'s' if len(others) > 1 else ''} {', '.join(map(str, others))})" \
+            if others else ""
+        merged.append(Problem(first.location, first.message + also, first.hint))
+    return merged
+
+
+def _defined_by(task: Task) -> set[str]:
+    names = set(task.vars) | {task.loop_var}
+    if task.register:
+        names.add(task.register)
+    if task.module == "set_fact":
+        names.update(task.args)
+    return names
+
+
+def _undefined_in(
+    task: Task, known: set[str], play: Play, scope: frozenset[str] = frozenset()
+) -> list[Problem]:
+    local = scope | set(task.vars) | {task.loop_var}
+    problems: list[Problem] = []
+    for text, is_expression in _templates_of(task, play):
+        for name in sorted(_unguarded_names(text, expression=is_expression) - known - local):
+            problems.append(Problem(
+                task.location, f"undefined variable '{name}' in task '{task.label}'",
+                "define it in the play's vars, the inventory, or with -e; "
+                "or guard it with '| default(...)'"))
+    for child in task.block + task.rescue + task.always:
+        problems.extend(_undefined_in(child, known, play, frozenset(local)))
+    return problems
+
+
+def _templates_of(task: Task, play: Play) -> list[tuple[str, bool]]:
+    found: list[tuple[str, bool]] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, str) and templating.is_template(value):
+            found.append((value, False))
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+
+    visit([task.name, dict(task.args), task.loop, dict(task.environment), dict(task.vars)])
+    for conditions in (task.when, task.until, task.changed_when, task.failed_when):
+        for item in conditions or ():
+            if isinstance(item, str):
+                found.append((item, True))
+    return found
+
+
+def _unguarded_names(text: str, *, expression: bool) -> set[str]:
+    """Undeclared names, minus those guarded by ``default`` or ``is defined``."""
+    source = "{{ (" + text + ") }}" if expression else text
+    try:
+        tree = templating.ENV.parse(source)
+        names = set(meta.find_undeclared_variables(tree))
+    except (jinja2.TemplateSyntaxError, RecursionError):  # reported by the syntax check
+        return set()
+    for node in tree.find_all((jnodes.Filter, jnodes.Test)):
+        if node.name in ("default", "d", "defined", "undefined") and isinstance(node.node, jnodes.Name):
+            names.discard(node.node.name)
+        if node.name in ("default", "d", "defined", "undefined") and isinstance(node.node, jnodes.Getattr):
+            inner: jnodes.Expr = node.node
+            while isinstance(inner, (jnodes.Getattr, jnodes.Getitem)):
+                inner = inner.node
+            if isinstance(inner, jnodes.Name):
+                names.discard(inner.name)
+    return names

@@ -1,0 +1,160 @@
+"""Per-host fault verdicts and the service's health after a run, as text and JSON.
+
+Output stage, beside ``runs``: takes a finished ``Run`` and returns
+text or plain data. A host may have several faults; this says, per host, which
+playbooks' faults were found, in the order their playbooks ran, what became
+of each (fixed, rolled back, blocked ...), and what the service's health
+check still reports, with the bundled playbook that answers each failing
+check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from runner.load.graph import build_graph
+from runner.model import Playbook
+from runner.results import FaultState, HostResult, Run, Status
+
+#: Fault verdicts that no single task's record shows: a JUnit test case of their own.
+FAILED_FAULTS = frozenset({FaultState.ROLLED_BACK, FaultState.ROLLBACK_FAILED, FaultState.BLOCKED})
+_SHOWN = {
+    FaultState.FOUND: "found",
+    FaultState.FIXED: "fixed",
+    FaultState.FAILED: "FAILED",
+    FaultState.ROLLED_BACK: "ROLLED BACK",
+    FaultState.ROLLBACK_FAILED: "ROLLBACK FAILED",
+    FaultState.BLOCKED: "BLOCKED",
+    FaultState.WAITING: "waits",
+    FaultState.NOT_RUN: "not run",
+}
+
+
+def fault_documents(host: HostResult) -> list[dict[str, Any]]:
+    """The host's faults for the JSON document, in the order their playbooks ran."""
+    return [{"playbook": f.playbook, "state": str(f.state), "evidence": list(f.evidence),
+             "detail": f.detail, "blocked_by": f.blocked_by or None} for f in host.faults]
+
+
+def render_faults(run: Run) -> str:
+    """One line per host that had a fault: its playbooks in run order and their verdicts."""
+    lines = []
+    for host in run.hosts:
+        found = [f for f in host.faults if f.state is not FaultState.HEALTHY]
+        if not found:
+            continue
+        parts = []
+        for number, fault in enumerate(found, 1):
+            why = ""
+            if fault.state in (FaultState.BLOCKED, FaultState.WAITING, FaultState.FAILED,
+                               FaultState.ROLLED_BACK, FaultState.ROLLBACK_FAILED):
+                why = f" ({fault.detail})" if fault.detail else ""
+            parts.append(f"{number}. {fault.playbook}: {_SHOWN.get(fault.state, str(fault.state))}{why}")
+        lines.append(f"  {host.host}: " + "; ".join(parts))
+    if not lines:
+        return ""
+    title = "Faults per host, in the order their playbooks run:" if run.check else \
+        "Faults per host, in the order their playbooks ran:"
+    return "\n".join([title, *lines])
+
+
+def with_next_playbooks(run: Run, books: Iterable[Playbook]) -> Run:
+    """``run`` with ``health["next"]``: the playbooks whose ``health.checks`` name a failing check,
+    in the fault order (a blocked playbook after the one it waits for)."""
+    books = list(books)
+    order = [book.name for book, _ in build_graph(books).plays]  # the fault order
+    answers: dict[str, list[str]] = {}
+    for book in sorted(books, key=lambda b: order.index(b.name)):
+        for play in book.plays:
+            for check in play.health.get("checks") or []:
+                answers.setdefault(str(check), [])
+                if book.name not in answers[str(check)]:
+                    answers[str(check)].append(book.name)
+    hosts = []
+    for host in run.hosts:
+        failing = host.health.get("failing") or []
+        if not failing:
+            hosts.append(host)
+            continue
+        fixed = {f.playbook for f in host.faults if f.state is FaultState.FIXED}
+        upcoming = {name for check in failing for name in answers.get(check, []) if name not in fixed}
+        hosts.append(replace(host, health={**host.health, "next": [n for n in order if n in upcoming]}))
+    return replace(run, hosts=tuple(hosts))
+
+
+def render_health(run: Run) -> str:
+    """The service's health after the run, for each host it was read on."""
+    lines = []
+    for host in run.hosts:
+        health: Mapping[str, Any] = host.health
+        if not health:
+            continue
+        if health.get("ok"):
+            lines.append(f"  {host.host}: healthy ({health.get('status')})")
+            continue
+        reasons = "; ".join(health.get("reasons") or []) or str(health.get("message", ""))
+        line = f"  {host.host}: status {health.get('status')}: {reasons}"
+        if health.get("next"):
+            line += f"; next: remedy run {' '.join(health['next'])} -l {host.host}"
+        lines.append(line)
+    return "\n".join(["Health after the run:", *lines]) if lines else ""
+
+
+def diagnosis_rows(run: Run) -> list[dict[str, Any]]:
+    """Hosts x playbooks: is the playbook's fault present, with the evidence, in the fault order."""
+    rows: list[dict[str, Any]] = []
+    for host in run.hosts:
+        if not host.faults:  # never diagnosed: unreachable, or not run
+            cause = next((r for r in host.results if r.status.is_failure or r.status is Status.NOT_RUN), None)
+            state = f"{host.status}: {cause.message}" if cause else str(host.status)
+            rows.append({"host": host.host, "playbook": None, "diagnosis": state, "evidence": [],
+                         "blocked_by": None})
+            continue
+        for fault in host.faults:
+            rows.append({"host": host.host, "playbook": fault.playbook,
+                         "diagnosis": _DIAGNOSIS.get(fault.state, str(fault.state))
+                         if fault.state is not FaultState.FAILED else f"error: {fault.detail}",
+                         "evidence": list(fault.evidence) or ([fault.detail] if fault.blocked_by else []),
+                         "blocked_by": fault.blocked_by or None})
+    return rows
+
+
+_DIAGNOSIS = {FaultState.FOUND: "fault", FaultState.BLOCKED: "fault", FaultState.HEALTHY: "healthy"}
+
+
+def render_diagnosis(run: Run, fix: Callable[[list[str], list[str]], str]) -> str:
+    """Per host, the faults found with their evidence and the command that fixes them.
+
+    ``fix(playbooks, hosts)`` is that command. Hosts that need the same
+    playbooks share one command; healthy hosts are listed on one line.
+    """
+    lines: list[str] = []
+    commands: dict[tuple[str, ...], list[str]] = {}
+    healthy: list[str] = []
+    for host in run.hosts:
+        rows = [r for r in diagnosis_rows(run) if r["host"] == host.host]
+        found = [r for r in rows if r["diagnosis"] != "healthy"]
+        if not found:
+            healthy.append(host.host)
+            continue
+        faults = [r for r in found if r["diagnosis"] == "fault"]
+        lines.append(f"{host.host}: " + (f"{len(faults)} fault{'s' * (len(faults) != 1)}" if faults
+                                          else "could not be diagnosed"))
+        for row in found:
+            name = row["playbook"] or "(host)"
+            if row["blocked_by"]:
+                name += f" (runs after {row['blocked_by']})"
+            what = "; ".join(row["evidence"]) if row["diagnosis"] == "fault" else row["diagnosis"]
+            lines.append(f"  {name}: {what}")
+        books = tuple(r["playbook"] for r in faults)
+        if books:
+            commands.setdefault(books, []).append(host.host)
+    if healthy:
+        lines.append(f"healthy: {', '.join(healthy)}")
+    if commands:
+        lines.append("")
+        lines.append("To fix (each host's playbooks run in this order):")
+        lines.extend(f"  {fix(list(books), hosts)}" for books, hosts in commands.items())
+    return "\n".join(lines) if lines else "no host was diagnosed"

@@ -1,0 +1,13 @@
+"""Run: execute the host plans over their connections, one terminal record per host x task.
+
+Takes ``HostPlan``s, ``Inputs`` and ``RunOptions``; gives a finished ``Run``
+(``executor.execute``) and reports every record to a ``Listener`` as it ends.
+Hosts run in parallel in ``serial`` batches; each host gets one connection,
+its lock (``hostlock``), and is walked by ``hostwalk`` (diagnose every play,
+fix in fault order, handlers once, verify each, roll back only its own);
+``taskrun`` runs one task (``rendering`` renders it for the host, ``probing``
+fetches probes ahead, ``blocks`` runs block/rescue/always, ``transfer`` moves
+files) with the ``context`` of its host. No exception crosses ``executor``.
+
+May import: ``plan``, ``load`` and everything they may import.
+"""
