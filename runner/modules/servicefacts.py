@@ -36,14 +36,16 @@ CRASHES = (
 )
 
 
-#: sh listing, when the pidfile names no live process, each process (pid, parent, session) and
-#: its command line (400 characters at most), for the instances the pidfile does not name.
+#: sh listing, when the pidfile names no live process, each process's command line (400
+#: characters at most), then each process (pid, parent, session), for the instances the pidfile
+#: does not name. The table comes second: a process of the probe's own pipeline whose command
+#: line was read before it ran its program is then in the table with the probe's session, or gone.
 _PROCESSES = (
     'if [ -z "$live" ] && [ -d /proc/self ]; then echo "self=$$"; '
-    "LC_ALL=C grep -s -a -H '' /proc/[0-9]*/stat | LC_ALL=C sed -n "
-    "'s|^/proc/\\([0-9]*\\)/stat:.*) [^ ]* \\([0-9]*\\) [0-9]* \\([0-9]*\\) .*|ps=\\1 \\2 \\3|p'; "
     "LC_ALL=C grep -s -a -H '' /proc/[0-9]*/cmdline | tr '\\000' ' ' | LC_ALL=C sed -n "
-    "'s|^/proc/\\([0-9]*\\)/cmdline:\\(.\\{0,400\\}\\).*|proc=\\1 \\2|p'; fi"
+    "'s|^/proc/\\([0-9]*\\)/cmdline:\\(.\\{0,400\\}\\).*|proc=\\1 \\2|p'; "
+    "LC_ALL=C grep -s -a -H '' /proc/[0-9]*/stat | LC_ALL=C sed -n "
+    "'s|^/proc/\\([0-9]*\\)/stat:.*) [^ ]* \\([0-9]*\\) [0-9]* \\([0-9]*\\) .*|ps=\\1 \\2 \\3|p'; fi"
 )
 
 
@@ -144,7 +146,10 @@ def _parse(result: CommandResult) -> ServiceFacts:
 
 
 def _others(me: str, table: list[str], cmdlines: list[str]) -> tuple[tuple[int, str], ...]:
-    """The listed processes but the probe's own: its session and its ancestors."""
+    """The listed processes but the probe's own (its session and its ancestors) and those gone since.
+
+    A command line with newlines is listed as several lines: its first one stands for it.
+    """
     parents: dict[str, tuple[str, str]] = {}
     for row in table:
         pid, _, rest = row.partition(" ")
@@ -155,12 +160,12 @@ def _others(me: str, table: list[str], cmdlines: list[str]) -> tuple[tuple[int, 
         own.add(pid)
         pid = parents[pid][0]
     session = parents.get(me, ("", ""))[1]
-    others = []
+    others: dict[str, str] = {}
     for row in cmdlines:
         pid, _, cmdline = row.partition(" ")
-        if pid.isdigit() and pid not in own and parents.get(pid, ("", ""))[1] != session:
-            others.append((int(pid), cmdline))
-    return tuple(others)
+        if pid in parents and pid not in own and parents[pid][1] != session:
+            others.setdefault(pid, cmdline)
+    return tuple((int(pid), cmdline) for pid, cmdline in others.items())
 
 
 def service_diff(name: str, before: list[str], after: list[str]) -> Diff:
