@@ -43,7 +43,18 @@ removed); 1 already running (the pid file names a live instance); 2 config
 missing, unreadable or invalid; 3 port in use ("address already in use: port
 N" in error.log); 4 another startup failure (log dir, pid file); 5 a plugin
 cannot be imported ("cannot load plugin P: ModuleNotFoundError: No module
-named 'P'" in error.log; the plugins load after the logs open).
+named 'P'" in error.log; the plugins load after the logs open); 70 crashed
+right after it started (the crash switch, below).
+
+Start record: once listening, the service appends ``<epoch seconds> start
+<pid>`` to ``<pid file dir>/<pid file stem>.starts`` (``coze.starts``), and
+``<epoch seconds> stop <pid>`` when it stops cleanly; a start without a stop
+is a crash. The record keeps its last 100 lines.
+
+Crash switch (the lab's ``crash_loop`` fault): a file ``crash-after-start``
+beside the config makes the service, right after it listens (and after
+``--daemon`` returned 0), log ``fatal: <the file's first line>`` and exit 70
+without cleaning up: a crash that no restart cures.
 
 HTTP: ``GET /health`` is 200 ``{"status": "ok", ...}`` only when every check
 passes, else 503 with ``"status": "unhealthy"`` and ``"reasons"``, one string
@@ -97,6 +108,10 @@ EXIT_CONFIG = 2
 EXIT_PORT_IN_USE = 3
 EXIT_STARTUP = 4
 EXIT_DEPENDENCY = 5
+EXIT_CRASH = 70
+
+CRASH_SWITCH = "crash-after-start"
+RECORD_LINES = 100
 
 _PATH_KEYS = ("data_dir", "log_dir", "pid_file", "cache_dir")
 _REQUIRED = ("instance", "host", "port", *_PATH_KEYS)
@@ -633,6 +648,11 @@ def _raise(exc: OSError) -> None:
     raise exc
 
 
+def start_record(pid_file: Path) -> Path:
+    """Where the service records its starts and clean stops: ``coze.pid`` -> ``coze.starts``."""
+    return pid_file.with_name(f"{pid_file.stem}.starts")
+
+
 def _running(pid: int) -> bool:
     """True if ``pid`` is a live process (zombies count as gone)."""
     try:
@@ -743,6 +763,28 @@ class Service:
             f"instance {self.config.instance} started, pid {os.getpid()}, "
             f"listening on {self.config.host}:{self.config.port}"
         )
+        self.record("start")
+
+    def record(self, event: str) -> None:
+        """Append ``<epoch> <event> <pid>`` to the start record (kept to its last lines)."""
+        path = start_record(self.config.pid_file)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        with contextlib.suppress(OSError):
+            lines = path.read_text().splitlines()[-(RECORD_LINES - 1):] if path.exists() else []
+            lines.append(f"{int(time.time())} {event} {os.getpid()}")
+            temporary.write_text("".join(f"{line}\n" for line in lines))
+            temporary.replace(path)
+
+    def crash_if_switched(self) -> None:
+        """The lab's crash switch: log its message as fatal and exit at once, as a crash would."""
+        switch = self.config_path.parent / CRASH_SWITCH
+        try:
+            message = switch.read_text().strip().splitlines()[0]
+        except (OSError, IndexError):
+            return
+        time.sleep(0.3)
+        self.logs.error(f"fatal: {message}")
+        os._exit(EXIT_CRASH)
 
     def _load_plugins(self) -> None:
         for name in self.config.plugins:
@@ -854,6 +896,7 @@ class Service:
         self.server.server_close()
         self.remove_pid_file()
         self.logs.info(f"instance {self.config.instance} stopped")
+        self.record("stop")
         return 0
 
 
@@ -927,6 +970,7 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         return exc.code
     _announce_ready()
+    service.crash_if_switched()
     return service.serve()
 
 

@@ -459,6 +459,7 @@ class Lab:
             "coze_error_log": str(paths.log_dir / "error.log"),
             "coze_pid_dir": str(paths.pid_dir),
             "coze_pid_file": str(paths.pid_file),
+            "coze_start_record": str(paths.start_record),
             "coze_bind_host": "127.0.0.1",
             "coze_port": host["service_port"],
             "coze_health_url": f"http://127.0.0.1:{host['service_port']}/health",

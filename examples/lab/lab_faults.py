@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING
 from cozeservice import REDIS_PREFIX, Redis
 from lab_layout import HostPaths, data_files, write_checksum
 from lab_packages import apt, uninstall
-from lab_processes import alive, listening, spawn, wait_for
+from lab_processes import LabError, alive, listening, running, spawn, wait_for
 
 if TYPE_CHECKING:
     from lab import Lab
 
 STALE_VERSION = 1  # stale caches hold the content of data version 1
 PG_ROWS_KEPT = 10  # pg_rows_lost keeps conversations 1..10
+CRASH_STARTS = 3  # crash_loop: starts that crashed
+CRASH_MESSAGE = "worker 1 died: Segmentation fault (core dumped) in libcozeengine.so"
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,25 @@ def dependency_module(lab: Lab, host: str) -> None:
     _restart_fails(lab, host)
 
 
+def service_stopped(lab: Lab, host: str) -> None:
+    """The service was stopped cleanly (coze-stop): no process, no pid file."""
+    lab.stop_service(host)
+
+
+def crash_loop(lab: Lab, host: str) -> None:
+    """The service crashes right after every start (a fatal error no restart cures); it crashed 3 times."""
+    lab.stop_service(host)
+    paths = lab.paths(host)
+    paths.crash_switch.write_text(f"{CRASH_MESSAGE}\n")
+    for _ in range(CRASH_STARTS):
+        done = subprocess.run([str(paths.start)], capture_output=True, text=True, timeout=60, check=False,
+                              stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise LabError(f"{host}: {paths.start} exited {done.returncode}: {done.stderr.strip()}")
+        pid = int(paths.pid_file.read_text().strip())
+        wait_for(lambda pid=pid: not running(pid), timeout=15, what=f"the crash of pid {pid}")
+
+
 FAULTS: dict[str, Fault] = {
     function.__name__: Fault((function.__doc__ or "").strip(), function)
     for function in (
@@ -323,5 +344,7 @@ FAULTS: dict[str, Fault] = {
         config_missing_key,
         dependency_command,
         dependency_module,
+        service_stopped,
+        crash_loop,
     )
 }

@@ -88,6 +88,14 @@ class HostPaths:
         return self.root / "run/coze/coze.pid"
 
     @property
+    def start_record(self) -> Path:
+        return self.root / "run/coze/coze.starts"
+
+    @property
+    def crash_switch(self) -> Path:
+        return self.root / "etc/coze/crash-after-start"
+
+    @property
     def backup_dir(self) -> Path:
         return self.root / "var/backups/coze"
 

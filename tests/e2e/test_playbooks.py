@@ -46,7 +46,7 @@ FORCE_FAILURE = "coze_health_path=/no-such-endpoint"
 
 
 PLAYBOOKS = ("port_conflict", "permission_error", "cache_flush", "restore_from_backup", "config_error",
-             "missing_dependency")
+             "missing_dependency", "service_down")
 
 
 # --- the playbooks as documents (no lab needed) ---------------------------------------------
