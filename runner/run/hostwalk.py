@@ -46,7 +46,7 @@ from runner.model import SECTIONS, Play, Playbook, Task
 from runner.redaction import Redactor
 from runner.results import FAULT_FOUND, STOPPED, Fault, FaultState, HostResult, Status, TaskResult
 from runner.run.context import HostContext
-from runner.run.hostlock import ANSWER_TIMEOUT, HostLock, LockBusy, LockError, default_lock_path
+from runner.run.hostlock import ANSWER_TIMEOUT, HostLock, LockBusy, LockError, default_lock_name
 from runner.run.taskrun import FAILED_WHEN, ignore_failure, remember, run_task
 
 EVIDENCE_MODULES = frozenset({"assert", "fail"})
@@ -64,7 +64,7 @@ class WalkOptions:
     diagnose_only: bool = False
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()
-    lock_path: str = ""  # "" = the host's remedy_lock_path, or default_lock_path(host)
+    lock_path: str = ""  # "" = the host's remedy_lock_path, or default_lock_name(host)
     lock_timeout: float = 0.0
     lock_answer_timeout: float = ANSWER_TIMEOUT
     run_id: str = ""
@@ -102,7 +102,7 @@ class HostWalk:
         self.blocking: set[str] = set()  # tasks whose dependents must be skipped
         self.facts: dict[str, Any] = {}  # set_fact values: the host's, across its plays
         self.health: dict[str, Any] = {}
-        self.lock_path = options.lock_path or default_lock_path(host)
+        self.lock_path = options.lock_path or default_lock_name(host)
 
     def run(self, plays: list[tuple[Playbook, Play, Mapping[str, Any]]]) -> HostResult:
         """``plays``: each applicable play with the host's variables for it, in fault order."""
