@@ -161,6 +161,7 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     check = command in ("plan", "diagnose") or getattr(args, "check", False)
     playbooks = args.playbooks or list(bundled_playbooks())
     inputs = load_inputs(playbooks, args.inventory, args.extra_vars)
+    warn_inputs(inputs)
     options = _options(args, check=check, diagnose_only=command == "diagnose")
     hosts = plan_hosts(inputs, options)  # selection errors: exit 4 before any connection
     redactor = _redactor(options, hosts)
@@ -177,6 +178,12 @@ def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
     if audit.audit_error() and not run.audit_error:  # the run_end record, or a deferred error
         run = dataclasses.replace(run, audit_error=audit.audit_error())
     return run, redactor
+
+
+def warn_inputs(inputs: Inputs) -> None:
+    """One line per doubt about the input that does not stop the run (an -e nothing reads)."""
+    for warning in inputs.warnings:
+        print(f"remedy: warning: {warning}", file=sys.stderr)
 
 
 def _warn_unfinished(audit: AuditLog) -> None:

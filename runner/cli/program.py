@@ -96,9 +96,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from runner.cli.commands import warn_inputs
     from runner.load.inputs import load_inputs
 
     inputs = load_inputs(args.playbooks, args.inventory, args.extra_vars)
+    warn_inputs(inputs)
     tasks = len(inputs.graph.nodes)
     extra = "" if args.inventory else " (pass -i INVENTORY to also check variables)"
     print(f"ok: {len(inputs.playbooks)} playbook(s), {tasks} task(s){extra}")
