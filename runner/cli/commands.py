@@ -32,6 +32,7 @@ from runner.events import Listener, Listeners, NullListener
 from runner.load.inputs import Inputs, bundled_playbooks, load_inputs
 from runner.output.audit import AuditLog, unfinished_runs
 from runner.output.console import Console
+from runner.output.firstcontact import render_first_contact
 from runner.output.runs import junit_document, prediction_mismatches, render_plan, render_recap, run_document
 from runner.output.verdicts import (
     diagnosis_rows,
@@ -266,7 +267,8 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
                 print("  " + redactor.text(line), file=out)
     if command != "diagnose" or args.verbose:
         print(redactor.text(render_recap(run)), file=out)
-    for section in (render_faults(run) if command != "diagnose" else "", render_health(run)):
+    for section in (render_faults(run) if command != "diagnose" else "", render_health(run),
+                    render_first_contact(run)):
         if section:
             print(redactor.text(section), file=out)
     if args.format == "json":
