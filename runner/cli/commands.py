@@ -32,6 +32,7 @@ from runner.events import Listener, Listeners
 from runner.load.inputs import Inputs, bundled_playbooks, load_inputs
 from runner.output.audit import AuditLog, unfinished_runs
 from runner.output.console import Console
+from runner.output.firstcontact import render_first_contact
 from runner.output.markdown import render_markdown
 from runner.output.runs import junit_document, prediction_mismatches, render_plan, render_recap, run_document
 from runner.output.verdicts import (
@@ -195,6 +196,7 @@ def execute_args(args: argparse.Namespace, inputs: Inputs | None = None) -> tupl
     check = command in ("plan", "diagnose") or getattr(args, "check", False)
     if inputs is None:
         inputs = load_inputs(args.playbooks or list(bundled_playbooks()), args.inventory, args.extra_vars)
+    warn_inputs(inputs)
     options = run_options(args, check=check, diagnose_only=command == "diagnose")
     hosts = plan_hosts(inputs, options)  # selection errors: exit 4 before any connection
     redactor = run_redactor(options, hosts)
@@ -211,6 +213,12 @@ def execute_args(args: argparse.Namespace, inputs: Inputs | None = None) -> tupl
     if audit.audit_error() and not run.audit_error:  # the run_end record, or a deferred error
         run = dataclasses.replace(run, audit_error=audit.audit_error())
     return run, redactor, inputs
+
+
+def warn_inputs(inputs: Inputs) -> None:
+    """One line per doubt about the input that does not stop the run (an -e nothing reads)."""
+    for warning in inputs.warnings:
+        print(f"remedy: warning: {warning}", file=sys.stderr)
 
 
 def _warn_unfinished(audit: AuditLog) -> None:
@@ -297,7 +305,8 @@ def finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
                    for phase, path in host.evidence.items() if phase != "error"})
     if kept:
         print(f"Evidence (before the first change and at the end, per host): {', '.join(kept)}", file=out)
-    for section in (render_faults(run) if command != "diagnose" else "", render_health(run)):
+    for section in (render_faults(run) if command != "diagnose" else "", render_health(run),
+                    render_first_contact(run)):
         if section:
             print(redactor.text(section), file=out)
     _write_documents(args, run, redactor, command, inputs)

@@ -97,9 +97,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from runner.cli.commands import warn_inputs
     from runner.load.inputs import load_inputs, unchecked_variables
 
     inputs = load_inputs(args.playbooks, args.inventory, args.extra_vars)
+    warn_inputs(inputs)
     tasks = len(inputs.graph.nodes)
     warnings = [] if args.inventory else unchecked_variables(inputs.playbooks, inputs.extra_vars)
     for warning in sorted(warnings, key=lambda w: w.location):

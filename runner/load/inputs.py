@@ -20,6 +20,7 @@ from jinja2 import nodes as jnodes
 from runner.errors import InputError, Location, Problem, ProblemCollector, suggest
 from runner.load import templating
 from runner.load.argcheck import check_value
+from runner.load.extravars import check_extra_vars
 from runner.load.graph import TaskGraph, build_graph, fault_order_names
 from runner.load.inventory.patterns import select_hosts
 from runner.load.localfiles import find_local
@@ -49,6 +50,7 @@ class Inputs:
     graph: TaskGraph
     inventory: Inventory | None = None
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # e.g. an -e variable that nothing declares or reads
 
 
 def bundled_playbooks() -> dict[str, Path]:
@@ -74,6 +76,16 @@ def resolve_playbook_path(name: str) -> Path:
     if path.exists() or "/" in name or name.endswith((".yml", ".yaml")):
         return path
     return bundled_playbooks().get(name, path)
+
+
+def _no_playbook(name: str) -> str:
+    """Why ``name`` (a path that does not exist, or no bundled name) names no playbook."""
+    path = Path(name)
+    if "/" not in name and not name.endswith((".yml", ".yaml")):
+        return "not a file, nor a bundled playbook" + suggest(name, bundled_playbooks())
+    siblings = path.parent.glob("*.y*ml") if path.parent.is_dir() else ()
+    return "cannot read file: no such file" + suggest(
+        name, [*(str(path.parent / s.name) for s in siblings), *bundled_playbooks()])
 
 
 def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
@@ -123,8 +135,12 @@ def load_inputs(
     problems = ProblemCollector()
     books: list[Playbook] = []
     for name in playbook_paths:
+        path = resolve_playbook_path(name)
+        if not path.exists():
+            problems.add(Location(name), _no_playbook(name), "'remedy playbooks' lists the bundled ones")
+            continue
         try:
-            books.append(load_playbook(resolve_playbook_path(name)))
+            books.append(load_playbook(path))
         except InputError as error:
             problems.extend(error)
     inventory = None
@@ -143,10 +159,15 @@ def load_inputs(
     problems.raise_if_any()
     _check_fault_order(books)
     graph = build_graph(books)
+    known = set(MAGIC_VARS) | _names_read(books)
+    if inventory is not None:
+        known.update(name for host in inventory.hosts for name in inventory.host_vars(host))
+    warnings = check_extra_vars(books, extra, known)
     if inventory is not None:
         check_variables(books, inventory, extra)
         check_decided_args(books, inventory, extra)
-    return Inputs(playbooks=tuple(books), graph=graph, inventory=inventory, extra_vars=extra)
+    return Inputs(playbooks=tuple(books), graph=graph, inventory=inventory, extra_vars=extra,
+                  warnings=warnings)
 
 
 def _check_fault_order(books: Sequence[Playbook]) -> None:
@@ -300,6 +321,21 @@ def _few(names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
+def _names_read(books: Iterable[Playbook]) -> set[str]:
+    """Every variable name a template of ``books`` reads (tasks, play vars, health)."""
+    names: set[str] = set()
+    for book in books:
+        for play in book.plays:
+            texts = [(str(v), False) for v in (*play.vars.values(), *play.health.values())
+                     if isinstance(v, str) and templating.is_template(v)]
+            for section in SECTIONS:
+                for task in walk_tasks(play.section(section)):
+                    texts += _templates_of(task, play)
+            for text, is_expression in texts:
+                names |= _unguarded_names(text, expression=is_expression, guarded_too=True)
+    return names
+
+
 def _merged(found: _Uses, message: str) -> Problem:
     """One problem per undefined variable and file (at its first use), naming the other uses."""
     name, uses = found
@@ -356,14 +392,16 @@ def _templates_of(task: Task, play: Play) -> list[tuple[str, bool]]:
     return found
 
 
-def _unguarded_names(text: str, *, expression: bool) -> set[str]:
-    """Undeclared names, minus those guarded by ``default`` or ``is defined``."""
+def _unguarded_names(text: str, *, expression: bool, guarded_too: bool = False) -> set[str]:
+    """Undeclared names, minus those guarded by ``default`` or ``is defined`` (unless ``guarded_too``)."""
     source = "{{ (" + text + ") }}" if expression else text
     try:
         tree = templating.ENV.parse(source)
         names = set(meta.find_undeclared_variables(tree))
     except (jinja2.TemplateSyntaxError, RecursionError):  # reported by the syntax check
         return set()
+    if guarded_too:
+        return names
     for node in tree.find_all((jnodes.Filter, jnodes.Test)):
         if node.name in ("default", "d", "defined", "undefined") and isinstance(node.node, jnodes.Name):
             names.discard(node.node.name)

@@ -52,7 +52,7 @@ class RunOptions:
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()
     lock_timeout: float = 0.0
-    lock_path: str = ""  # "" = per host: remedy_lock_path or /tmp/remedy-<host>.lock
+    lock_path: str = ""  # "" = per host: remedy_lock_path or <host>.lock in the user's lock dir
     lock_answer_timeout: float | None = None  # the lock command's first line; None: hostlock's default
     connect: ConnectOptions = ConnectOptions()
     serial: tuple[int | str, ...] | None = None  # None: the playbook's serial

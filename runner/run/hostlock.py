@@ -7,8 +7,16 @@ run leaves no stale lock. Without ``flock`` the host falls back to an atomic
 ``mkdir`` lock removed when the holding command ends. The owner (run id) is
 written into the lock file so a blocked run can say who holds it. A symlink
 at the lock path is refused. The path is the host variable
-``remedy_lock_path`` (default ``/tmp/remedy-<inventory_hostname>.lock``, so
-that several inventory hosts on one machine, as in a lab, lock separately).
+``remedy_lock_path``; by default the lock is ``<inventory_hostname>.lock`` (so
+that several inventory hosts on one machine, as in a lab, lock separately) in
+a directory of the connecting user's own, created 0700 and refused when it is
+a symlink or owned by someone else: ``/run/remedy`` for root (``/var/lock/remedy``
+without ``/run``), ``/tmp/remedy-<uid>`` for other users, or
+``~/.cache/remedy`` when that name is taken. One user's runs exclude each
+other; another user's lock, or a file planted under a guessable name, neither
+blocks a run nor is followed. A lock file that cannot be opened for writing is
+opened read-only (``flock`` needs no more); one that cannot be opened at all is
+a permission error, never "locked".
 """
 
 from __future__ import annotations
@@ -22,31 +30,53 @@ from runner.errors import CommandError, ConnectionLost, RemedyError, Unreachable
 from runner.modules.base import quote
 from runner.results import Status
 
-_HOLD = """lock={path}
-umask 077
-if [ -L "$lock" ] || [ -L "$lock.d" ]; then echo "ERROR refusing the symlink $lock"; exit 1; fi
+#: Picks the default lock directory (see the module docstring) and sets ``lock``.
+_PLACE = """umask 077
+uid=$(id -u)
+if [ "$uid" = 0 ]; then set -- /run/remedy /var/lock/remedy
+else set -- "/tmp/remedy-$uid"; fi
+set -- "$@" "${{HOME:-/nonexistent}}/.cache/remedy"
+for dir in "$@"; do
+  case $dir in /run/*|/var/lock/*) [ -d "${{dir%/*}}" ] || continue;; esac
+  mkdir -p "$dir" 2>/dev/null
+  if [ -d "$dir" ] && [ ! -L "$dir" ] && [ -O "$dir" ] && chmod 700 "$dir" 2>/dev/null; then
+    lock="$dir"/{name}; break
+  fi
+done
+if [ -z "${{lock:-}}" ]; then
+  echo "ERROR no lock directory of this user's own among: $* (set remedy_lock_path)"; exit 1
+fi
+"""
+
+_HOLD = """{place}if [ -L "$lock" ] || [ -L "$lock.d" ]; then
+  echo "ERROR refusing the symlink $lock"; exit 1
+fi
 if command -v flock >/dev/null 2>&1; then
-  if ! (: >>"$lock") 2>/dev/null; then echo "ERROR cannot open $lock for writing"; exit 1; fi
-  exec 9>>"$lock"
+  if [ -d "$lock" ]; then echo "ERROR cannot open $lock: it is a directory"; exit 1
+  elif (: >>"$lock") 2>/dev/null; then exec 9>>"$lock"; mine=1
+  elif [ -f "$lock" ] && [ -r "$lock" ]; then exec 9<"$lock"; mine=
+  else echo "ERROR permission denied: cannot open $lock as $(id -un)"; exit 1; fi
   if flock -n 9; then
-    printf '%s\\n' {owner} > "$lock"; echo LOCKED; while read -r _; do :; done; : > "$lock"
+    [ -z "$mine" ] || printf '%s\\n' {owner} > "$lock"; printf 'LOCKED %s\\n' "$lock"
+    while read -r _; do :; done; [ -z "$mine" ] || : > "$lock"
   else
-    echo "BUSY $(cat "$lock" 2>/dev/null)"
+    printf 'BUSY %s\\t%s\\n' "$lock" "$(cat "$lock" 2>/dev/null)"
   fi
 else
   if mkdir "$lock.d" 2>/dev/null; then
-    printf '%s\\n' {owner} > "$lock.d/owner"; echo LOCKED; while read -r _; do :; done; rm -rf "$lock.d"
+    printf '%s\\n' {owner} > "$lock.d/owner"; printf 'LOCKED %s\\n' "$lock"
+    while read -r _; do :; done; rm -rf "$lock.d"
   else
-    echo "BUSY $(cat "$lock.d/owner" 2>/dev/null)"
+    printf 'BUSY %s\\t%s\\n' "$lock" "$(cat "$lock.d/owner" 2>/dev/null)"
   fi
 fi
 """
 
 
-def default_lock_path(host: str) -> str:
-    """The lock file of an inventory host when ``remedy_lock_path`` is not set."""
+def default_lock_name(host: str) -> str:
+    """The lock file's name, in the user's lock directory, when ``remedy_lock_path`` is not set."""
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in host)
-    return f"/tmp/remedy-{safe}.lock"
+    return f"{safe.lstrip('.') or '_'}.lock"
 
 
 #: Seconds to wait for the lock command's first line. It comes within a round trip
@@ -77,7 +107,11 @@ class LockError(Exception):
 
 
 class HostLock:
-    """A held lock on one host; ``release`` is idempotent."""
+    """A held lock on one host; ``release`` is idempotent.
+
+    ``path`` is the lock file, or a bare file name for one in the user's own lock
+    directory (``default_lock_name``); once held, ``path`` is where it was taken.
+    """
 
     def __init__(self, conn: Any, path: str, owner: str, *, answer_timeout: float = ANSWER_TIMEOUT) -> None:
         self.conn = conn
@@ -98,18 +132,20 @@ class HostLock:
             held = self._start()
             line = self._answer(held, stop)
             if line.startswith("LOCKED"):
+                self.path = line[6:].strip() or self.path
                 self._held = held
                 return
             running = held.running
             held.close()
             if not line.startswith("BUSY"):
                 raise self._failure(line, running=running, stop=stop)
-            owner = line[4:].strip() or "unknown owner"
+            path, _, owner = line[4:].strip().partition("\t")
             if time.monotonic() >= deadline or stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
-                raise LockBusy(f"held by run {owner} ({self.path})")
+                raise LockBusy(f"held by run {owner.strip() or 'unknown owner'} ({path or self.path})")
 
     def _start(self) -> HeldCommand:
-        script = _HOLD.format(path=quote(self.path), owner=quote(self.owner))
+        place = f"lock={quote(self.path)}\n" if "/" in self.path else _PLACE.format(name=quote(self.path))
+        script = _HOLD.format(place=place, owner=quote(self.owner))
         try:
             held: HeldCommand = self.conn.hold(script)
         except (UnreachableError, ConnectionLost) as error:

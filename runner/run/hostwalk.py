@@ -9,6 +9,8 @@ have several faults, one per playbook, so the walk goes in phases:
    ``failed_when`` is evidence of the fault; one with ``blocked_by: X`` that
    fails says playbook X must run first. A play whose diagnosis finds nothing
    is ``healthy`` and nothing else of it runs (no lock is taken for it).
+   A play that declares ``requires_root`` is ``failed`` before its diagnosis
+   on a host where it would not run as root (one ``id`` probe per host).
 2. **Fix**, one play after another in the fault order (``graph.plays``:
    ``requires``, ``after`` and ``blocked_by`` between playbooks, file order
    otherwise): before a play's first change the host lock is taken (once) and
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from runner.errors import RemedyError
 from runner.load import templating
 from runner.load.graph import Node, TaskGraph
 from runner.model import SECTIONS, Play, Playbook, Task
@@ -48,9 +51,12 @@ from runner.results import FAULT_FOUND, STOPPED, Fault, FaultState, HostResult, 
 from runner.run.capture import EvidenceRecorder, evidence_wanted
 from runner.run.context import HostContext
 from runner.run.foresight import Foresight
-from runner.run.hostlock import ANSWER_TIMEOUT, HostLock, LockBusy, LockError, default_lock_path
+from runner.run.hostlock import ANSWER_TIMEOUT, HostLock, LockBusy, LockError, default_lock_name
+from runner.run.rendering import host_becomes
 from runner.run.taskrun import FAILED_WHEN, ignore_failure, remember, run_task
 
+#: Seconds for the ``id`` probe of a play that declares ``requires_root``.
+_ID_TIMEOUT = 30.0
 EVIDENCE_MODULES = frozenset({"assert", "fail"})
 #: The host verdict a play's final fault state contributes (the worst one wins).
 _VERDICT = {FaultState.ROLLBACK_FAILED: Status.ROLLBACK_FAILED, FaultState.ROLLED_BACK: Status.ROLLED_BACK,
@@ -66,7 +72,7 @@ class WalkOptions:
     diagnose_only: bool = False
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()
-    lock_path: str = ""  # "" = the host's remedy_lock_path, or default_lock_path(host)
+    lock_path: str = ""  # "" = the host's remedy_lock_path, or default_lock_name(host)
     lock_timeout: float = 0.0
     lock_answer_timeout: float = ANSWER_TIMEOUT
     run_id: str = ""
@@ -106,8 +112,9 @@ class HostWalk:
         self.facts: dict[str, Any] = {}  # set_fact values: the host's, across its plays
         self.health: dict[str, Any] = {}
         self.evidence: EvidenceRecorder | None = None
-        self.lock_path = options.lock_path or default_lock_path(host)
+        self.lock_path = options.lock_path or default_lock_name(host)
         self.foresight = Foresight()  # check mode: the changes planned so far, over every play
+        self.identity: tuple[str, str] | None = None  # (uid, user name) the plays run as, once probed
 
     def run(self, plays: list[tuple[Playbook, Play, Mapping[str, Any]]]) -> HostResult:
         """``plays``: each applicable play with the host's variables for it, in fault order."""
@@ -188,6 +195,29 @@ class HostWalk:
         self.evidence = EvidenceRecorder(self.conn, self.host, unit.host_vars, root / self.host,
                                          self.options.redactor)
         self.evidence.capture("before")
+
+    def root_refusal(self, book: Playbook, play: Play, host_vars: Mapping[str, Any]) -> str:
+        """Why ``play``, which declares ``requires_root``, cannot run on this host; "" if it can.
+
+        Asks the host who it runs as (``id``) once, the first time a play needs to know;
+        a probe that fails refuses nothing: the diagnosis then meets and reports the trouble.
+        """
+        becomes = play.become or host_becomes(host_vars)
+        if not play.requires_root or (becomes and (play.become_user or "root") == "root"):
+            return ""
+        if self.identity is None:
+            try:
+                result = self.conn.run("id -u; id -un", timeout=_ID_TIMEOUT)
+            except RemedyError:
+                result = None
+            words = result.stdout.split() if result is not None and result.ok else []
+            self.identity = (words[0], words[-1]) if len(words) == 2 else ("", "")
+        uid, user = self.identity
+        if uid in ("", "0"):
+            return ""
+        return (f"{book.name} needs root on {self.host}; connected as {user}: add become: true "
+                f"(or ansible_become=true for the host; -K if sudo asks for a password) "
+                f"or connect as root")
 
     def ensure_lock(self) -> None:
         """Take the host lock before the first change (not in check mode).
@@ -297,6 +327,10 @@ class PlayWalk:
         """The first diagnosis, recorded; sets ``state``."""
         if self.walk.options.stop.is_set():
             self._close(FaultState.NOT_RUN, Status.NOT_RUN, STOPPED)
+            return
+        refusal = self.walk.root_refusal(self.book, self.play, self.scope)
+        if refusal:
+            self._close(FaultState.FAILED, Status.FAILED, refusal)
             return
         self.diagnosis = found = self._diagnose(recheck=False)
         if found.failed:

@@ -36,12 +36,18 @@ def truth(condition: Any, scope: Mapping[str, Any], location: Location) -> bool:
 
 
 def become_for(ctx: HostContext, task: Task, scope: templating.Scope) -> Become | None:
-    enabled = task.become if task.become is not None else ctx.play.become
+    """The task's ``become``, else its play's, else the host's ``ansible_become`` (as in Ansible)."""
+    enabled = task.become if task.become is not None else ctx.play.become or host_becomes(scope)
     if not enabled:
         return None
     user = task.become_user or ctx.play.become_user or "root"
     user = str(templating.render(user, scope, task.location))
     return Become(user=user, password=ctx.become_password)
+
+
+def host_becomes(host_vars: Mapping[str, Any]) -> bool:
+    """Whether the inventory turns ``become`` on for the host's plays (``ansible_become``)."""
+    return bool(to_bool(host_vars.get("ansible_become", False)))
 
 
 def render_args(ctx: HostContext, task: Task, module: Module, scope: templating.Scope) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from tests.unit.test_executor import mark_module  # noqa: F401 - the autouse fix
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """Three local hosts; the first one fails its only task."""
-    (tmp_path / "hosts.ini").write_text("".join(f"{h} ansible_connection=local\n" for h in "abc"))
+    (tmp_path / "hosts.ini").write_text("".join(
+        f"{h} ansible_connection=local remedy_lock_path={tmp_path}/{h}.lock\n" for h in "abc"))
     (tmp_path / "book.yml").write_text(f"""
 - hosts: all
   tasks:

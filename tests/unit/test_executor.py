@@ -254,7 +254,7 @@ def test_a_lock_path_that_cannot_be_written_is_named_in_the_message(tmp_path: Pa
 """, lock_path=str(unwritable))
     [record] = result.hosts[0].results
     assert record.status is Status.FAILED  # the host's own trouble, not another run's lock
-    assert f"cannot open {unwritable} for writing" in record.message
+    assert f"cannot open {unwritable}: it is a directory" in record.message
     assert logged(tmp_path) == []
 
 

@@ -33,7 +33,8 @@ def mark_module() -> Iterator[None]:
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path]:
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text("a ansible_connection=local\nb ansible_connection=local\n")
+    inventory.write_text("".join(f"{h} ansible_connection=local remedy_lock_path={tmp_path}/{h}.lock\n"
+                                 for h in "ab"))
     book = tmp_path / "book.yml"
     log = tmp_path / "log"
     book.write_text(f"""
