@@ -19,8 +19,10 @@ repetition, for each tool in a rotating order:
 
 Medians, min-max and each tool's ratio to remedy come from the same
 invocation, on the same hosts. ``--scale 200,500`` adds remedy-only runs at
-those sizes. ``--write-results FILE`` replaces the generated part of
-``RESULTS.md`` (between its markers) and ``--json FILE`` keeps every raw run.
+those sizes; ``--forks-sweep 20,50,100`` adds remedy-only runs at
+``--forks-hosts`` hosts (default 200) with each of those ``--forks``.
+``--write-results FILE`` replaces the generated part of ``RESULTS.md``
+(between its markers) and ``--json FILE`` keeps every raw run.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ sys.path.insert(0, str(HERE))
 import account  # noqa: E402
 import hoststate  # noqa: E402
 from hostcpu import HostCpu  # noqa: E402
-from tools import TOOLS, Fleet, ensure_venv, tool_versions  # noqa: E402
+from tools import TOOLS, Fleet, ensure_venv, forks_tool, lookup, tool_versions  # noqa: E402
 
 from runner.testing import SshdFleet  # noqa: E402
 
@@ -81,7 +83,7 @@ def run_one(tool: str, fleet: Fleet, roots: list[Path], *, check: bool, rep: int
     load = os.getloadavg()[0]
     hosts_before = hosts.seconds()
     run_dir = Path(tempfile.mkdtemp(prefix=f"{tool}-{len(roots)}-", dir=work))
-    launch = TOOLS[tool].prepare(run_dir, fleet, check)
+    launch = lookup(tool).prepare(run_dir, fleet, check)
     out = run_dir / "measure.json"
     argv = [sys.executable, str(HERE / "measure.py"), "--out", str(out),
             "--stdout", str(run_dir / "stdout.txt"), "--stderr", str(run_dir / "stderr.txt")]
@@ -124,6 +126,8 @@ def scenarios(args: argparse.Namespace) -> list[tuple[int, bool, list[str]]]:
         plan.append((args.check_size, True, [t for t in chosen if TOOLS[t].check_mode]))
     if args.scale:
         plan += [(n, False, ["remedy"]) for n in args.scale]
+    if args.forks_sweep:
+        plan.append((args.forks_hosts, False, [forks_tool(f).name for f in args.forks_sweep]))
     return plan
 
 
@@ -154,7 +158,7 @@ def _run_plan(args: argparse.Namespace, plan: list[tuple[int, bool, list[str]]],
         print(f"  up in {time.monotonic() - started:.1f}s", file=sys.stderr)
         for n, check, tools in plan:
             fleet_n = _fleet(fleet.servers[:n], roots[:n], user)
-            scale = n in args.scale and tools == ["remedy"]
+            scale = (n in args.scale and tools == ["remedy"]) or _sweep(tools)
             reps = args.scale_reps if scale else args.reps
             for rep in range(reps):
                 order = tools[rep % len(tools):] + tools[:rep % len(tools)]
@@ -245,6 +249,28 @@ def scale_table(samples: list[Sample], sizes: list[int]) -> str:
     return "\n".join(lines)
 
 
+def _sweep(tools: list[str]) -> bool:
+    return bool(tools) and all(t.startswith("remedy-forks-") for t in tools)
+
+
+def forks_table(samples: list[Sample], n: int, forks: list[int]) -> str:
+    """One row per ``--forks`` value of the sweep at ``n`` hosts; the ratio is to the first value."""
+    summary = summarize(samples, n, False)
+    lines = ["| --forks | wall median (s) | min–max (s) | × first | CPU, tool (s) | CPU, hosts (s) "
+             "| peak RSS (MiB) | peak threads | runs ok |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    base = summary.get(forks_tool(forks[0]).name) if forks else None
+    for f in forks:
+        s = summary.get(forks_tool(f).name)
+        if s is None:
+            continue
+        ratio = s.median / base.median if base and base.median == base.median else float("nan")
+        invalid = f" ({s.invalid} invalid)" if s.invalid else ""
+        lines.append(f"| {f} | {s.median:.2f} | {s.low:.2f}–{s.high:.2f} | {ratio:.2f} | {s.cpu:.2f} | "
+                     f"{s.host_cpu:.2f} | {s.rss:.0f} | {s.threads} | {s.runs}{invalid} |")
+    return "\n".join(lines)
+
+
 def machine() -> dict[str, str]:
     cpu = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -271,12 +297,15 @@ def render(samples: list[Sample], args: argparse.Namespace, versions: dict[str, 
              "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", "",
              _load_line(samples), ""]
     for n, check, _tools in scenarios(args):
-        if n in args.scale and _tools == ["remedy"]:
+        if (n in args.scale and _tools == ["remedy"]) or _sweep(_tools):
             continue
         mode = "check mode" if check else "apply"
         parts += [f"### {n} host{'s' if n > 1 else ''}, {mode}", "", comparison_table(samples, n, check), ""]
     if args.scale:
         parts += ["### remedy at scale", "", scale_table(samples, args.scale), ""]
+    if args.forks_sweep:
+        parts += [f"### remedy at {args.forks_hosts} hosts by --forks", "",
+                  forks_table(samples, args.forks_hosts, args.forks_sweep), ""]
     invalid = [s for s in samples if not s.ok]
     if invalid:
         parts += ["Invalid runs (not counted):", ""]
@@ -320,7 +349,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=5, help="repetitions per scenario (default 5)")
     parser.add_argument("--slow-reps", type=int, default=3,
                         help="repetitions of default ansible at 50+ hosts (default 3)")
-    parser.add_argument("--scale-reps", type=int, default=3)
+    parser.add_argument("--scale-reps", type=int, default=3, help="repetitions of remedy-only runs")
+    parser.add_argument("--forks-sweep", type=_sizes, default=[],
+                        help="remedy-only runs with each of these --forks (e.g. 20,50,100)")
+    parser.add_argument("--forks-hosts", type=int, default=200, help="hosts of the --forks sweep")
     parser.add_argument("--timeout", type=float, default=3600.0, help="per run, seconds")
     parser.add_argument("--json", metavar="FILE", help="write every raw run here")
     parser.add_argument("--write-results", metavar="FILE", help="update the generated part of FILE")
@@ -341,7 +373,7 @@ def _stop(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _stop)
-    if any(TOOLS[t].needs_venv for t in args.tools.split(",") if t):
+    if any(lookup(t).needs_venv for _, _, tools in scenarios(args) for t in tools):
         print("preparing benchmarks/.venv (ansible-core, pyinfra) ...", file=sys.stderr)
         ensure_venv()
     work = Path(tempfile.mkdtemp(prefix="remedy-bench-"))

@@ -8,6 +8,8 @@ the command line, environment and working directory of one run.
 * ``remedy``: ``python -m runner run remedy.yml`` with its defaults;
   ``remedy-wide`` the same with ``--forks`` = the number of hosts (every host
   connected at once: what a host costs while it is open).
+* ``remedy-forks-N`` (``forks_tool``): the same with ``--forks N``, for the
+  sweep of ``--forks`` at one fleet size.
 * ``floor``: ``benchmarks/floor.py``, paramiko directly.
 * ``ansible``: ``ansible-playbook`` with default settings (forks 5, no
   pipelining, the default ``ssh_args`` with ControlPersist=60s); each run gets
@@ -128,15 +130,15 @@ def _yaml_inventory(path: Path, fleet: Fleet, extra: dict[str, str], *, lock: bo
     path.write_text(json.dumps({"all": {"vars": group_vars, "hosts": hosts}}, indent=1))
 
 
-def _remedy(run_dir: Path, fleet: Fleet, check: bool, *, wide: bool = False) -> Launch:
+def _remedy(run_dir: Path, fleet: Fleet, check: bool, *, wide: bool = False, forks: int = 0) -> Launch:
     inventory = run_dir / "inventory.yml"
     _yaml_inventory(inventory, fleet, {"remedy_known_hosts": fleet.known_hosts}, lock=True)
     argv = [sys.executable, "-m", "runner", "run", str(WORKLOAD / "remedy.yml"), "-i", str(inventory),
             "--known-hosts", fleet.known_hosts, "--audit-log", str(run_dir / "audit.jsonl")]
     if check:
         argv.append("--check")
-    if wide:
-        argv += ["--forks", str(len(fleet.hosts))]
+    if wide or forks:
+        argv += ["--forks", str(forks or len(fleet.hosts))]
     env = _base_env()
     env["PYTHONPATH"] = str(REPO)
     return Launch(argv, env, run_dir)
@@ -196,6 +198,12 @@ def _pyinfra(run_dir: Path, fleet: Fleet, check: bool) -> Launch:
     return Launch(argv, _base_env(), WORKLOAD)
 
 
+def forks_tool(forks: int) -> Tool:
+    """``remedy`` with ``--forks forks``, named ``remedy-forks-<forks>``."""
+    name = f"remedy-forks-{forks}"
+    return Tool(name, lambda d, f, c: _remedy(d, f, c, forks=forks))
+
+
 TOOLS: dict[str, Tool] = {
     "remedy": Tool("remedy", _remedy),
     "remedy-wide": Tool("remedy-wide", lambda d, f, c: _remedy(d, f, c, wide=True)),
@@ -204,3 +212,10 @@ TOOLS: dict[str, Tool] = {
     "ansible-tuned": Tool("ansible-tuned", lambda d, f, c: _ansible(d, f, c, tuned=True), needs_venv=True),
     "pyinfra": Tool("pyinfra", _pyinfra, needs_venv=True),
 }
+
+
+def lookup(name: str) -> Tool:
+    """The tool called ``name``: one of ``TOOLS`` or a ``remedy-forks-N``."""
+    if name.startswith("remedy-forks-"):
+        return forks_tool(int(name.rpartition("-")[2]))
+    return TOOLS[name]

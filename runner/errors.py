@@ -11,6 +11,7 @@ and exit codes.
     │   ├── InventoryError  inventory files and --limit patterns
     │   ├── GraphError      cycles, unknown or duplicate ids
     │   └── TemplateError   undefined variables, sandbox violations
+    ├── PlanRefusedError    exit 4: ``apply`` refuses a saved plan (``.check``), in one line
     ├── UnreachableError    exit 3: connect, auth or host key (``.host``, ``.reason``)
     ├── CommandError        a command could not complete (``.result``)
     │   ├── CommandTimeout  the deadline passed; the remote process group was killed
@@ -144,6 +145,24 @@ class GraphError(InputError):
 
 class TemplateError(InputError):
     """A template references an undefined variable or breaks the sandbox."""
+
+
+class PlanRefusedError(RemedyError):
+    """``apply`` refuses a saved plan before any host is contacted (exit 4).
+
+    ``check`` names the check that failed (``damaged``, ``tampered``,
+    ``signature``, ``unsigned``, ``expired``, ``input changed``, ``already
+    applied``, ``stale``); the message is one line: the plan, the check, why,
+    and what to do; ``details`` adds one indented line each (``stale``: per host).
+    """
+
+    exit_code = 4
+
+    def __init__(self, plan: str, check: str, reason: str, fix: str, details: Sequence[str] = ()) -> None:
+        self.plan = plan
+        self.check = check
+        first = f"apply refused: {plan}: {check}: {printable(reason)}" + (f"; {fix}" if fix else "")
+        super().__init__("\n  ".join([first, *map(printable, details)]))
 
 
 class UnreachableError(RemedyError):

@@ -91,6 +91,7 @@ class Play:
     environment: Mapping[str, Any] = field(default_factory=dict)
     after: tuple[str, ...] = ()  # playbooks whose faults are fixed before this play's, on one host
     health: Mapping[str, Any] = field(default_factory=dict)  # the ``health`` module's args, or {}
+    requires_root: bool = False  # refused, before its diagnosis, on a host where it would not be root
 
     def section(self, name: str) -> tuple[Task, ...]:
         result: tuple[Task, ...] = getattr(self, name)

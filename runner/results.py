@@ -143,6 +143,7 @@ class HostResult:
     status: Status  # the host's overall verdict, used for the recap's host column
     faults: tuple[Fault, ...] = ()  # the playbooks' faults, in the order their playbooks ran
     health: Mapping[str, Any] = field(default_factory=dict)  # the service's whole health at the end
+    evidence: Mapping[str, str] = field(default_factory=dict)  # phase -> its evidence dir ("error": why not)
 
     def counts(self) -> Counter[Status]:
         return Counter(r.status for r in self.results)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -60,3 +63,30 @@ def write(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return _write
+
+
+def default_lock_files() -> set[Path]:
+    """The lock files in this user's default lock directories (see ``runner.run.hostlock``)."""
+    uid = os.geteuid()
+    places = [Path("/run/remedy"), Path("/var/lock/remedy")] if uid == 0 else [Path(f"/tmp/remedy-{uid}")]
+    places.append(Path.home() / ".cache" / "remedy")
+    return {path for place in places if place.is_dir() for path in place.iterdir()}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_default_locks_left() -> Iterator[None]:
+    """Every test locks in a temporary directory (``remedy_lock_path``, ``RunOptions.lock_path``):
+    a lock file left in the user's default lock directory fails the session."""
+    before = default_lock_files()
+    yield
+    left = sorted(str(path) for path in default_lock_files() - before)
+    assert not left, f"tests left default lock files (give each run a tmp_path lock): {left}"
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A directory every user may enter and write to (sticky, as /tmp; pytest's own are 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="remedy-test-shared-"))
+    path.chmod(0o1777)
+    yield path
+    shutil.rmtree(path)

@@ -7,6 +7,7 @@ dir, a data dir guarded by a checksum manifest, a file cache, an optional
 Redis cache, and a pid file. Every path comes from the config::
 
     cozeservice.py --config ROOT/etc/coze/config.yaml [--log-dir DIR] [--daemon]
+    cozeservice.py --check-config FILE   # validate FILE as startup would; exit 0, or 2 with the reason
 
 ``--config`` defaults to ``$COZE_CONFIG``, then ``/etc/coze/config.yaml``.
 ``--log-dir`` names where to put ``error.log`` when the config itself cannot
@@ -15,7 +16,13 @@ otherwise invalid config). ``--daemon``
 detaches (fork + setsid) and returns only when the service listens or has
 failed, with the service's exit status; its stdio then goes to /dev/null.
 
-Config keys (all required except ``redis_url`` and ``postgres_*``; unknown keys are errors)::
+``--check-config FILE`` reads and validates FILE exactly as startup does and
+starts nothing: it prints ``config FILE: OK`` and exits 0, or prints the
+reason (``config FILE line 7, column 11: invalid YAML: ...``, ``config FILE:
+port: expected ...``) on stderr and exits 2. It writes no file.
+
+Config keys (all required except ``redis_url``, ``postgres_*``, ``plugins`` and ``admin_token``;
+unknown keys are errors)::
 
     instance: host01                 # a name, reported by /health
     host: 127.0.0.1                  # an IP address to bind
@@ -28,6 +35,7 @@ Config keys (all required except ``redis_url`` and ``postgres_*``; unknown keys 
     postgres_url: postgresql://coze@127.0.0.1:5432/coze   # optional, with postgres_table
     postgres_table: host01.conversations  # must hold every id listed in data_dir/conversations.idx
     plugins: [coze_lab_plugin]       # optional: Python modules imported at startup
+    admin_token: s3cr3t              # optional, a secret: never logged nor shown by /health
 
 Startup, in order: read and validate the config, open the logs, write the pid
 file, bind the port. Exit statuses: 0 stopped by SIGTERM/SIGINT (pid file
@@ -35,7 +43,18 @@ removed); 1 already running (the pid file names a live instance); 2 config
 missing, unreadable or invalid; 3 port in use ("address already in use: port
 N" in error.log); 4 another startup failure (log dir, pid file); 5 a plugin
 cannot be imported ("cannot load plugin P: ModuleNotFoundError: No module
-named 'P'" in error.log; the plugins load after the logs open).
+named 'P'" in error.log; the plugins load after the logs open); 70 crashed
+right after it started (the crash switch, below).
+
+Start record: once listening, the service appends ``<epoch seconds> start
+<pid>`` to ``<pid file dir>/<pid file stem>.starts`` (``coze.starts``), and
+``<epoch seconds> stop <pid>`` when it stops cleanly; a start without a stop
+is a crash. The record keeps its last 100 lines.
+
+Crash switch (the lab's ``crash_loop`` fault): a file ``crash-after-start``
+beside the config makes the service, right after it listens (and after
+``--daemon`` returned 0), log ``fatal: <the file's first line>`` and exit 70
+without cleaning up: a crash that no restart cures.
 
 HTTP: ``GET /health`` is 200 ``{"status": "ok", ...}`` only when every check
 passes, else 503 with ``"status": "unhealthy"`` and ``"reasons"``, one string
@@ -71,7 +90,7 @@ import struct
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -89,10 +108,14 @@ EXIT_CONFIG = 2
 EXIT_PORT_IN_USE = 3
 EXIT_STARTUP = 4
 EXIT_DEPENDENCY = 5
+EXIT_CRASH = 70
+
+CRASH_SWITCH = "crash-after-start"
+RECORD_LINES = 100
 
 _PATH_KEYS = ("data_dir", "log_dir", "pid_file", "cache_dir")
 _REQUIRED = ("instance", "host", "port", *_PATH_KEYS)
-_OPTIONAL = ("redis_url", "postgres_url", "postgres_table", "plugins")
+_OPTIONAL = ("redis_url", "postgres_url", "postgres_table", "plugins", "admin_token")
 _MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _REDIS_URL = re.compile(r"redis://(?P<host>[0-9.]+):(?P<port>\d{1,5})(?:/(?P<db>\d{1,3}))?")
 _POSTGRES_URL = re.compile(
@@ -126,6 +149,7 @@ class Config:
     postgres_url: str | None = None
     postgres_table: str | None = None
     plugins: tuple[str, ...] = ()
+    admin_token: str | None = field(default=None, repr=False)
 
     @property
     def postgres(self) -> tuple[str, int, str, str] | None:
@@ -158,8 +182,10 @@ def load_config(path: Path) -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
-        line = f" line {where.line + 1}" if where is not None else ""
-        raise StartupError(EXIT_CONFIG, f"config {path}{line}: invalid YAML") from exc
+        line = f" line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None)
+        raise StartupError(EXIT_CONFIG, f"config {path}{line}: invalid YAML"
+                           + (f": {problem}" if problem else "")) from exc
     problems = _config_problems(data)
     if problems:
         log_dir = data.get("log_dir") if isinstance(data, dict) else None
@@ -197,6 +223,9 @@ def _config_problems(data: Any) -> list[str]:
     url, table = data.get("postgres_url"), data.get("postgres_table")
     if url is not None and not (isinstance(url, str) and _POSTGRES_URL.fullmatch(url)):
         problems.append(f"postgres_url: expected postgresql://USER@HOST:PORT/DB, got {url!r}")
+    token = data.get("admin_token")
+    if token is not None and not (isinstance(token, str) and token):
+        problems.append("admin_token: expected a non-empty string")
     if table is not None and not (isinstance(table, str) and _TABLE.fullmatch(table)):
         problems.append(f"postgres_table: expected [schema.]table, got {table!r}")
     if (url is None) != (table is None):
@@ -619,6 +648,11 @@ def _raise(exc: OSError) -> None:
     raise exc
 
 
+def start_record(pid_file: Path) -> Path:
+    """Where the service records its starts and clean stops: ``coze.pid`` -> ``coze.starts``."""
+    return pid_file.with_name(f"{pid_file.stem}.starts")
+
+
 def _running(pid: int) -> bool:
     """True if ``pid`` is a live process (zombies count as gone)."""
     try:
@@ -729,6 +763,28 @@ class Service:
             f"instance {self.config.instance} started, pid {os.getpid()}, "
             f"listening on {self.config.host}:{self.config.port}"
         )
+        self.record("start")
+
+    def record(self, event: str) -> None:
+        """Append ``<epoch> <event> <pid>`` to the start record (kept to its last lines)."""
+        path = start_record(self.config.pid_file)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        with contextlib.suppress(OSError):
+            lines = path.read_text().splitlines()[-(RECORD_LINES - 1):] if path.exists() else []
+            lines.append(f"{int(time.time())} {event} {os.getpid()}")
+            temporary.write_text("".join(f"{line}\n" for line in lines))
+            temporary.replace(path)
+
+    def crash_if_switched(self) -> None:
+        """The lab's crash switch: log its message as fatal and exit at once, as a crash would."""
+        switch = self.config_path.parent / CRASH_SWITCH
+        try:
+            message = switch.read_text().strip().splitlines()[0]
+        except (OSError, IndexError):
+            return
+        time.sleep(0.3)
+        self.logs.error(f"fatal: {message}")
+        os._exit(EXIT_CRASH)
 
     def _load_plugins(self) -> None:
         for name in self.config.plugins:
@@ -840,6 +896,7 @@ class Service:
         self.server.server_close()
         self.remove_pid_file()
         self.logs.info(f"instance {self.config.instance} stopped")
+        self.record("stop")
         return 0
 
 
@@ -852,6 +909,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=Path(default), help="config YAML file")
     parser.add_argument("--log-dir", type=Path, help="where error.log goes if the config is unreadable")
     parser.add_argument("--daemon", action="store_true", help="detach once listening")
+    parser.add_argument("--check-config", type=Path, metavar="FILE",
+                        help="validate FILE as startup would, start nothing: exit 0, or 2 with the reason")
     return parser.parse_args(argv)
 
 
@@ -886,8 +945,21 @@ def _announce_ready() -> None:
     os.close(null)
 
 
+def check_config(path: Path) -> int:
+    """``--check-config``: validate ``path`` as startup does; 0, or 2 with the reason on stderr."""
+    try:
+        load_config(path.absolute())
+    except StartupError as exc:
+        print(f"cozeservice: {exc}", file=sys.stderr)
+        return exc.code
+    print(f"config {path.absolute()}: OK")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    if args.check_config is not None:
+        return check_config(args.check_config)
     if args.daemon:
         status = _detach()
         if status is not None:
@@ -898,6 +970,7 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         return exc.code
     _announce_ready()
+    service.crash_if_switched()
     return service.serve()
 
 

@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ from lab_layout import (  # noqa: E402
     HostPaths,
     HostSpec,
     build_host,
+    config_overrides,
     warm_caches,
     write_checksum,
 )
@@ -277,17 +279,21 @@ class Lab:
 
     def _build(self, name: str) -> None:
         """(Re)create host ``name`` in its healthy state and start its service."""
-        host, paths = self.host(name), self.paths(name)
+        paths, spec = self.paths(name), self.spec(name)
         stamps = [datetime.fromisoformat(s) for s in self.state["stamps"]]
-        spec = HostSpec(
-            name, host["service_port"], self.state["redis"]["port"], host["redis_db"],
-            self.state["postgres"]["port"], str(venv_dir(paths.root) / "bin/python"), SERVICE_USER,
-        )  # fmt: skip
         build_host(paths, spec, stamps)
         build_host_packages(paths.root, self.dir, self.state["python"])
         self._create_table(name, paths, stamps[-1])
         warm_caches(paths, name, spec.redis_port, spec.redis_db)
         self.start_service(name)
+
+    def spec(self, name: str) -> HostSpec:
+        """What host ``name``'s service needs to know about its place in the lab."""
+        host = self.host(name)
+        return HostSpec(
+            name, host["service_port"], self.state["redis"]["port"], host["redis_db"],
+            self.state["postgres"]["port"], str(venv_dir(self.paths(name).root) / "bin/python"), SERVICE_USER,
+        )  # fmt: skip
 
     def _create_table(self, name: str, paths: HostPaths, stamp: datetime) -> None:
         pg = self.postgres()
@@ -453,9 +459,13 @@ class Lab:
             "coze_error_log": str(paths.log_dir / "error.log"),
             "coze_pid_dir": str(paths.pid_dir),
             "coze_pid_file": str(paths.pid_file),
+            "coze_start_record": str(paths.start_record),
             "coze_bind_host": "127.0.0.1",
             "coze_port": host["service_port"],
             "coze_health_url": f"http://127.0.0.1:{host['service_port']}/health",
+            "coze_config_check": f"{self.state['python']} {paths.program} --check-config %s",
+            "coze_config_default": str(paths.default_config),
+            "coze_config_overrides": config_overrides(self.spec(name)),
             "coze_service_start": str(paths.start),
             "coze_service_stop": str(paths.stop),
             "coze_backup_dir": str(paths.backup_dir),
@@ -502,7 +512,7 @@ class Lab:
     def inventory_ini(self) -> str:
         lines = [f"# remedy lab inventory, written by examples/lab/lab.py up in {self.dir}", "[coze]"]
         for name in self.hosts:
-            pairs = " ".join(f"{key}={value}" for key, value in self.host_variables(name).items())
+            pairs = " ".join(f"{key}={_ini_word(value)}" for key, value in self.host_variables(name).items())
             lines.append(f"{name} {pairs}")
         lines += ["", "[coze:vars]"]
         lines += [f"{key}={value}" for key, value in self.group_variables().items()]
@@ -521,6 +531,14 @@ class Lab:
         }
         header = f"# remedy lab inventory, written by examples/lab/lab.py up in {self.dir}\n"
         return header + yaml.safe_dump(document, sort_keys=False, width=200)
+
+
+def _ini_word(value: Any) -> str:
+    """A host variable's value as one word of an INI host line (mappings as Python literals)."""
+    if isinstance(value, dict):
+        return shlex.quote(json.dumps(value, separators=(",", ":")))
+    text = str(value)
+    return shlex.quote(text) if any(c.isspace() for c in text) else text
 
 
 def _reasons(code: int | None, body: Any) -> list[str]:

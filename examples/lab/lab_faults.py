@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING
 from cozeservice import REDIS_PREFIX, Redis
 from lab_layout import HostPaths, data_files, write_checksum
 from lab_packages import apt, uninstall
-from lab_processes import alive, listening, spawn, wait_for
+from lab_processes import LabError, alive, listening, running, spawn, wait_for
 
 if TYPE_CHECKING:
     from lab import Lab
 
 STALE_VERSION = 1  # stale caches hold the content of data version 1
 PG_ROWS_KEPT = 10  # pg_rows_lost keeps conversations 1..10
+CRASH_STARTS = 3  # crash_loop: starts that crashed
+CRASH_MESSAGE = "worker 1 died: Segmentation fault (core dumped) in libcozeengine.so"
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,42 @@ def _restart_fails(lab: Lab, host: str) -> None:
             lab.forget(rec)
 
 
+def _edit_config(lab: Lab, host: str, edit: Callable[[str], str]) -> None:
+    """Rewrite the config in place, as an editor saving it does: its owner and mode stay."""
+    config = lab.paths(host).config
+    config.write_text(edit(config.read_text()))
+
+
+def _edit_line(key: str, change: Callable[[str], str]) -> Callable[[str], str]:
+    """An edit of the config's first ``key:`` line (``change`` maps the line to its new text)."""
+    def edit(text: str) -> str:
+        lines = text.splitlines(keepends=True)
+        index = next(i for i, line in enumerate(lines) if line.startswith(f"{key}:"))
+        lines[index] = change(lines[index])
+        return "".join(lines)
+    return edit
+
+
+def config_syntax(lab: Lab, host: str) -> None:
+    """An edit indents the pid_file line (invalid YAML); the service was restarted on it and is down."""
+    _edit_config(lab, host, _edit_line("pid_file", lambda line: "  " + line))
+    _restart_fails(lab, host)
+
+
+def config_invalid_value(lab: Lab, host: str) -> None:
+    """The port gets a digit too many (beyond 65535) while the service runs: a restart would fail."""
+    def wrong(line: str) -> str:
+        port = int(line.split(":", 1)[1])
+        return f"port: {port * 10 if port * 10 > 65535 else port + 65536}\n"
+    _edit_config(lab, host, _edit_line("port", wrong))
+
+
+def config_missing_key(lab: Lab, host: str) -> None:
+    """An edit deletes the data_dir line; the service was restarted on it and is down."""
+    _edit_config(lab, host, _edit_line("data_dir", lambda line: ""))
+    _restart_fails(lab, host)
+
+
 def dependency_command(lab: Lab, host: str) -> None:
     """coze-lab-libs and coze-lab-tools (cozectl) are gone: coze-start fails, "cozectl: command not found"."""
     apt(lab.paths(host).root, "remove", "coze-lab-libs")  # coze-lab-tools depends on it: removed too
@@ -260,6 +298,25 @@ def dependency_module(lab: Lab, host: str) -> None:
     """The plugin and its dependency left the service's venv: it fails to start, "ModuleNotFoundError"."""
     uninstall(lab.paths(host).root, "coze-lab-plugin", "coze-lab-pyutil")
     _restart_fails(lab, host)
+
+
+def service_stopped(lab: Lab, host: str) -> None:
+    """The service was stopped cleanly (coze-stop): no process, no pid file."""
+    lab.stop_service(host)
+
+
+def crash_loop(lab: Lab, host: str) -> None:
+    """The service crashes right after every start (a fatal error no restart cures); it crashed 3 times."""
+    lab.stop_service(host)
+    paths = lab.paths(host)
+    paths.crash_switch.write_text(f"{CRASH_MESSAGE}\n")
+    for _ in range(CRASH_STARTS):
+        done = subprocess.run([str(paths.start)], capture_output=True, text=True, timeout=60, check=False,
+                              stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise LabError(f"{host}: {paths.start} exited {done.returncode}: {done.stderr.strip()}")
+        pid = int(paths.pid_file.read_text().strip())
+        wait_for(lambda pid=pid: not running(pid), timeout=15, what=f"the crash of pid {pid}")
 
 
 FAULTS: dict[str, Fault] = {
@@ -282,7 +339,12 @@ FAULTS: dict[str, Fault] = {
         backup_newest_escaping_link,
         backup_chain_broken,
         pg_rows_lost,
+        config_syntax,
+        config_invalid_value,
+        config_missing_key,
         dependency_command,
         dependency_module,
+        service_stopped,
+        crash_loop,
     )
 }

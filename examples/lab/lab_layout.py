@@ -46,6 +46,16 @@ class HostPaths:
         return self.root / "etc/coze/config.yaml"
 
     @property
+    def default_config(self) -> Path:
+        """The config the package installed (``coze_config_default``)."""
+        return self.root / "usr/share/coze/config.yaml"
+
+    @property
+    def config_backup_dir(self) -> Path:
+        """Known good copies of the config (``coze_config_good_dir``)."""
+        return self.root / "var/backups/coze/config"
+
+    @property
     def program(self) -> Path:
         return self.root / "opt/coze/cozeservice.py"
 
@@ -78,6 +88,14 @@ class HostPaths:
         return self.root / "run/coze/coze.pid"
 
     @property
+    def start_record(self) -> Path:
+        return self.root / "run/coze/coze.starts"
+
+    @property
+    def crash_switch(self) -> Path:
+        return self.root / "etc/coze/crash-after-start"
+
+    @property
     def backup_dir(self) -> Path:
         return self.root / "var/backups/coze"
 
@@ -96,6 +114,9 @@ class HostPaths:
     @property
     def pg_backup_dir(self) -> Path:
         return self.root / "var/backups/coze/postgres"
+
+    def config_copy(self, stamp: str) -> Path:
+        return self.config_backup_dir / f"config.yaml.{stamp}"
 
     def full_backup(self, stamp: str) -> Path:
         return self.full_dir / f"backup-{stamp}.tar.gz"
@@ -242,6 +263,11 @@ def build_data_and_backups(
 
 
 def config_document(paths: HostPaths, spec: HostSpec) -> dict[str, Any]:
+    return {**default_config_document(paths, spec), **config_overrides(spec)}
+
+
+def default_config_document(paths: HostPaths, spec: HostSpec) -> dict[str, Any]:
+    """The required keys only: the config as the package installed it."""
     return {
         "instance": spec.name,
         "host": "127.0.0.1",
@@ -250,11 +276,30 @@ def config_document(paths: HostPaths, spec: HostSpec) -> dict[str, Any]:
         "log_dir": str(paths.log_dir),
         "pid_file": str(paths.pid_file),
         "cache_dir": str(paths.cache_dir),
+    }
+
+
+def config_overrides(spec: HostSpec) -> dict[str, Any]:
+    """What the site added to the packaged config: the host's Redis and PostgreSQL."""
+    return {
         "redis_url": f"redis://127.0.0.1:{spec.redis_port}/{spec.redis_db}",
         "postgres_url": f"postgresql://{PG_USER}@127.0.0.1:{spec.pg_port}/{PG_DATABASE}",
         "postgres_table": f"{spec.name}.conversations",
         "plugins": [PLUGIN],
     }
+
+
+def write_configs(paths: HostPaths, spec: HostSpec, stamps: list[datetime]) -> None:
+    """The config, the packaged default, and a known good copy of the config per backup time."""
+    text = yaml.safe_dump(config_document(paths, spec), sort_keys=False)
+    paths.config.write_text(f"# Coze service config of lab host {spec.name}\n{text}")
+    default = yaml.safe_dump(default_config_document(paths, spec), sort_keys=False)
+    paths.default_config.write_text(f"# Coze service config as packaged (lab host {spec.name})\n{default}")
+    for stamp in stamps:
+        copy = paths.config_copy(stamp.strftime(STAMP))
+        shutil.copyfile(paths.config, copy)
+        os.chmod(copy, 0o600)
+        os.utime(copy, (stamp.timestamp(), stamp.timestamp()))
 
 
 _START = """\
@@ -326,17 +371,17 @@ def build_host(paths: HostPaths, spec: HostSpec, stamps: list[datetime]) -> None
 
     Ownership (the healthy state): everything root-owned, except the data,
     cache, log and pid dirs (with their files), owned by the service user;
-    the config is root:<user> 0640, the scripts 0755.
+    the config is root:<user> 0640, its known good copies 0600, the scripts 0755.
     """
     if paths.root.exists():
         shutil.rmtree(paths.root)
     for directory in (paths.config.parent, paths.program.parent, paths.start.parent,
                       paths.data_dir, paths.cache_dir, paths.log_dir, paths.pid_dir,
-                      paths.full_dir, paths.incremental_dir, paths.pg_backup_dir):  # fmt: skip
+                      paths.full_dir, paths.incremental_dir, paths.pg_backup_dir,
+                      paths.default_config.parent, paths.config_backup_dir):  # fmt: skip
         directory.mkdir(parents=True, exist_ok=True)
     build_data_and_backups(paths, spec.name, stamps, _owner(spec.user))
-    text = yaml.safe_dump(config_document(paths, spec), sort_keys=False)
-    paths.config.write_text(f"# Coze service config of lab host {spec.name}\n{text}")
+    write_configs(paths, spec, stamps)
     shutil.copyfile(HERE / "cozeservice.py", paths.program)
     values = {
         "name": spec.name, "user": spec.user, "python": spec.python, "program": paths.program,

@@ -3,8 +3,10 @@
 Takes ``argv``; gives an exit code (``main``; ``entry`` is the program).
 ``parser`` defines the command line, ``program`` dispatches each subcommand
 and turns errors into exit codes, ``commands`` wires ``run``/``plan``/
-``diagnose``/``apply`` (options, audit log, signals, execution, rendering),
-``demo`` runs the embedded sandbox remediation.
+``diagnose`` (options, audit log, signals, execution, rendering), ``apply``
+checks a saved plan and runs it once, ``collect`` packs the hosts' diagnosis
+bundles into one archive, ``alerting`` turns alerts into runs, ``demo`` runs
+the embedded sandbox remediation.
 
 May import: every stage (``output``, ``run``, ``plan``, ``load``) and below;
 nothing imports it but ``runner.__main__``.

@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import gc
 import getpass
-import hashlib
 import json
 import math
 import os
@@ -21,17 +20,20 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from runner.cli.parser import DEFAULT_AUDIT, EXIT_PENDING
 from runner.connection import import_ssh
-from runner.errors import InputError, Location, Problem
-from runner.events import Listener, Listeners, NullListener
+from runner.errors import InputError, Location
+from runner.events import Listener, Listeners
 from runner.load.inputs import Inputs, bundled_playbooks, load_inputs
-from runner.output.audit import AuditLog
+from runner.output.audit import AuditLog, unfinished_runs
 from runner.output.console import Console, ConsoleOptions, wants_color
+from runner.output.firstcontact import render_first_contact
+from runner.output.markdown import render_markdown
 from runner.output.runs import (
     junit_document,
     plan_summary,
@@ -49,9 +51,10 @@ from runner.output.verdicts import (
     render_health,
     with_next_playbooks,
 )
+from runner.plan.artifact import absolute_sources, input_files, parse_ttl, plan_key, seal_plan
 from runner.plan.hosts import ConnectOptions, HostPlan, RunOptions, plan_hosts
-from runner.plan.saved import compare_with_plan, load_plan, plan_drift
-from runner.redaction import MASK, Redactor
+from runner.plan.saved import compare_with_plan, load_plan
+from runner.redaction import Redactor
 from runner.results import FaultState, Run
 from runner.run.executor import execute
 
@@ -66,7 +69,7 @@ def _passwords(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return ssh, become
 
 
-def _options(args: argparse.Namespace, *, check: bool, diagnose_only: bool) -> RunOptions:
+def run_options(args: argparse.Namespace, *, check: bool, diagnose_only: bool) -> RunOptions:
     ssh_password, become_password = _passwords(args)
     if args.forks < 1 or args.forks > 500:
         raise InputError.at(Location("<command line --forks>"), "--forks must be between 1 and 500")
@@ -74,11 +77,13 @@ def _options(args: argparse.Namespace, *, check: bool, diagnose_only: bool) -> R
         return frozenset(t.strip() for t in text.split(",") if t.strip())
 
     serial, max_fail = batch_policy(args)
+    keep_evidence = not (check or getattr(args, "no_evidence", True))
     return RunOptions(
         check=check, diagnose_only=diagnose_only, forks=args.forks, limit=args.limit,
         tags=split(args.tags), skip_tags=split(args.skip_tags),
         lock_timeout=getattr(args, "lock_timeout", 0.0),  # diagnose takes no lock
         serial=serial, max_fail_percentage=max_fail,
+        evidence_dir=str(evidence_root(getattr(args, "audit_log", None))) if keep_evidence else "",
         connect=ConnectOptions(
             user=args.user, key_file=args.private_key, password=ssh_password,
             become_password=become_password, known_hosts=args.known_hosts,
@@ -122,8 +127,23 @@ def batch_policy(args: argparse.Namespace) -> tuple[tuple[int | str, ...] | None
     return serial, max_fail
 
 
-def _open_audit(path: str | None, redactor: Redactor) -> AuditLog:
-    target = Path(path) if path else DEFAULT_AUDIT
+def evidence_root(audit_log: str | None) -> Path:
+    """Where runs keep their evidence: ``evidence/`` beside the audit log."""
+    return audit_path(audit_log).parent / "evidence"
+
+
+def audit_path(path: str | None) -> Path:
+    """The audit log's path: ``--audit-log``, else the default."""
+    return Path(path) if path else DEFAULT_AUDIT
+
+
+def open_audit(path: str | None, redactor: Redactor) -> AuditLog:
+    """The audit log at ``path`` (default ``DEFAULT_AUDIT``), its directory made if missing.
+
+    Raises:
+        InputError: it cannot be opened (remedy never runs unaudited).
+    """
+    target = audit_path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         return AuditLog(target, redactor)
@@ -133,14 +153,14 @@ def _open_audit(path: str | None, redactor: Redactor) -> AuditLog:
             from None
 
 
-class _Signals:
+class Signals:
     """SIGINT/SIGTERM set the stop flag; a second signal aborts at once."""
 
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
         self.previous: dict[int, Any] = {}
 
-    def __enter__(self) -> _Signals:
+    def __enter__(self) -> Signals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.previous[sig] = signal.signal(sig, self._handle)
@@ -158,37 +178,68 @@ class _Signals:
 
 def run_command(args: argparse.Namespace) -> int:
     """``remedy run`` / ``plan`` / ``diagnose``."""
+    return run_and_report(args)[0]
+
+
+def run_and_report(args: argparse.Namespace) -> tuple[int, Run]:
+    """``run_command``, also giving the finished ``Run`` (for callers that act on its faults).
+
+    Beyond the command line's options, ``args`` may carry ``stop`` (a
+    ``threading.Event`` that stops the run as SIGINT does), ``results_dir``
+    (the JSON document is also written to ``DIR/<run_id>.json``) and
+    ``trigger`` (a mapping added to the JSON document as ``trigger``).
+    """
     saved = load_plan(args.compare_plan) if getattr(args, "compare_plan", None) else None
-    run, redactor = _execute(args)
-    code = _finish(args, run, redactor, args.command)
+    if getattr(args, "output", None):  # a bad --plan-ttl or key: exit 4 before any host
+        parse_ttl(args.plan_ttl)
+        plan_key(os.environ)
+    run, redactor, inputs = execute_args(args)
+    code = finish(args, run, redactor, args.command, inputs)
     if saved is not None:
-        code = max(code, _report_plan_comparison(saved, run, args, redactor))
-    return code
+        code = max(code, report_plan_comparison(saved, run, args, redactor))
+    return code, run
 
 
-def _execute(args: argparse.Namespace) -> tuple[Run, Redactor]:
+def execute_args(args: argparse.Namespace, inputs: Inputs | None = None) -> tuple[Run, Redactor, Inputs]:
+    """Load the inputs (unless given), plan the hosts, open the audit log and run."""
     command = args.command
     check = command in ("plan", "diagnose") or getattr(args, "check", False)
-    playbooks = args.playbooks or list(bundled_playbooks())
-    inputs = load_inputs(playbooks, args.inventory, args.extra_vars)
-    options = _options(args, check=check, diagnose_only=command == "diagnose")
+    if inputs is None:
+        inputs = load_inputs(args.playbooks or list(bundled_playbooks()), args.inventory, args.extra_vars)
+    warn_inputs(inputs)
+    options = run_options(args, check=check, diagnose_only=command == "diagnose")
     hosts = plan_hosts(inputs, options)  # selection errors: exit 4 before any connection
-    redactor = _redactor(options, hosts)
-    audit = _open_audit(args.audit_log, redactor)
+    redactor = run_redactor(options, hosts)
+    audit = open_audit(args.audit_log, redactor)
+    _warn_unfinished(audit)
     quiet = args.quiet or (command == "diagnose" and not args.verbose)  # the diagnosis says it all
     diff = getattr(args, "diff", False) and not check  # a plan shows its diffs on stdout
     color = wants_color(sys.stderr, no_color=getattr(args, "no_color", False))
     console = Console(sys.stderr, redactor, ConsoleOptions(verbose=args.verbose, quiet=quiet, diff=diff,
                                                            color=color))
-    stop = threading.Event()
+    stop = getattr(args, "stop", None) or threading.Event()
     try:
-        with _Signals(stop):
-            run = _execute_planned(inputs, options, hosts, Listeners([audit, console]), stop, redactor)
+        with Signals(stop):
+            run = execute_planned(inputs, options, hosts, Listeners([audit, console]), stop, redactor)
     finally:
         audit.close()
     if audit.audit_error() and not run.audit_error:  # the run_end record, or a deferred error
         run = dataclasses.replace(run, audit_error=audit.audit_error())
-    return run, redactor
+    return run, redactor, inputs
+
+
+def warn_inputs(inputs: Inputs) -> None:
+    """One line per doubt about the input that does not stop the run (an -e nothing reads)."""
+    for warning in inputs.warnings:
+        print(f"remedy: warning: {warning}", file=sys.stderr)
+
+
+def _warn_unfinished(audit: AuditLog) -> None:
+    """One line per earlier run that was killed before its end (a run_start with no run_end)."""
+    for start in unfinished_runs(audit.path):
+        print(f"remedy: warning: the run {start.get('run_id')} started {start.get('ts')} did not finish "
+              f"(no run_end in {audit.path}); its hosts may be half-changed, and uploads remove the "
+              "temp files it left", file=sys.stderr)
 
 
 def _with_next_playbooks(run: Run) -> Run:
@@ -200,7 +251,7 @@ def _with_next_playbooks(run: Run) -> Run:
     return with_next_playbooks(run, [load_playbook(p) for p in bundled_playbooks().values()])
 
 
-def _redactor(options: RunOptions, hosts: Sequence[HostPlan]) -> Redactor:
+def run_redactor(options: RunOptions, hosts: Sequence[HostPlan]) -> Redactor:
     """A redactor that knows every secret of the run: passwords and each host's secret variables."""
     redactor = Redactor([options.connect.password or "", options.connect.become_password or ""])
     for host in hosts:
@@ -211,8 +262,8 @@ def _redactor(options: RunOptions, hosts: Sequence[HostPlan]) -> Redactor:
     return redactor
 
 
-def _execute_planned(inputs: Inputs, options: RunOptions, hosts: Sequence[HostPlan], listener: Listener,
-                     stop: threading.Event | None = None, redactor: Redactor | None = None) -> Run:
+def execute_planned(inputs: Inputs, options: RunOptions, hosts: Sequence[HostPlan], listener: Listener,
+                    stop: threading.Event | None = None, redactor: Redactor | None = None) -> Run:
     """``execute`` the planned ``hosts``, once start-up is settled."""
     _settle_start_up(hosts)
     return execute(inputs, options, listener, stop=stop, hosts=hosts, redactor=redactor)
@@ -234,9 +285,9 @@ def _settle_start_up(hosts: Sequence[HostPlan]) -> None:
     gc.enable()
 
 
-def _report_plan_comparison(saved: dict[str, Any], run: Run, args: argparse.Namespace,
-                            redactor: Redactor) -> int:
-    out = sys.stderr if args.format == "json" else sys.stdout
+def report_plan_comparison(saved: dict[str, Any], run: Run, args: argparse.Namespace,
+                           redactor: Redactor) -> int:
+    out = sys.stderr if args.format != "text" else sys.stdout
     mismatches = compare_with_plan(saved, run)
     if mismatches:
         print("The run differs from the saved plan:", file=out)
@@ -247,8 +298,8 @@ def _report_plan_comparison(saved: dict[str, Any], run: Run, args: argparse.Name
     return 0
 
 
-def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str) -> int:
-    out = sys.stderr if args.format == "json" else sys.stdout
+def finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str, inputs: Inputs) -> int:
+    out = sys.stderr if args.format != "text" else sys.stdout
     width = terminal_width(out)
     run = _with_next_playbooks(run)
     if command == "diagnose":
@@ -263,30 +314,57 @@ def _finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str
             for line in mismatches:
                 print("  " + redactor.text(line), file=out)
     if command != "diagnose" or args.verbose:
-        print(redactor.text(render_recap(run, width)), file=out)
+        print(redactor.text(render_recap(run, verbose=args.verbose > 0, width=width)), file=out)
         failures = render_failures(run, lambda books, hosts: _fix_command(
             args, books or [Path(p).stem for p in args.playbooks], hosts), width)
         if failures:
             print(redactor.text(failures), file=out)
-    for section in (render_faults(run, width) if command != "diagnose" else "", render_health(run, width)):
+    kept = sorted({str(Path(path).parent.parent) for host in run.hosts
+                   for phase, path in host.evidence.items() if phase != "error"})
+    if kept:
+        print(f"Evidence (before the first change and at the end, per host): {', '.join(kept)}", file=out)
+    for section in (render_faults(run, width) if command != "diagnose" else "", render_health(run, width),
+                    render_first_contact(run)):
         if section:
             print(redactor.text(section), file=out)
     if run.check and command != "diagnose":
         print(redactor.text(plan_summary(run)), file=out)
-    if args.format == "json":
-        document = run_document(run, redactor.value)
-        if command == "diagnose":
-            document["diagnosis"] = redactor.value(diagnosis_rows(run))
-        print(json.dumps(document, indent=2, sort_keys=True, default=str))
-    if getattr(args, "junit", None):
-        _write_atomic(Path(args.junit), junit_document(run, redactor.text))
-    if getattr(args, "output", None):
-        _write_atomic(Path(args.output), json.dumps(
-            {**run_document(run, redactor.value), "inputs": redactor.value(_fingerprint(args))},
-            indent=2, sort_keys=True, default=str))
+    _write_documents(args, run, redactor, command, inputs)
     if run.exit_code == 0 and getattr(args, "detailed_exitcode", False) and _pending(run, command):
         return EXIT_PENDING
     return run.exit_code
+
+
+def _write_documents(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
+                     inputs: Inputs) -> None:
+    """The ``--format json|markdown`` document on stdout (and in ``results_dir``), ``--junit`` and ``-o``."""
+    if args.format == "json" or getattr(args, "results_dir", None):
+        _write_document(args, run, redactor, command)
+    if args.format == "markdown":
+        print(redactor.text(render_markdown(run)), end="")
+    if getattr(args, "junit", None):
+        _write_atomic(Path(args.junit), junit_document(run, redactor.text))
+    if getattr(args, "output", None) and command == "plan":
+        document = {**run_document(run, redactor.value), "inputs": redactor.value(_fingerprint(args, inputs))}
+        _write_atomic(Path(args.output), seal_plan(document, now=datetime.now(UTC),
+                                                   ttl=parse_ttl(args.plan_ttl), key=plan_key(os.environ)))
+    elif getattr(args, "output", None):
+        _write_atomic(Path(args.output), json.dumps(run_document(run, redactor.value), indent=2,
+                                                    sort_keys=True, default=str) + "\n")
+
+
+def _write_document(args: argparse.Namespace, run: Run, redactor: Redactor, command: str) -> None:
+    """The run's JSON document: on stdout with ``--format json``, in ``results_dir`` when set."""
+    document = run_document(run, redactor.value)
+    if command == "diagnose":
+        document["diagnosis"] = redactor.value(diagnosis_rows(run))
+    if getattr(args, "trigger", None):
+        document["trigger"] = redactor.value(args.trigger)
+    text = json.dumps(document, indent=2, sort_keys=True, default=str)
+    if args.format == "json":
+        print(text)
+    if getattr(args, "results_dir", None):
+        _write_atomic(Path(args.results_dir) / f"{run.run_id}.json", text + "\n")
 
 
 def _pending(run: Run, command: str) -> bool:
@@ -309,19 +387,20 @@ def _fix_command(args: argparse.Namespace, books: list[str], hosts: list[str]) -
     return shlex.join(words)
 
 
-def _fingerprint(args: argparse.Namespace) -> dict[str, Any]:
-    def digest(path: str) -> str:
-        try:
-            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        except OSError:
-            return ""
+def _fingerprint(args: argparse.Namespace, inputs: Inputs) -> dict[str, Any]:
+    """What ``apply`` replays, with absolute paths, and the sha256 of every file the plan read."""
+    books = [os.path.abspath(book.path) for book in inputs.playbooks]
+    inventory, extra = absolute_sources(args.inventory, args.extra_vars)
+    files = input_files(books, inputs.inventory.files if inputs.inventory else {}, extra)
+    return {"playbooks": books, "inventory": inventory, "extra_vars": extra, "limit": args.limit,
+            "tags": args.tags, "skip_tags": args.skip_tags, "files": files, "roots": input_roots()}
 
-    from runner.load.inputs import resolve_playbook_path
 
-    books = [str(resolve_playbook_path(p).resolve()) for p in args.playbooks or bundled_playbooks()]
-    return {"playbooks": {p: digest(p) for p in books}, "inventory": list(args.inventory),
-            "extra_vars": list(args.extra_vars), "limit": args.limit,
-            "tags": args.tags, "skip_tags": args.skip_tags}
+def input_roots() -> dict[str, str]:
+    """The directories a saved plan's paths may be relative to: the working dir, the bundled playbooks."""
+    bundled = bundled_playbooks()
+    return {"workdir": os.getcwd(),
+            **({"bundled": str(next(iter(bundled.values())).parent)} if bundled else {})}
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -332,58 +411,3 @@ def _write_atomic(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, path)
-
-
-def apply_command(args: argparse.Namespace) -> int:
-    """``remedy apply plan.json``: re-plan, refuse on drift, then run for real."""
-    saved = load_plan(args.plan_file)
-    batch_policy(args)  # bad batch options: exit 4 before the check contacts any host
-    inputs_info = saved["inputs"]
-    masked = [item for item in inputs_info["extra_vars"] if MASK in item]
-    if masked:
-        raise InputError.at(Location(args.plan_file), f"the plan was made with a secret on the command "
-                            f"line (-e {masked[0]}), and a saved plan never holds secrets",
-                            "give secret variables in a file (-e @secrets.yml) or the inventory, "
-                            "and make the plan again")
-    for path, sha in inputs_info["playbooks"].items():
-        current = hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).exists() else ""
-        if current != sha:
-            raise InputError.at(Location(path), "the playbook changed since the plan was made",
-                                "make and review a new plan")
-    namespace = _replay_args(args, inputs_info)
-    namespace.command, namespace.check = "plan", True
-    fresh = _silent_check(namespace)
-    drift = plan_drift(saved, fresh)
-    if drift:
-        raise InputError([Problem(Location(args.plan_file), line) for line in drift[:20]])
-    namespace.command, namespace.check = "run", False
-    namespace.serial, namespace.max_fail_percentage = args.serial, args.max_fail_percentage
-    run, redactor = _execute(namespace)
-    code = _finish(namespace, run, redactor, "run")
-    return max(code, _report_plan_comparison(saved, run, namespace, redactor))
-
-
-def _replay_args(args: argparse.Namespace, info: dict[str, Any]) -> argparse.Namespace:
-    from runner.cli.parser import build_parser
-
-    argv = ["run", *info["playbooks"]]
-    for inventory in info["inventory"]:
-        argv += ["-i", inventory]
-    for extra in info["extra_vars"]:
-        argv += ["-e", extra]
-    if info.get("limit"):
-        argv += ["-l", info["limit"]]
-    if info.get("tags"):
-        argv += ["--tags", info["tags"]]
-    argv += ["--format", args.format]
-    namespace = build_parser().parse_args(argv)
-    namespace.verbose, namespace.quiet, namespace.no_color = args.verbose, args.quiet, args.no_color
-    return namespace
-
-
-def _silent_check(namespace: argparse.Namespace) -> Run:
-    inputs = load_inputs(namespace.playbooks, namespace.inventory, namespace.extra_vars)
-    options = _options(namespace, check=True, diagnose_only=False)
-    return _execute_planned(inputs, options, plan_hosts(inputs, options), NullListener())
-
-

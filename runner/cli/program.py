@@ -90,18 +90,25 @@ def _dispatch(args: argparse.Namespace) -> int:
     handlers = {
         "validate": _cmd_validate, "graph": _cmd_graph, "inventory": _cmd_inventory,
         "playbooks": _cmd_playbooks, "run": _cmd_run, "plan": _cmd_run,
-        "diagnose": _cmd_run, "apply": _cmd_apply, "demo": _cmd_demo,
+        "diagnose": _cmd_run, "apply": _cmd_apply, "demo": _cmd_demo, "collect": _cmd_collect,
+        "trigger": _cmd_alerts, "listen": _cmd_alerts,
     }
     return handlers[args.command](args)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from runner.load.inputs import load_inputs
+    from runner.cli.commands import warn_inputs
+    from runner.load.inputs import load_inputs, unchecked_variables
 
     inputs = load_inputs(args.playbooks, args.inventory, args.extra_vars)
+    warn_inputs(inputs)
     tasks = len(inputs.graph.nodes)
+    warnings = [] if args.inventory else unchecked_variables(inputs.playbooks, inputs.extra_vars)
+    for warning in sorted(warnings, key=lambda w: w.location):
+        print(warning.render(), file=sys.stderr)
+    counted = f", {len(warnings)} warning(s)" if warnings else ""
     extra = "" if args.inventory else " (pass -i INVENTORY to also check variables)"
-    print(f"ok: {len(inputs.playbooks)} playbook(s), {tasks} task(s){extra}")
+    print(f"ok: {len(inputs.playbooks)} playbook(s), {tasks} task(s){counted}{extra}")
     return EXIT_OK
 
 
@@ -187,14 +194,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_command(args)
 
 
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from runner.cli.collect import collect_command
+
+    return collect_command(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from runner.cli.demo import run_demo
 
     return run_demo(main, keep=args.keep, root=args.dir)
 
 
+def _cmd_alerts(args: argparse.Namespace) -> int:
+    from runner.cli.alerting import listen_command, trigger_command
+
+    return trigger_command(args) if args.command == "trigger" else listen_command(args)
+
+
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from runner.cli.commands import apply_command
+    from runner.cli.apply import apply_command
 
     return apply_command(args)
 

@@ -74,8 +74,11 @@ class SSHPipes:
 
     def _write_all(self, data: bytes | None) -> None:
         with contextlib.suppress(*SWALLOWED):
-            if data:
-                self._channel.sendall(data)
+            # a chunk at a time: paramiko's sendall copies what is left after every packet,
+            # which for 64 MiB at once took a minute instead of a second
+            data = data or b""
+            for at in range(0, len(data), CHUNK):
+                self._channel.sendall(data[at:at + CHUNK])
             self._channel.shutdown_write()
 
     def close(self) -> None:

@@ -166,9 +166,10 @@ class Conversation:
         self._early_err = self._early_err.replace(self._launch.prompt, b"", 1)
         return (self._launch.password or "").encode() + b"\n"
 
-    def take_stdin(self) -> bytes | None:
+    def take_stdin(self) -> bytes:
+        """What goes to the reader's stdin: the command's text, then the command's stdin."""
         self._stdin_sent = True
-        return self._stdin
+        return self._launch.text + (self._stdin or b"")
 
     def on_stdout(self, data: bytes) -> None:
         if self.started:

@@ -34,6 +34,10 @@ from runner.connection.shell import KILL_GRACE, kill_script, wrap_as
 from runner.errors import RemedyError
 from runner.results import CommandResult
 
+#: stdin up to this size (one pipe page, always free in a fresh pipe) is written at once;
+#: larger stdin gets a writer thread so that output keeps flowing.
+_INLINE_STDIN = 4096
+
 
 class LocalConnection:
     """Runs commands on the controller; ``host`` is the inventory name."""
@@ -174,9 +178,8 @@ class LocalPipes:
         stream, self._stdin = self._stdin, None
         if stream is None:
             return
-        if not data:
-            with contextlib.suppress(OSError):
-                stream.close()
+        if not data or len(data) <= _INLINE_STDIN:
+            _write_all(stream, data)  # an empty pipe takes this much without blocking
             return
         threading.Thread(target=_write_all, args=(stream, data), daemon=True).start()
 
@@ -195,10 +198,11 @@ class LocalPipes:
         self._selector.close()
 
 
-def _write_all(stream: IO[bytes], data: bytes) -> None:
+def _write_all(stream: IO[bytes], data: bytes | None) -> None:
     with contextlib.suppress(OSError):
-        stream.write(data)
-        stream.flush()
+        if data:
+            stream.write(data)
+            stream.flush()
     with contextlib.suppress(OSError):
         stream.close()
 

@@ -5,11 +5,12 @@ login shell costs a few round trips and several processes per command; a
 shell started once on its own channel and fed one command line at a time
 costs one write and one fork. Each command still runs exactly as on a
 channel of its own: in a new session (``setsid``), so that a deadline or an
-interrupt can kill its whole process group; with stdin from ``/dev/null``
-or, for a command given stdin, from a ``printf`` of those bytes (stdin over
-``STDIN_LIMIT``, and sudo with a password, which needs a dialogue on stdin,
-go to channels of their own); with SIGINT and SIGQUIT at their
-defaults. After it ends the shell prints, on stdout and on stderr, a
+interrupt can kill its whole process group; its text (see ``shell.wrap``)
+comes on its stdin from a here-document, so its stdin is at its end, or,
+for a command given stdin, from a ``printf`` of the text and those bytes
+(stdin over ``STDIN_LIMIT``, and sudo with a password, which needs a
+dialogue on stdin, go to channels of their own); with SIGINT and SIGQUIT at
+their defaults. After it ends the shell prints, on stdout and on stderr, a
 delimiter carrying a per-command nonce and the exit code, so both streams
 split back exactly into that command's output (the newline printed before
 each delimiter is taken off again). remedy's own commands that
@@ -119,11 +120,15 @@ class PersistentShell:
             return None
         end = f"REMEDY-END-{secrets.token_hex(8)}"
         contained = contained and bool(launch.script) and self._leads_group
+        body = b""  # what follows the command line: a here-document
         if contained:
             source, command, redirect = "", contained_script(launch.script, stdin), " </dev/null"
         else:
-            source = f"printf '{printf_literal(stdin)}' | " if stdin else ""
-            command, redirect = f"setsid {launch.program}", "" if stdin else " </dev/null"
+            command = f"setsid {launch.program}"
+            if stdin:  # the reader's stdin: the command's text, then the command's own stdin
+                source, redirect = f"printf '{printf_literal(launch.text + stdin)}' | ", ""
+            else:  # the text as a here-document; the command's stdin is at its end then
+                source, redirect, body = "", f" <<'{end}'", launch.text + f"{end}\n".encode()
         run = (f"{source}{command}{redirect}; "
                f"printf '\\n%s %s\\n' {end} \"$?\"; printf '\\n%s E\\n' {end} >&2")
         if self._last_group:
@@ -136,7 +141,7 @@ class PersistentShell:
         if not self.usable or not self._busy.acquire(blocking=False):
             return None
         try:
-            self._channel.sendall(line.encode())
+            self._channel.sendall(line.encode() + body)
         except SWALLOWED:
             self._busy.release()
             self.retire()
@@ -263,15 +268,18 @@ class ShellPipes:
         """
         chan = self._channel
         out = err = b""
-        while chan.recv_ready():  # a finished stream is still read (and dropped): the window stays open
-            out += self._out.feed(chan.recv(CHUNK))
+        # One read per stream and call, so that what one call holds is bounded however fast
+        # the output comes; a finished stream is still read (and dropped): the window stays open.
+        if chan.recv_ready():
+            out = self._out.feed(chan.recv(CHUNK))
             if self._learn_group():
                 out += self._out.flush()  # its last newline ends the start marker's line
-        while chan.recv_stderr_ready():
-            err += self._err.feed(chan.recv_stderr(CHUNK))
+        if chan.recv_stderr_ready():
+            err = self._err.feed(chan.recv_stderr(CHUNK))
         if self._out.value == b"L" and self._err.value is not None:
             raise ShellTainted
-        if not (out or err) and (chan.closed or chan.eof_received) and not self.finished():
+        ended = (chan.closed or chan.eof_received) and not (chan.recv_ready() or chan.recv_stderr_ready())
+        if not (out or err) and ended and not self.finished():
             if self._group is None and self._transport is not None and self._transport.is_active():
                 raise ShellTainted  # the shell died before the command started
             return self._out.flush(), self._err.flush()  # no delimiter will come

@@ -8,15 +8,23 @@ The wrapped command runs in a process group of its own whose id it reports on
 stdout as a marker line before anything else, so that a deadline can end the
 whole group, not only its shell. sshd already starts each command as the leader
 of a new session; only when the shell is not its group's leader (sudo, some
-other server) is the script re-executed under ``setsid -w``::
+other server) is the reader re-executed under ``setsid -w``::
 
     exec [sudo -H -S -p PROMPT -u USER --] sh -c '
-        read pgid from /proc/$$/stat; if not the leader and setsid exists: exec setsid -w sh -c "$S"; fi; $S'
-    S = trap 'exit 143' TERM; printf '%s %s\\n' REMEDY-<nonce> "$$"; export K='v'; eval 'COMMAND'
+        read pgid from /proc/$$/stat; if not the leader and setsid exists: exec setsid -w sh -c "$R"; fi; $R'
+    R = trap 'exit 143' TERM; printf '%s %s\\n' REMEDY-<nonce> "$$";
+        read lines from stdin up to the line REMEDY-<nonce>; eval them
 
-``COMMAND`` is evaluated by that same shell (one process fewer than ``sh -c``)
-and not exec'd, so a command killed by signal N exits 128+N, and
-the trap lets the group's TERM end ``S`` with a status instead of a signal.
+The command itself never appears in an argument list, where any user of the
+host could read it (``ps``, ``/proc/*/cmdline``): the command line holds only
+the reader above, the same for every command but its nonce, and the command's
+text (``export K='v'; COMMAND``, ``Launch.text``) comes first on the reader's
+stdin, ended by the nonce line; the command's own stdin follows. The reader
+reads it with the ``read`` builtin, which takes no byte past the nonce line.
+The text is evaluated by that same shell (one process fewer than ``sh -c``)
+and not exec'd, so a command killed by signal N exits 128+N, and the trap
+lets the group's TERM end it with a status instead of a signal. (A program the
+command starts has its own arguments in its argument list, of course.)
 
 The line is one simple command (``exec prog args``), so the login shell that
 sshd runs it with needs only to be Bourne-like. Passwords never appear here:
@@ -58,14 +66,25 @@ _LEADER_CHECK = (
     'if [ "$g" != "$$" ] && command -v setsid >/dev/null 2>&1; then exec setsid -w sh -c {script}; fi; '
 )
 
+#: Reports the marker, reads the command's text from stdin up to the marker's own line
+#: (builtins only: nothing past that line is read) and evaluates it with its variables unset.
+_READER = (
+    "unset g; trap 'exit 143' TERM; printf '%s %s\\n' {marker} \"$$\"; remedy_text=; "
+    'while IFS= read -r remedy_line && [ "$remedy_line" != {marker} ]; do '
+    'remedy_text="$remedy_text$remedy_line\n"; done; '
+    '[ "$remedy_line" = {marker} ] || {{ echo "remedy: the command text did not arrive" >&2; exit 125; }}; '
+    'unset remedy_line; eval "unset remedy_text\n$remedy_text"'
+)
+
 
 @dataclass(frozen=True)
 class Launch:
-    """One wrapped command: the program to execute and what to look for in its output."""
+    """One wrapped command: the program to execute, what it reads first, and what to look for."""
 
-    program: str  # a simple command: ``sh -c SCRIPT`` or ``sudo ... -- sh -c SCRIPT``
+    program: str  # a simple command: ``sh -c READER`` or ``sudo ... -- sh -c READER``
     marker: bytes  # stdout starts with b"<marker> <pgid>\n" once the command runs
-    script: str = ""  # without sudo: SCRIPT, to run in a subshell of a shell that leads its group
+    text: bytes = b""  # the command's text and the marker's line: the reader's stdin comes first
+    script: str = ""  # without sudo: the command inline, for a subshell of a shell that leads its group
     prompt: bytes = b""  # sudo's password prompt on stderr; empty when no password is sent
     password: str | None = field(default=None, repr=False)
 
@@ -110,25 +129,29 @@ def wrap(
     """Build the command line for ``command``; ``sudo_user`` None means no sudo.
 
     Raises:
-        ValueError: an environment name is not a shell identifier, or a value
-            or the password contains a NUL byte (or the password a newline).
+        ValueError: an environment name is not a shell identifier, or the
+            command, a value or the password contains a NUL byte (or the
+            password a newline).
     """
+    if "\0" in command:
+        raise ValueError("a command cannot contain a NUL byte")
     nonce = secrets.token_hex(8)
     marker = f"REMEDY-{nonce}"
-    script = (
-        f"unset g; trap 'exit 143' TERM; printf '%s %s\\n' {marker} \"$$\"; "
-        f"{exports(env)}eval {shlex.quote(' ' + command)}"  # the space: a command may begin with -
-    )
-    group = "sh -c " + shlex.quote(_LEADER_CHECK.format(script=shlex.quote(script)) + script)
+    text = f"{exports(env)}{command}\n{marker}\n".encode()
+    reader = _READER.format(marker=marker)
+    group = "sh -c " + shlex.quote(_LEADER_CHECK.format(script=shlex.quote(reader)) + reader)
     if sudo_user is None:
-        return Launch(program=group, marker=marker.encode(), script=script)
+        script = (f"unset g; trap 'exit 143' TERM; printf '%s %s\\n' {marker} \"$$\"; "
+                  f"{exports(env)}eval {shlex.quote(' ' + command)}")  # the space: a command may begin with -
+        return Launch(program=group, marker=marker.encode(), text=text, script=script)
     if password is not None and ("\n" in password or "\0" in password):
         raise ValueError("a become password cannot contain a newline or NUL byte")
     flags = " ".join(shlex.quote(f) for f in shlex.split(sudo_flags))
     prompt = f"[sudo via remedy, key={nonce}] password: " if password is not None else ""
     auth = f"-S -p {shlex.quote(prompt)}" if prompt else "-n"
     program = f"sudo {flags} {auth} -u {shlex.quote(sudo_user)} -- {group}"
-    return Launch(program=program, marker=marker.encode(), prompt=prompt.encode(), password=password)
+    return Launch(program=program, marker=marker.encode(), text=text, prompt=prompt.encode(),
+                  password=password)
 
 
 def exports(env: Mapping[str, str] | None) -> str:

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runner.errors import Location, ProblemCollector, suggest
+from runner.errors import InputError, Location, ProblemCollector, suggest
 from runner.load import templating
-from runner.load.marked import MarkedDict, MarkedList
+from runner.load.localfiles import read_local
+from runner.load.marked import MarkedDict, MarkedList, OctalInt
 from runner.load.templating import FALSE_WORDS, TRUE_WORDS, to_bool
 from runner.modules.base import Arg, Module
 
@@ -202,11 +203,20 @@ class Checker:
             self.problems.add(loc, f"argument '{name}' of '{module}' {problem[0]}", problem[1])
         if isinstance(checked, str) and spec.type == "expr":
             templating.check_expression(checked, loc, self.problems)
-        if isinstance(checked, str) and spec.type in ("local_file", "template_file") and not problem \
-                and confine(Path(loc.file).parent, checked) is None:
-            self.problems.add(loc, f"argument '{name}' of '{module}': '{checked}' is outside the "
-                              "playbook's directory", "keep templates and files beside the playbook")
+        if isinstance(checked, str) and spec.type in ("local_file", "template_file") and not problem:
+            self._local_file(spec.type, f"argument '{name}' of '{module}'", checked, loc)
         return checked
+
+    def _local_file(self, kind: str, what: str, path: str, loc: Location) -> None:
+        """A ``src`` known now must name a readable file (a template's syntax is checked too)."""
+        try:
+            target, text = read_local(Path(loc.file).parent, path, kind, loc)
+        except InputError as error:
+            for found in error.problems:
+                self.problems.add(found.location, f"{what}: {found.message}", found.hint)
+            return
+        if kind == "template_file":
+            templating.check_syntax(text, Location(str(target)), self.problems)
 
 
 def check_value(spec: Arg, value: Any) -> tuple[Any, tuple[str, str] | None]:
@@ -271,6 +281,8 @@ def _pattern_problem(spec: Arg, values: list[Any]) -> tuple[str, str] | None:
 
 
 def _check_mode(value: Any) -> tuple[Any, tuple[str, str] | None]:
+    if isinstance(value, OctalInt) and 0 <= value <= 0o7777:  # 0750 in an inventory, as Ansible reads it
+        return f"{value:04o}", None
     if isinstance(value, bool):
         return value, (f"is {describe(value)}, not a mode string", 'e.g. mode: "0644"')
     if isinstance(value, (int, float)):
@@ -301,10 +313,3 @@ def describe(value: Any) -> str:
 
 def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def confine(base: Path, relative: str) -> Path | None:
-    """``relative`` resolved under ``base`` (symlinks followed), or None if it escapes."""
-    root = base.resolve()
-    target = (root / relative).resolve()
-    return target if target == root or root in target.parents else None

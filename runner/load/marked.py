@@ -11,6 +11,10 @@ output masks.
 The schema is YAML 1.2's core schema with YAML 1.1's traps closed: only
 ``true``/``false`` are booleans, sexagesimal numbers stay strings, and an
 unquoted number with a leading zero is a problem that shows the quoted fix.
+Inventories (and their ``group_vars``/``host_vars``) are read with
+``yaml11=True``: plain scalars are typed as YAML 1.1 types them, as Ansible
+does (``no`` is false, ``0644`` is the octal 420, ``12:30`` is 750, a date is
+its ISO text, as ``ansible-inventory`` prints it).
 The builder collects problems (forbidden tags, invalid tagged scalars,
 duplicate or non-scalar keys, bad ``<<`` merges) rather than stopping at the
 first, and aborts at once on nesting deeper than ``MAX_DEPTH`` or on alias
@@ -19,6 +23,7 @@ expansion beyond ``ALIAS_BUDGET``.
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 
@@ -48,6 +53,12 @@ class UnsafeText(str):
 
 class SecretText(UnsafeText):
     """A string marked ``!secret``: masked in every output, used literally like ``!unsafe``."""
+
+    __slots__ = ()
+
+
+class OctalInt(int):
+    """An integer an inventory wrote in YAML 1.1 octal (``0750``): a ``mode`` takes it as that mode."""
 
     __slots__ = ()
 
@@ -120,6 +131,10 @@ _STRING_TAGS: dict[str, type[str]] = {"!unsafe": UnsafeText, "!secret": SecretTe
 _PLAIN = "tag:yaml.org,2002:str"
 #: The resolver's tag for a scalar without an explicit tag (``!!str`` keeps ``_PLAIN``).
 _IMPLICIT = "tag:remedy:implicit"
+#: YAML 1.1's resolver and constructors, which Ansible's inventory loader uses.
+_YAML11_RESOLVER = yaml.resolver.Resolver()
+_YAML11_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_YAML11_KINDS = ("bool", "int", "float", "null", "timestamp")
 _SPECIAL_FLOATS = {".inf": float("inf"), ".Inf": float("inf"), ".INF": float("inf"),
                    ".nan": float("nan"), ".NaN": float("nan"), ".NAN": float("nan")}
 
@@ -161,8 +176,9 @@ else:  # pragma: no cover
 class NodeBuilder:
     """Turns a composed node tree into marked Python values, collecting problems."""
 
-    def __init__(self, file: str, node_count: int | None) -> None:
+    def __init__(self, file: str, node_count: int | None, *, yaml11: bool = False) -> None:
         self.file = file
+        self.yaml11 = yaml11
         self.problems: list[Problem] = []
         # Without aliases (node_count None) a document cannot grow while it is built.
         self.budget = float("inf") if node_count is None else node_count + ALIAS_BUDGET
@@ -215,6 +231,8 @@ class NodeBuilder:
         tag = node.tag
         if tag == _PLAIN:
             return value
+        if self.yaml11:
+            return self.yaml11_scalar(node, tag)
         if tag == "tag:yaml.org,2002:int" and _INT.match(value):
             number = _number(value)
             if isinstance(number, int):
@@ -227,12 +245,35 @@ class NodeBuilder:
             return _BOOL[value]
         if tag == "tag:yaml.org,2002:null" and value in NULL_WORDS:
             return None
-        kind = tag.rsplit(":", 1)[-1]
-        self.problems.append(Problem(self.loc(node), f"{value!r} is not a valid {kind} (tag !!{kind})",
+        return self.invalid(node, tag.rsplit(":", 1)[-1])
+
+    def invalid(self, node: yaml.Node, kind: str) -> str:
+        """Report a scalar that its explicit tag's type cannot read; it stays the text."""
+        self.problems.append(Problem(self.loc(node), f"{node.value!r} is not a valid {kind} (tag !!{kind})",
                                      "remove the tag, or quote the value to keep it a string"))
+        return str(node.value)
+
+    def yaml11_scalar(self, node: yaml.Node, tag: str) -> Any:
+        """A scalar as YAML 1.1 types it (``tag`` resolved or explicit); a date becomes its ISO text."""
+        kind = tag.rsplit(":", 1)[-1]
+        if kind not in _YAML11_KINDS:
+            return node.value
+        construct = _YAML11_CONSTRUCTOR.yaml_constructors[tag]
+        try:
+            value = construct(_YAML11_CONSTRUCTOR, yaml.ScalarNode(tag, node.value))
+        except (ValueError, KeyError, TypeError, yaml.constructor.ConstructorError):
+            return self.invalid(node, kind)
+        if isinstance(value, datetime.date):
+            return value.isoformat()
+        if kind == "int" and _LEADING_ZERO.match(node.value):
+            return OctalInt(value)
         return value
 
     def plain_scalar(self, node: yaml.Node, value: str) -> Any:
+        if self.yaml11:
+            tag: str = _YAML11_RESOLVER.resolve(  # type: ignore[no-untyped-call]
+                yaml.ScalarNode, value, (True, False))
+            return self.yaml11_scalar(node, tag)
         if value in NULL_WORDS:
             return None
         if value in _BOOL:

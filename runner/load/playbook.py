@@ -40,6 +40,7 @@ PLAY_KEYS = frozenset(
         "gather_facts",
         "after",
         "health",
+        "requires_root",
     }
 )
 
@@ -136,6 +137,7 @@ class _PlayReader(TaskReader):
             environment=self.check.mapping(raw, "environment"),
             after=self.check.string_list(raw, "after"),
             health=health.args if health is not None else {},
+            requires_root=bool(self.check.boolean(raw, "requires_root")),
             **sections,
         )
 

@@ -12,7 +12,8 @@ expansion beyond a budget (alias bombs). YAML 1.1 traps are closed: only
 ``true``/``false`` are booleans (``yes``/``no``/``on``/``off`` stay strings),
 sexagesimal numbers (``12:30``) stay strings, and an unquoted number with a
 leading zero (``mode: 0644``, which YAML 1.1 reads as 420) is an error that
-shows the quoted fix.
+shows the quoted fix. Inventories ask for ``yaml11``: there plain scalars
+are typed as YAML 1.1 (and so ``ansible-inventory``) types them.
 
 The schema, the node builder and the marked containers live in ``marked``;
 this module reads and checks the input, refuses recursive aliases and alias
@@ -84,8 +85,8 @@ def _decode(data: bytes, name: str) -> str:
     return text
 
 
-def load_text(text: str, name: str) -> Any:
-    """Load one YAML document from text."""
+def load_text(text: str, name: str, *, yaml11: bool = False) -> Any:
+    """Load one YAML document from text; ``yaml11`` types plain scalars as YAML 1.1 (inventories)."""
     composer = None
     try:
         composer = Composer(text)  # the pure-Python reader checks characters here
@@ -106,7 +107,7 @@ def load_text(text: str, name: str) -> Any:
         raise LoadError.at(Location(name, 1, 1), "file is empty",
                            "a playbook is a list of plays; an inventory a mapping or INI")
     distinct = _check_aliases(node, name) if "*" in text else None  # no '*', no alias
-    builder = NodeBuilder(name, distinct)
+    builder = NodeBuilder(name, distinct, yaml11=yaml11)
     try:
         value = builder.build(node)
     except BuildAbort as abort:

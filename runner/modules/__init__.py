@@ -39,6 +39,7 @@ _PLACES: dict[str, tuple[str, str]] = {
     "backup_restore": ("backup", "BackupRestoreModule"),
     "postgres_restore": ("postgres", "PostgresRestoreModule"),
     "memcached": ("memcached", "MemcachedModule"),
+    "config_file": ("configfile", "ConfigFileModule"),
     "package": ("package", "PackageModule"),
     "pip": ("pip", "PipModule"),
 }

@@ -29,10 +29,11 @@ from runner.results import CommandResult, Diff
 #: Argument types the validator understands.
 #:   str, int, float, bool, list, dict, any  - plain YAML values (bool accepts yes/no/on/off)
 #:   path   - an absolute or relative POSIX path (no NUL, no newline)
-#:   mode   - a file mode as a quoted string: "0644", "u+rwx,g-w" (never a YAML number)
+#:   mode   - a file mode as a quoted string: "0644", "u+rwx,g-w" (never a YAML number,
+#:            except an inventory value written in YAML 1.1 octal, 0750, as Ansible reads it)
 #:   expr   - a Jinja2 expression evaluated by the executor (assert `that`, debug `var`)
-#:   local_file    - a controller file read by the executor, confined to the project
-#:   template_file - like local_file, rendered with the task's variables first
+#:   local_file    - a controller file (files/ beside the playbook, the playbook dir, or absolute)
+#:   template_file - like local_file (templates/ first), rendered with the task's variables
 ARG_TYPES = frozenset(
     {
         "str",
@@ -76,10 +77,40 @@ class Arg:
 
 @dataclass(frozen=True)
 class Fact:
-    """A read-only probe: a POSIX sh command and a parser of its result."""
+    """A read-only probe: a POSIX sh command and a parser of its result.
+
+    ``paths`` are the host paths it reads (and what is below them): in check
+    mode a plan made from it depends on the earlier planned changes of those
+    paths. A fact parsed into a ``PathInfo`` needs none: its path is known.
+    """
 
     command: str
     parse: Callable[[CommandResult], Any]
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PathEffect:
+    """What a planned change leaves at one host path, for the plans of the tasks after it.
+
+    ``kind`` is what the path becomes (``absent``, ``file``, ``directory``: a
+    new path, nothing of the old one kept) or "" (it stays, with the attributes
+    and ``content`` given here changed). ``mode`` holds permission bits; ``owner``
+    and ``group`` are names or numbers as a task gives them; None leaves one
+    as it was (or unknown, on a new path). ``below``: what becomes of the paths
+    under it, ``kept``, ``gone`` (removed, or a new empty directory) or
+    ``unknown``. With ``known`` False the change's effect on the path cannot
+    be told, and a plan that reads it says it depends on an earlier change.
+    """
+
+    path: str
+    kind: str = ""
+    mode: int | None = None
+    owner: str | None = None
+    group: str | None = None
+    content: bytes | None = field(default=None, repr=False)
+    below: str = "kept"
+    known: bool = True
 
 
 @dataclass(frozen=True)
@@ -133,6 +164,8 @@ class Change:
     ``steps`` run whenever the task runs outside check mode, even when
     ``changed`` is False: ``wait_for`` and ``uri`` send a step that only reads.
     ``data`` is the registered data known before any step runs (``stat``, ``debug``).
+    ``effects`` say what the steps leave at the paths they change (check mode
+    plans the tasks after this one from them).
     """
 
     changed: bool
@@ -142,6 +175,7 @@ class Change:
     summary: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
     failed: str = ""
+    effects: tuple[PathEffect, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,6 +221,13 @@ class Module:
     def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
         """The read-only probes this task needs; none by default."""
         return {}
+
+    def secrets(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> tuple[str, ...]:
+        """Secret values the probed facts hold (a password in a config file); none by default.
+
+        The executor masks them in every output, as it masks registered secrets.
+        """
+        return ()
 
     def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
         """Predict the change from arguments and probed facts. Must be pure."""

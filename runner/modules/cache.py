@@ -63,7 +63,7 @@ class CacheDirModule(Module):
 
     def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
         a = self.resolved(args)
-        return {"cache": Fact(":" if _problem(a) else _probe(a), _parse)}
+        return {"cache": Fact(":" if _problem(a) else _probe(a), _parse, paths=(str(a["path"]),))}
 
     def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
         a = self.resolved(args)

@@ -9,6 +9,7 @@ shell interpret its words; ``shell`` hands its text to ``sh`` (or
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,7 +64,9 @@ def guards_fact(a: Mapping[str, Any]) -> Fact:
     for name in ("creates", "removes"):
         if a.get(name):
             lines.append(f"if [ -e {quote(a[name])} ]; then echo {name}=yes; else echo {name}=no; fi")
-    return Fact("\n".join(lines), _parse_guards)
+    chdir = str(a.get("chdir") or "")
+    paths = tuple(posixpath.join(chdir, str(a[name])) for name in ("creates", "removes") if a.get(name))
+    return Fact("\n".join(lines), _parse_guards, paths=paths)
 
 
 def _parse_guards(result: CommandResult) -> Guards:

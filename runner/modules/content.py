@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.modules.attributes import ModeError, Wanted, attribute_plan, show
-from runner.modules.base import Arg, Change, Fact, Module, Upload, flag
+from runner.modules.base import Arg, Change, Fact, Module, PathEffect, Upload, flag
 from runner.modules.pathfact import (
     CONTENT_LIMIT,
     PathInfo,
@@ -77,12 +77,15 @@ def write_plan(info: PathInfo, write: Write, *, force: bool = True) -> Change:
         if not attrs.steps:
             kept = "" if info.checksum == checksum else " (force: false keeps its content)"
             return Change(changed=False, data=data, summary=f"{info.path} is as wanted{kept}")
+        wanted = write.wanted
         return Change(
             changed=True,
             steps=attrs.steps,
             data=data,
             diffs=(_lines_diff(info.path, attrs.before, attrs.after),),
             summary=f"set {', '.join(x.split(':')[0] for x in attrs.after)} of {info.path}",
+            effects=(PathEffect(info.path, mode=None if wanted.mode is None else target,
+                                owner=wanted.owner, group=wanted.group),),
         )
     upload = Upload(
         dest=info.path,
@@ -105,12 +108,15 @@ def write_plan(info: PathInfo, write: Write, *, force: bool = True) -> Change:
         after += [f"{k}: {v}" for k, v in (("owner", upload.owner), ("group", upload.group)) if v]
         diffs.append(_lines_diff(info.path, ("state: absent",), tuple(after)))
     verb = "replace" if info.exists else "create"
+    written = PathEffect(info.path, kind="" if info.exists else "file", mode=int(upload.mode or "644", 8),
+                         owner=upload.owner, group=upload.group, content=write.content)
     return Change(
         changed=True,
         steps=(upload,),
         diffs=tuple(diffs),
         data=data,
         summary=f"{verb} {info.path} ({len(write.content)} bytes)",
+        effects=(written,),
     )
 
 

@@ -8,6 +8,7 @@ Services layer. One path probe (kind, mode, owner, link target and, with
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from posixpath import normpath
 from typing import Any
 
@@ -20,7 +21,7 @@ from runner.modules.attributes import (
     show,
     tree_plan,
 )
-from runner.modules.base import Arg, Change, Command, Fact, Module, chained, flag, quote
+from runner.modules.base import Arg, Change, Command, Fact, Module, PathEffect, chained, flag, quote
 from runner.modules.pathfact import (
     PathInfo,
     Probe,
@@ -82,17 +83,45 @@ class FileModule(Module):
         state = str(a["state"] or default)
         wanted = Wanted(a["mode"], a["owner"], a["group"])
         try:
-            if state == "absent":
-                return _absent(info)
-            if state == "link":
-                return _link(info, a, wanted)
-            if info.kind == "link":
-                return Change(changed=False, failed=refusal(info, "path"))
-            if state == "directory":
-                return _directory(info, wanted, recurse=flag(a["recurse"]))
-            return _file(info, wanted, touch=state == "touch")
+            change = _state_change(info, a, state, wanted)
+            if not change.changed:
+                return change
+            effect = _effect(info, state, wanted, recurse=flag(a["recurse"]))
+            return replace(change, effects=(replace(effect, known=effect.known and change.predictable),))
         except ModeError as exc:
             return Change(changed=False, failed=str(exc))
+
+
+def _state_change(info: PathInfo, a: Mapping[str, Any], state: str, wanted: Wanted) -> Change:
+    if state == "absent":
+        return _absent(info)
+    if state == "link":
+        return _link(info, a, wanted)
+    if info.kind == "link":
+        return Change(changed=False, failed=refusal(info, "path"))
+    if state == "directory":
+        return _directory(info, wanted, recurse=flag(a["recurse"]))
+    return _file(info, wanted, touch=state == "touch")
+
+
+def _effect(info: PathInfo, state: str, wanted: Wanted, *, recurse: bool) -> PathEffect:
+    """What making ``info.path`` the ``state`` leaves there, for the plans of later tasks.
+
+    Raises:
+        ModeError: the wanted mode is not a file mode.
+    """
+    if state == "absent":
+        return PathEffect(info.path, kind="absent", below="gone")
+    if state == "link":
+        return PathEffect(info.path, below="unknown", known=False)
+    is_dir = state == "directory" or info.kind == "directory"
+    mode = None if wanted.mode is None else wanted.target_mode(info.mode if info.exists else None,
+                                                                is_dir=is_dir)
+    if info.exists:
+        return PathEffect(info.path, mode=mode, owner=wanted.owner, group=wanted.group,
+                          below="unknown" if recurse else "kept")
+    return PathEffect(info.path, kind="directory" if is_dir else "file", mode=mode, owner=wanted.owner,
+                      group=wanted.group, content=None if is_dir else b"", below="gone")
 
 
 def _absent(info: PathInfo) -> Change:

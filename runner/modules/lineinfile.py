@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runner.modules.attributes import Wanted
@@ -188,13 +188,7 @@ class LineinfileModule(Module):
         change = write_plan(info, write)
         if change.failed or not message:
             return change
-        return Change(
-            changed=change.changed,
-            steps=change.steps,
-            diffs=change.diffs,
-            data={**change.data, "msg": message},
-            summary=f"{message} in {info.path}",
-        )
+        return replace(change, data={**change.data, "msg": message}, summary=f"{message} in {info.path}")
 
 
 def _request(a: Mapping[str, Any]) -> Edit | str:

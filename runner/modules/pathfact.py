@@ -101,7 +101,7 @@ class PathInfo:
 
 def path_fact(path: str, probe: Probe = Probe()) -> Fact:
     """The probe of ``path`` as a ``Fact`` whose parse never raises."""
-    return Fact(probe_command(path, probe), parse_path(path, probe))
+    return Fact(probe_command(path, probe), parse_path(path, probe), paths=(path,))
 
 
 def probe_command(path: str, probe: Probe = Probe()) -> str:

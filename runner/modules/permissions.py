@@ -97,7 +97,7 @@ class PermissionsModule(Module):
         if a["state"] == "reverted":
             return {"tree": snapshot_fact(str(a["snapshot"] or ""))}
         problem = _problem(a)
-        return {"tree": Fact(":" if problem else _tree_probe(a), _parse_tree)}
+        return {"tree": Fact(":" if problem else _tree_probe(a), _parse_tree, paths=(str(a["path"]),))}
 
     def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
         a = self.resolved(args)

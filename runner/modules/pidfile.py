@@ -3,7 +3,7 @@
 Services layer. A service is started when its pidfile names a live process
 whose command line matches ``match``; any other pidfile is stale. Every step
 is one sh script: start detaches ``start`` and waits for the pidfile to name
-a live process; stop re-checks that the pid is still the probed process
+a live process (with attempts, see ``servicestart``); stop re-checks that the pid is still the probed process
 before signalling it, waits ``stop_timeout`` seconds, then sends SIGKILL.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from runner.modules.base import Change, Command, quote
 from runner.modules.servicefacts import ALIVE, ServiceFacts, service_diff
+from runner.modules.servicestart import pidfile_start
 
 _SIGNAL = re.compile(r"^(SIG)?([A-Z][A-Z0-9+-]*|[0-9]{1,2})$")
 
@@ -36,12 +37,10 @@ def pidfile_plan(a: Mapping[str, Any], f: ServiceFacts) -> Change:
         bad = a["stop_signal"] if stop is None else a["reload_signal"]
         return Change(changed=False, failed=f"{bad!r} is not a signal name or number")
     try:
-        pattern = re.compile(str(a["match"]) if a["match"] is not None else re.escape(name))
+        running, now = pidfile_running(a, f)
     except re.error as exc:
         return Change(changed=False, failed=f"invalid match pattern: {exc}")
     present = f.pidfile == "present"
-    running = present and f.alive and (f.cmdline is None or bool(pattern.search(f.cmdline)))
-    now = _describe(f, running=running, present=present)
     steps: list[Command] = []
     if state == "stopped":
         if running:
@@ -58,7 +57,7 @@ def pidfile_plan(a: Mapping[str, Any], f: ServiceFacts) -> Change:
         if state != "started" or not running:
             if not a["start"]:
                 return Change(changed=False, failed=f"the pidfile manager needs start to start {name}")
-            steps.append(Command(_start_script(a, remove_stale=present and not running)))
+            steps.append(Command(pidfile_start(a, remove_stale=present and not running)))
         after = "started" + (" (restarted)" if state == "restarted" else "")
     if not steps:
         return Change(changed=False, summary=f"{name} is {now}")
@@ -68,6 +67,27 @@ def pidfile_plan(a: Mapping[str, Any], f: ServiceFacts) -> Change:
         diffs=(service_diff(name, [f"state: {now}"], [f"state: {after}"]),),
         summary=f"{name}: {now} -> {after}",
     )
+
+
+def match_pattern(a: Mapping[str, Any]) -> re.Pattern[str]:
+    """``match`` compiled; the escaped service name when none is given.
+
+    Raises:
+        re.error: ``match`` is not a regular expression.
+    """
+    return re.compile(str(a["match"]) if a["match"] is not None else re.escape(str(a["name"])))
+
+
+def pidfile_running(a: Mapping[str, Any], f: ServiceFacts) -> tuple[bool, str]:
+    """Whether the pidfile names a live process matching ``match``, and the state in words.
+
+    Raises:
+        re.error: ``match`` is not a regular expression.
+    """
+    pattern = match_pattern(a)
+    present = f.pidfile == "present"
+    running = present and f.alive and (f.cmdline is None or bool(pattern.search(f.cmdline)))
+    return running, _describe(f, running=running, present=present)
 
 
 def _describe(f: ServiceFacts, *, running: bool, present: bool) -> str:
@@ -109,31 +129,3 @@ def _stop_script(a: Mapping[str, Any], f: ServiceFacts, option: str) -> str:
 
 def _signal_script(a: Mapping[str, Any], f: ServiceFacts, option: str) -> str:
     return "\n".join([*_guard(f), f'kill {option} "$pid"'])
-
-
-def _start_script(a: Mapping[str, Any], *, remove_stale: bool) -> str:
-    timeout = max(int(a["start_timeout"]), 1)
-    failure = f"{a['name']} did not start within {timeout}s: {a['pidfile']} names no live process"
-    return "\n".join(
-        [
-            ALIVE,
-            f"f={quote(a['pidfile'])}",
-            *(['rm -f -- "$f"'] if remove_stale else []),
-            "cd / || exit 1",
-            f"s={quote(a['start'])}",
-            f"log={quote(a['log'])}",
-            'if command -v setsid >/dev/null 2>&1; then setsid sh -c "$s" </dev/null >>"$log" 2>&1 &',
-            'else nohup sh -c "$s" </dev/null >>"$log" 2>&1 & fi',
-            "bg=$!",
-            "i=0",
-            f"while [ $i -lt {timeout} ]; do",
-            "  sleep 1; i=$((i+1)); pid=",
-            '  if [ -s "$f" ]; then read -r pid <"$f"; fi',
-            '  if alive "$pid"; then exit 0; fi',
-            "  # still running in the foreground without a pidfile: it is the service itself",
-            '  if [ $i -ge 2 ] && alive "$bg" && [ ! -s "$f" ]; then echo "$bg" >"$f" && exit 0; fi',
-            "done",
-            f"echo {quote(failure)} >&2",
-            "exit 1",
-        ]
-    )

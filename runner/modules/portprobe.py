@@ -69,10 +69,14 @@ def short_command(cmdline: str) -> str:
     return " ".join(shown)
 
 
-def probe_command(port: int, pidfile: Any, method: str) -> str:
-    """The read-only sh script that lists the port's listeners and their processes."""
+def probe_command(port: int | None, pidfile: Any, method: str) -> str:
+    """The read-only sh script that lists the port's listeners and their processes.
+
+    ``port`` None: the port is the shell variable ``$port``, set before the script runs.
+    """
+    local = f"*:{port:04X}" if port is not None else '*:"$hex"'
     lines = [
-        f"port={port}",
+        f"port={port}" if port is not None else "hex=$(printf %04X \"$port\")",
         'echo "uid=$(id -u)"',
         "pids=",
         f"method={quote(method)}",
@@ -88,7 +92,7 @@ def probe_command(port: int, pidfile: Any, method: str) -> str:
         "  for f in /proc/net/tcp /proc/net/tcp6; do",
         '    [ -r "$f" ] || continue',
         "    while read -r _sl local _rem st _q _t _r uid _to inode _rest; do",
-        f'      case "$local" in *:{port:04X}) if [ "$st" = 0A ]; then '
+        f'      case "$local" in {local}) if [ "$st" = 0A ]; then '
         'echo "tcp $local $uid $inode"; inodes="$inodes $inode"; fi;; esac',
         '    done <"$f"',
         "  done",

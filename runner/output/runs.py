@@ -13,15 +13,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from runner.errors import printable
-from runner.output.tables import DEFAULT_WIDTH, cell_width, short_paths, table, wrap
+from runner.output.tables import DEFAULT_WIDTH, cell_width, short_paths, table, text_lines, wrap
 from runner.output.verdicts import FAILED_FAULTS, fault_documents
 from runner.redaction import NO_LOG_MESSAGE
 from runner.results import AUDIT_STOP, CAUSE, FAULT_FOUND, FaultState, Run, Status
 
 # --- runs: progress, plan, recap, JSON, JUnit -------------------------------
 
-RECAP_COLUMNS = ("ok", "changed", "failed", "skipped", "unreachable", "timed_out",
-                 "indeterminate", "healthy", "not_run")
+#: The recap's columns: every state, in ``Status`` order (``-v`` and JSON show them all).
+RECAP_COLUMNS = tuple(str(status) for status in Status)
+#: The columns the default recap always shows; the others only where some host has one.
+_USUAL_COLUMNS = ("ok", "changed", "failed", "skipped")
 _SYMBOLS = {"ok": "ok", "changed": "changed", "failed": "FAILED", "skipped": "skipped",
             "unreachable": "UNREACHABLE", "timed_out": "TIMED OUT", "indeterminate": "INDETERMINATE",
             "healthy": "healthy", "rolled_back": "ROLLED BACK", "not_run": "not run"}
@@ -31,31 +33,33 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
                        redact: Any = None, width: int | None = None, paint: Any = None) -> str:
     """One progress line for a finished task (plus commands/diffs when asked).
 
-    With ``width``, the line fits it: a change, a failure or a fault found is
-    wrapped (what changes is never cut), any other line is cut (paths
-    shortened in the middle first); ``-v`` shows it whole. ``paint(status,
-    word)`` colours the status word.
+    A multi-line message (a script's text) goes on as an indented block; with
+    ``-v`` each command is shown as a shell shows it: ``$`` then ``>`` for its
+    further lines. With ``width``, the lines fit it: a change, a failure or a
+    fault found is wrapped (what changes is never cut), any other line is cut
+    (paths shortened in the middle first); ``-v`` shows them whole.
+    ``paint(status, word)`` colours the status word.
     """
     mask = redact or (lambda text: text)
     status = _SYMBOLS.get(str(result.status), str(result.status))
     if result.predicted == "unknown" and result.phase != "diagnose":
         status += " (will run, effect unknown)" if result.data.get("check_mode") else ""
-    message = f" - {mask(_one_line(result.message))}" if result.message else ""
+    message = text_lines(mask(result.message)) if result.message else [""]
     named = f": {result.name}" if result.status is not Status.UNREACHABLE else ""  # no task ran on it
-    lines = [f"[{result.host}] {status}{named}{message}"]
+    lines = [f"[{result.host}] {status}{named}" + (f" - {message[0]}" if result.message else "")]
+    lines.extend(f"    {line}" for line in message[1:])
     if result.no_log and not result.message:
         lines[0] += f" {NO_LOG_MESSAGE}"
-    if width and not verbose and cell_width(lines[0]) > width:
-        first = lines[0]
-        whole = result.status.is_failure or result.changed or result.predicted == "change" \
-            or bool(result.data.get(FAULT_FOUND))
-        lines[:1] = wrap(first, width) if whole else [_cut(short_paths(first), width)]
+    if width and not verbose:
+        lines = _fit(lines, result, width)
     head = f"[{result.host}] {status}"
     if paint is not None and lines[0].startswith(head):
         lines[0] = f"[{result.host}] {paint(result.status, status)}{lines[0][len(head):]}"
     if verbose:
         for command in result.commands:
-            lines.append(f"    $ {mask(_one_line(command.command, 200))}  (rc={command.rc})")
+            script = text_lines(mask(command.command), most=40 if verbose < 2 else 0)
+            lines.extend(f"    {'$' if index == 0 else '>'} {line}" for index, line in enumerate(script))
+            lines[-1] += f"  (rc={command.rc})"
             for stream in (command.stdout, command.stderr):
                 for line in stream.splitlines()[-20 if verbose < 2 else None:]:
                     lines.append("      " + mask(printable(line)))
@@ -64,9 +68,20 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
     return "\n".join(lines)
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = printable(" ".join(text.split()))
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+def _fit(lines: list[str], result: Any, width: int) -> list[str]:
+    """The message lines of ``result`` within ``width``: wrapped if they matter, else cut."""
+    whole = result.status.is_failure or result.changed or result.predicted == "change" \
+        or bool(result.data.get(FAULT_FOUND))
+    fitted: list[str] = []
+    for line in lines:
+        if cell_width(line) <= width:
+            fitted.append(line)
+        elif whole:
+            indent = line[: len(line) - len(line.lstrip())]
+            fitted.extend(wrap(line, width, indent=indent))
+        else:
+            fitted.append(_cut(short_paths(line), width))
+    return fitted
 
 
 def _cut(text: str, width: int) -> str:
@@ -85,22 +100,22 @@ def render_diffs(diffs: Iterable[Any]) -> list[str]:
     return out
 
 
-def render_recap(run: Any, width: int = DEFAULT_WIDTH) -> str:
+def render_recap(run: Any, *, verbose: bool = False, width: int = DEFAULT_WIDTH) -> str:
     """The PLAY RECAP table: one row per host; counters add up to the host's tasks.
 
-    A table wider than ``width`` leaves out the counters that are 0 on every host.
+    By default a zero count is blank, and a state other than ok, changed,
+    failed and skipped has a column only when some host has it; a table still
+    wider than ``width`` (100 columns unless the terminal says) leaves out those
+    usual columns too where every count is zero. ``verbose`` shows every
+    state's column with every count.
     """
-    rows = []
-    for host in run.hosts:
-        counts = host.counts()
-        row = [host.host, str(host.status)] + [counts.get(_status(c), 0) for c in RECAP_COLUMNS]
-        row.append(sum(counts.values()))
-        rows.append(row)
-    headers = ["host", "result", *RECAP_COLUMNS, "total"]
-    recap = table(rows, headers)
-    if cell_width(recap.splitlines()[0]) > width:
-        keep = [i for i in range(len(headers)) if i < 2 or i == len(headers) - 1 or any(r[i] for r in rows)]
-        recap = table([[r[i] for i in keep] for r in rows], [headers[i] for i in keep])
+    counts = [host.counts() for host in run.hosts]
+    columns = [c for c in RECAP_COLUMNS if verbose or c in _USUAL_COLUMNS
+               or any(count[Status(c)] for count in counts)]
+    recap = _recap_table(run, counts, columns, verbose)
+    if not verbose and cell_width(recap.splitlines()[0]) > width:
+        columns = [c for c in columns if any(count[Status(c)] for count in counts)]
+        recap = _recap_table(run, counts, columns, verbose)
     title = "RECAP (check mode: nothing was changed)" if run.check else "RECAP"
     footer = []
     if run.audit_error:
@@ -112,22 +127,25 @@ def render_recap(run: Any, width: int = DEFAULT_WIDTH) -> str:
     return "\n".join([title, recap, *footer])
 
 
-def _status(name: str) -> Any:
-    from runner.results import Status
-
-    return Status(name)
+def _recap_table(run: Any, counts: list[Any], columns: list[str], verbose: bool) -> str:
+    rows = []
+    for host, count in zip(run.hosts, counts, strict=True):
+        cells = [count[Status(c)] or ("" if not verbose else 0) for c in columns]
+        rows.append([host.host, str(host.status), *cells, sum(count.values())])
+    return table(rows, ["host", "result", *columns, "total"])
 
 
 def render_plan(run: Any, width: int = DEFAULT_WIDTH) -> str:
     """What a check run predicts: a table of the tasks that will run per host, then their diffs.
 
-    The table fits ``width``: task names and details are wrapped, never cut.
+    The table fits ``width``: task names and details are wrapped (line breaks
+    kept, up to 10 lines), never cut.
     """
     rows, diffs = [], []
     for result in _planned(run):
         what = str(result.status) if result.status.is_failure else {
             "change": "will change", "unknown": "will run, effect unknown"}.get(result.predicted, "")
-        rows.append([result.host, result.name, what, printable(" ".join(result.message.split()))])
+        rows.append([result.host, result.name, what, "\n".join(text_lines(result.message, most=10))])
         if result.diffs:
             title = wrap(f"{result.host}: {result.name}", width)
             diffs.extend(["", *title, *render_diffs(result.diffs)])
@@ -208,8 +226,9 @@ def run_document(run: Any, redact: Any) -> dict[str, Any]:
             })
         counts = host.counts()
         hosts.append({"host": host.host, "status": str(host.status), "tasks": tasks,
-                      "counts": {str(k): v for k, v in counts.items()},
-                      "faults": fault_documents(host), "health": dict(host.health) or None})
+                      "counts": {str(status): counts[status] for status in Status},
+                      "faults": fault_documents(host), "health": dict(host.health) or None,
+                      "evidence": dict(host.evidence) or None})
     document = {"version": 1, "run_id": run.run_id, "check": run.check,
                 "interrupted": run.interrupted, "aborted": run.aborted or None,
                 "audit_error": run.audit_error or None, "exit_code": run.exit_code, "hosts": hosts}

@@ -4,7 +4,9 @@ Output stage, below every renderer that prints a table. ``terminal_width``
 is how wide the text may be (``COLUMNS``, else the terminal, else 100);
 ``table`` wraps the cells of the columns it may narrow, paths shortened in the
 middle first (``…/etc/coze/config.yaml``), and never cuts a value; ``wrap``
-does the same for a line of free text. Wide characters count as two columns.
+does the same for a line of free text; ``text_lines`` keeps the line breaks of
+a text shown in a table cell or a progress line. Wide characters count as two
+columns.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from runner.errors import printable
 from runner.imports import import_without
 
 #: How wide output is when neither ``COLUMNS`` nor a terminal says (a pipe, a file).
@@ -69,7 +72,7 @@ def table(rows: list[list[Any]], headers: list[str], *, width: int | None = None
 
 def _fitted(rows: list[list[Any]], headers: list[str], width: int, narrow: list[int]) -> list[list[Any]]:
     """``rows`` with the cells of the ``narrow`` columns wrapped so the table fits ``width``."""
-    natural = [max([cell_width(str(headers[i]))] + [cell_width(str(r[i])) for r in rows])
+    natural = [max(_widest(str(cell)) for cell in [headers[i], *(r[i] for r in rows)])
                for i in range(len(headers))]
     room = width - 2 * (len(headers) - 1) - sum(w for i, w in enumerate(natural) if i not in narrow)
     if sum(natural[i] for i in narrow) <= room:
@@ -86,11 +89,34 @@ def _fitted(rows: list[list[Any]], headers: list[str], width: int, narrow: list[
     return fitted
 
 
+def _widest(text: str) -> int:
+    return max((cell_width(line) for line in text.splitlines()), default=0)
+
+
 def _cell(text: str, width: int) -> str:
-    if cell_width(text) <= width:
-        return text
-    text = short_paths(text)
-    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
+    """``text`` wrapped to ``width``, its own line breaks kept."""
+    lines = []
+    for line in text.splitlines() or [text]:
+        if cell_width(line) <= width:
+            lines.append(line)
+            continue
+        line = short_paths(line)
+        lines.extend(textwrap.wrap(line, width, break_on_hyphens=False) or [line])
+    return "\n".join(lines)
+
+
+def text_lines(text: str, *, width: int = 300, most: int = 20) -> list[str]:
+    """``text`` as lines to show: its line breaks kept, control characters escaped.
+
+    Blank lines at either end are dropped, each line is cut at ``width``
+    characters and the whole after ``most`` lines (0: never), saying how many
+    more there were.
+    """
+    lines = [printable(line.expandtabs(4).rstrip()) for line in text.strip("\n").splitlines()] or [""]
+    lines = [line if len(line) <= width else line[: width - 3] + "..." for line in lines]
+    if most and len(lines) > most:
+        lines = [*lines[: most - 1], f"... ({len(lines) - most + 1} more lines)"]
+    return lines
 
 
 @functools.cache

@@ -16,7 +16,7 @@ from typing import Any
 
 from runner.load.graph import build_graph
 from runner.model import Playbook
-from runner.output.tables import DEFAULT_WIDTH, wrap
+from runner.output.tables import DEFAULT_WIDTH, text_lines, wrap
 from runner.results import FaultState, HostResult, Run, Status
 
 #: Fault verdicts that no single task's record shows: a JUnit test case of their own.
@@ -149,7 +149,10 @@ def render_diagnosis(run: Run, fix: Callable[[list[str], list[str]], str], width
             if row["blocked_by"]:
                 name += f" (runs after {row['blocked_by']})"
             what = "; ".join(row["evidence"]) if row["diagnosis"] == "fault" else row["diagnosis"]
-            lines.extend(wrap(f"{name}: {what}", width, indent="  "))
+            first, *more = text_lines(what, most=10)  # line breaks kept, up to 10 lines, each wrapped
+            lines.extend(wrap(f"{name}: {first}", width, indent="  "))
+            for line in more:
+                lines.extend(wrap(line, width, indent="    "))
         books = tuple(r["playbook"] for r in faults)
         if books:
             commands.setdefault(books, []).append(host.host)

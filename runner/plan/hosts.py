@@ -52,10 +52,12 @@ class RunOptions:
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()
     lock_timeout: float = 0.0
-    lock_path: str = ""  # "" = per host: remedy_lock_path or /tmp/remedy-<host>.lock
+    lock_path: str = ""  # "" = per host: remedy_lock_path or <host>.lock in the user's lock dir
+    lock_answer_timeout: float | None = None  # the lock command's first line; None: hostlock's default
     connect: ConnectOptions = ConnectOptions()
     serial: tuple[int | str, ...] | None = None  # None: the playbook's serial
     max_fail_percentage: float | None = None  # None: the playbook's max_fail_percentage
+    evidence_dir: str = ""  # evidence of each changed host goes to <it>/<run id>/<host>/; "": none
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Run stage, below ``taskrun``, ``rendering``, ``probing`` and ``blocks``, which
 all take it; with the ``ProbeCache`` of probe results fetched ahead (keyed by
 command, privilege and environment), which ``probing`` fills and ``taskrun``
-reads.
+reads, and (check mode) the host's ``Foresight`` of the changes planned so far.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from runner.connection import Become, Connection
 from runner.model import Play
 from runner.redaction import Redactor
 from runner.results import CommandResult
+from runner.run.foresight import Foresight
 
 #: A probe command with the privilege and environment it runs with.
 ProbeKey = tuple[str, Become | None, tuple[tuple[str, str], ...]]
@@ -49,8 +50,11 @@ class HostContext:
     check: bool = False
     become_password: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    run_id: str = ""  # names the run's temp files on the host
     redactor: Redactor = field(default_factory=Redactor)  # secret arguments are added to it
     probes: ProbeCache = field(default_factory=ProbeCache)
     #: Check mode: an earlier task of this host predicted a change that was not made,
     #: so facts read now may not be what the real run will see.
     pending_change: bool = False
+    #: Check mode: what the changes planned so far on this host leave (shared by its plays).
+    foresight: Foresight = field(default_factory=Foresight)

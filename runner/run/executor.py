@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
 
 from runner.connection import Connection, ConnectionParams
 from runner.errors import UnreachableError
@@ -28,9 +30,11 @@ from runner.load.inputs import Inputs
 from runner.plan.hosts import HostPlan, RunOptions, batches, plan_hosts
 from runner.redaction import Redactor
 from runner.results import AUDIT_STOP, CAUSE, HostResult, Run, Status, TaskResult
+from runner.run.hostlock import ANSWER_TIMEOUT
 from runner.run.hostwalk import HostWalk, WalkOptions
 
 Connect = Callable[[ConnectionParams], Connection]
+Result = TypeVar("Result")
 
 
 def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
@@ -50,7 +54,7 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
     stop = stop or threading.Event()
     halt = threading.Event()  # no new task starts: set by stop (signals), a threshold, the audit
     listener = Halting(listener, halt)
-    live = _LiveConnections(stop, halt)
+    live = LiveConnections(stop, halt)
     connect = connect or _open_connection
     serial, max_fail = _run_policy(inputs, options)
     listener.run_started(run_id, [h.name for h in hosts], check=options.check)
@@ -60,8 +64,10 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
     walk_options = WalkOptions(
         check=options.check, diagnose_only=options.diagnose_only, tags=options.tags,
         skip_tags=options.skip_tags, lock_path=options.lock_path, lock_timeout=options.lock_timeout,
-        run_id=run_id, become_password=options.connect.become_password, stop=halt,
-        redactor=redactor or Redactor())
+        lock_answer_timeout=options.lock_answer_timeout or ANSWER_TIMEOUT, run_id=run_id,
+        become_password=options.connect.become_password, stop=halt,
+        redactor=redactor or Redactor(),
+        evidence_dir=Path(options.evidence_dir, run_id) if options.evidence_dir else None)
     workers = max(1, min(options.forks, len(hosts)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remedy-host") as pool:
         for batch in batches([h.name for h in hosts], serial):
@@ -90,7 +96,7 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
     return run
 
 
-class _LiveConnections:
+class LiveConnections:
     """Open connections of the run; a signal (``stop``) interrupts every one of them.
 
     The thread that waits for the hosts' results watches ``stop`` while it
@@ -115,7 +121,7 @@ class _LiveConnections:
             return conn
         return opened
 
-    def await_result(self, future: Future[HostResult]) -> HostResult:
+    def await_result(self, future: Future[Result]) -> Result:
         """``future.result()``, interrupting every connection within 0.2 s of ``stop``."""
         while True:
             self.check_stop()

@@ -9,6 +9,8 @@ have several faults, one per playbook, so the walk goes in phases:
    ``failed_when`` is evidence of the fault; one with ``blocked_by: X`` that
    fails says playbook X must run first. A play whose diagnosis finds nothing
    is ``healthy`` and nothing else of it runs (no lock is taken for it).
+   A play that declares ``requires_root`` is ``failed`` before its diagnosis
+   on a host where it would not run as root (one ``id`` probe per host).
 2. **Fix**, one play after another in the fault order (``graph.plays``:
    ``requires``, ``after`` and ``blocked_by`` between playbooks, file order
    otherwise): before a play's first change the host lock is taken (once) and
@@ -44,16 +46,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from runner.errors import RemedyError
 from runner.events import Listener
 from runner.load import templating
 from runner.load.graph import Node, TaskGraph
 from runner.model import SECTIONS, Play, Playbook, Task
 from runner.redaction import Redactor
 from runner.results import CAUSE, FAULT_FOUND, STOPPED, Fault, FaultState, HostResult, Status, TaskResult
+from runner.run.capture import EvidenceRecorder, evidence_wanted
 from runner.run.context import HostContext
-from runner.run.hostlock import HostLock, LockBusy, default_lock_path
+from runner.run.foresight import Foresight
+from runner.run.hostlock import ANSWER_TIMEOUT, HostLock, LockBusy, LockError, default_lock_name
+from runner.run.rendering import host_becomes
 from runner.run.taskrun import FAILED_WHEN, ignore_failure, remember, run_task
 
+#: Seconds for the ``id`` probe of a play that declares ``requires_root``.
+_ID_TIMEOUT = 30.0
 EVIDENCE_MODULES = frozenset({"assert", "fail"})
 #: The host verdict a play's final fault state contributes (the worst one wins).
 _VERDICT = {FaultState.ROLLBACK_FAILED: Status.ROLLBACK_FAILED, FaultState.ROLLED_BACK: Status.ROLLED_BACK,
@@ -69,12 +77,14 @@ class WalkOptions:
     diagnose_only: bool = False
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()
-    lock_path: str = ""  # "" = the host's remedy_lock_path, or default_lock_path(host)
+    lock_path: str = ""  # "" = the host's remedy_lock_path, or default_lock_name(host)
     lock_timeout: float = 0.0
+    lock_answer_timeout: float = ANSWER_TIMEOUT
     run_id: str = ""
     become_password: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     redactor: Redactor = field(default_factory=Redactor)
+    evidence_dir: Path | None = None  # the run's evidence: <it>/<host>/before, after; None: none
 
 
 
@@ -101,12 +111,15 @@ class HostWalk:
         self.listener = listener
         self.results: list[TaskResult] = []
         self.lock: HostLock | None = None
-        self.lock_refused: LockBusy | None = None
+        self.lock_refused: LockBusy | LockError | None = None
         self.blocking: set[str] = set()  # tasks whose dependents must be skipped
         self.facts: dict[str, Any] = {}  # set_fact values: the host's, across its plays
         self.health: dict[str, Any] = {}
         self.causes: dict[str, str] = {}  # a failure shown once for the host -> its record's task
-        self.lock_path = options.lock_path or default_lock_path(host)
+        self.evidence: EvidenceRecorder | None = None
+        self.lock_path = options.lock_path or default_lock_name(host)
+        self.foresight = Foresight()  # check mode: the changes planned so far, over every play
+        self.identity: tuple[str, str] | None = None  # (uid, user name) the plays run as, once probed
 
     def run(self, plays: list[tuple[Playbook, Play, Mapping[str, Any]]]) -> HostResult:
         """``plays``: each applicable play with the host's variables for it, in fault order."""
@@ -122,7 +135,7 @@ class HostWalk:
                 self.lock.release()
         faults = tuple(unit.fault() for unit in units)
         return HostResult(self.host, tuple(self.results), self._host_status(units), faults=faults,
-                          health=self.health)
+                          health=self.health, evidence=self.evidence.paths if self.evidence else {})
 
     def _phases(self, units: list[PlayWalk]) -> None:
         for unit in units:
@@ -147,6 +160,8 @@ class HostWalk:
             unit.settle()
         if any(r.changed for r in self.results):  # a host left as it was keeps its health
             self._final_health(ran)
+        if self.evidence is not None and not self.options.stop.is_set():
+            self.evidence.capture("after")
 
     def _host_status(self, units: list[PlayWalk]) -> Status:
         dry = self.options.check or self.options.diagnose_only  # a blocked fault there is a finding
@@ -204,21 +219,55 @@ class HostWalk:
                                        message=f"skipped because {because}", phase=node.section,
                                        data={CAUSE: cause}))
 
+    def evidence_before(self, unit: PlayWalk) -> None:
+        """Capture the evidence before the host's first change, once, if the run and the play keep it."""
+        root = self.options.evidence_dir
+        if root is None or self.evidence is not None or not evidence_wanted(unit.book.path, unit.host_vars):
+            return
+        self.evidence = EvidenceRecorder(self.conn, self.host, unit.host_vars, root / self.host,
+                                         self.options.redactor)
+        self.evidence.capture("before")
+
+    def root_refusal(self, book: Playbook, play: Play, host_vars: Mapping[str, Any]) -> str:
+        """Why ``play``, which declares ``requires_root``, cannot run on this host; "" if it can.
+
+        Asks the host who it runs as (``id``) once, the first time a play needs to know;
+        a probe that fails refuses nothing: the diagnosis then meets and reports the trouble.
+        """
+        becomes = play.become or host_becomes(host_vars)
+        if not play.requires_root or (becomes and (play.become_user or "root") == "root"):
+            return ""
+        if self.identity is None:
+            try:
+                result = self.conn.run("id -u; id -un", timeout=_ID_TIMEOUT)
+            except RemedyError:
+                result = None
+            words = result.stdout.split() if result is not None and result.ok else []
+            self.identity = (words[0], words[-1]) if len(words) == 2 else ("", "")
+        uid, user = self.identity
+        if uid in ("", "0"):
+            return ""
+        return (f"{book.name} needs root on {self.host}; connected as {user}: add become: true "
+                f"(or ansible_become=true for the host; -K if sudo asks for a password) "
+                f"or connect as root")
+
     def ensure_lock(self) -> None:
         """Take the host lock before the first change (not in check mode).
 
         Raises:
             LockBusy: another run holds the lock.
+            LockError: the lock could not be taken for another reason.
         """
         if self.options.check or self.lock is not None:
             return
         if self.lock_refused is not None:  # one wait per host, not one per play
             raise self.lock_refused
-        lock = HostLock(self.conn, self.lock_path, self.options.run_id)
+        lock = HostLock(self.conn, self.lock_path, self.options.run_id,
+                        answer_timeout=self.options.lock_answer_timeout)
         try:
             lock.acquire(timeout=self.options.lock_timeout, stop=self.options.stop)
-        except LockBusy as busy:
-            self.lock_refused = busy
+        except (LockBusy, LockError) as refused:
+            self.lock_refused = refused
             raise
         self.lock = lock
 
@@ -281,10 +330,12 @@ class PlayWalk:
         self.play = play
         self.nodes = {s: walk.graph.section_order(play, s) for s in SECTIONS}
         self.every = [n for section in self.nodes.values() for n in section]
+        self.host_vars = host_vars
         options = walk.options
         self.ctx = HostContext(walk.host, walk.conn, play, Path(book.path).resolve().parent,
                                check=options.check, become_password=options.become_password,
-                               stop=options.stop, redactor=options.redactor)
+                               stop=options.stop, run_id=options.run_id, redactor=options.redactor,
+                               foresight=walk.foresight)
         self.scope = templating.Scope([(host_vars, True), ({"remedy_run_id": options.run_id}, False)])
         self.registered: dict[str, Any] = {}
         self.notified: set[str] = set()
@@ -308,6 +359,10 @@ class PlayWalk:
         """The first diagnosis, recorded; sets ``state``."""
         if self.walk.options.stop.is_set():
             self._close(FaultState.NOT_RUN, Status.NOT_RUN, STOPPED)
+            return
+        refusal = self.walk.root_refusal(self.book, self.play, self.scope)
+        if refusal:
+            self._close_once(FaultState.FAILED, Status.FAILED, refusal, "the connection is not root")
             return
         self.diagnosis = found = self._diagnose(recheck=False)
         if found.failed:
@@ -366,6 +421,8 @@ class PlayWalk:
             return
         if not check and not self._lock_and_recheck(ran):
             return
+        if not check:
+            self.walk.evidence_before(self)
         self.ctx.pending_change = any(u.ctx.pending_change for u in ran)
         self.ran = True
         self.fix_failed = self._walk(self.nodes["tasks"], "tasks")
@@ -388,6 +445,10 @@ class PlayWalk:
         except LockBusy as busy:
             self._close_once(FaultState.NOT_RUN, Status.NOT_RUN, f"locked: {busy}",
                              "the host is locked by another run")
+            return False
+        except LockError as error:  # not another run: the host's own trouble
+            state = FaultState.NOT_RUN if error.status is Status.NOT_RUN else FaultState.FAILED
+            self._close_once(state, error.status, str(error), "the host lock could not be taken")
             return False
         if not self.nodes["diagnose"]:
             return True

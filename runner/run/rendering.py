@@ -3,9 +3,9 @@
 Run stage, used by ``taskrun`` to run a task and by ``probing`` to work out
 ahead what a task would probe. Arguments are rendered in the task's scope and
 checked against the module's argument spec once rendered (``InputError`` if
-one is invalid); ``local_file`` and ``template_file`` arguments are read from
-beside the playbook, never outside it, and secret arguments are added to the
-run's redactor before any output shows the task.
+one is invalid); ``local_file`` and ``template_file`` arguments are read where
+``load.localfiles`` finds them, and secret arguments are added to the run's
+redactor before any output shows the task.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from runner.connection import Become
 from runner.errors import InputError, Location
 from runner.load import templating
-from runner.load.argcheck import check_value, confine
+from runner.load.argcheck import check_value
+from runner.load.localfiles import read_local
 from runner.load.templating import to_bool
 from runner.model import Task
 from runner.modules.base import Module
@@ -35,12 +36,18 @@ def truth(condition: Any, scope: Mapping[str, Any], location: Location) -> bool:
 
 
 def become_for(ctx: HostContext, task: Task, scope: templating.Scope) -> Become | None:
-    enabled = task.become if task.become is not None else ctx.play.become
+    """The task's ``become``, else its play's, else the host's ``ansible_become`` (as in Ansible)."""
+    enabled = task.become if task.become is not None else ctx.play.become or host_becomes(scope)
     if not enabled:
         return None
     user = task.become_user or ctx.play.become_user or "root"
     user = str(templating.render(user, scope, task.location))
     return Become(user=user, password=ctx.become_password)
+
+
+def host_becomes(host_vars: Mapping[str, Any]) -> bool:
+    """Whether the inventory turns ``become`` on for the host's plays (``ansible_become``)."""
+    return bool(to_bool(host_vars.get("ansible_become", False)))
 
 
 def render_args(ctx: HostContext, task: Task, module: Module, scope: templating.Scope) -> dict[str, Any]:
@@ -55,7 +62,7 @@ def render_args(ctx: HostContext, task: Task, module: Module, scope: templating.
             rendered, problem = check_value(spec, rendered)
             if problem:
                 raise InputError.at(task.location, f"argument '{name}' {problem[0]}", problem[1])
-            if spec.type in ("local_file", "template_file"):
+            if spec.type in ("local_file", "template_file") and rendered is not None:
                 rendered = _read_local(ctx, str(rendered), spec.type, scope, task.location)
             if spec.secret:
                 ctx.redactor.add(str(rendered))
@@ -73,20 +80,10 @@ def _evaluate_expr(name: str, value: Any, scope: templating.Scope, location: Loc
 
 def _read_local(ctx: HostContext, path: str, kind: str, scope: templating.Scope,
                 location: Location) -> str:
-    candidates = [path] if path.startswith("/") else \
-        [path, f"templates/{path}" if kind == "template_file" else f"files/{path}"]
-    for candidate in candidates:
-        target = confine(ctx.playbook_dir, candidate)
-        if target is None:
-            raise InputError.at(location, f"'{path}' is outside the playbook's directory",
-                                "keep templates and files beside the playbook")
-        if target.is_file():
-            text = target.read_text(encoding="utf-8")
-            if kind == "template_file":
-                return str(templating.render(text, scope, Location(str(target))))
-            return text
-    raise InputError.at(location, f"file '{path}' not found next to the playbook",
-                        f"looked in {ctx.playbook_dir}")
+    target, text = read_local(ctx.playbook_dir, path, kind, location)
+    if kind == "template_file":
+        return str(templating.render(text, scope, Location(str(target))))
+    return text
 
 
 __all__ = ["become_for", "render_args", "truth"]

@@ -27,7 +27,7 @@ from runner.errors import (
 from runner.load import templating
 from runner.model import Task
 from runner.modules import MODULES
-from runner.modules.base import Change, Command, Fetch, Module, Upload
+from runner.modules.base import Change, Command, Fact, Fetch, Module, Upload
 from runner.results import CommandResult, Diff, Status, TaskResult
 from runner.run.context import HostContext, probe_key
 from runner.run.probing import prefetch
@@ -172,6 +172,12 @@ def _attempt(ctx: HostContext, task: Task, scope: templating.Scope) -> _Attempt:
            templating.render({**ctx.play.environment, **task.environment}, scope, task.location).items()}
     attempt = _Attempt()
     facts = _probe(ctx, task, module, args, become, env, attempt)
+    for secret in module.secrets(args, facts):
+        ctx.redactor.add(secret)
+    if ctx.check and ctx.foresight.planned:
+        facts, depends = ctx.foresight.adjust(module.facts(args), facts)
+        if depends and not module.reads_only(args):
+            return _depends(ctx, task, module.facts(args), facts, depends, attempt)
     change = module.plan(args, facts)
     attempt.predicted = "unknown" if not change.predictable else ("change" if change.changed else "no_change")
     attempt.diffs = list(change.diffs)
@@ -181,6 +187,7 @@ def _attempt(ctx: HostContext, task: Task, scope: templating.Scope) -> _Attempt:
         attempt.summary = (f"cannot predict before earlier planned changes are made: "
                            f"{change.failed}")
         attempt.data = {**change.data, "check_mode": True}
+        ctx.foresight.record(task.label, Change(changed=True), module.facts(args), facts)
         return attempt
     if change.failed:
         attempt.failed = change.failed
@@ -190,6 +197,8 @@ def _attempt(ctx: HostContext, task: Task, scope: templating.Scope) -> _Attempt:
         attempt.changed = change.changed
         attempt.data = {**change.data, "changed": change.changed, "check_mode": True}
         ctx.pending_change |= change.changed or not change.predictable
+        if (change.changed or not change.predictable) and not module.reads_only(args):
+            ctx.foresight.record(task.label, change, module.facts(args), facts)
         return attempt
     results = _send(ctx, task, change, become, env, attempt)
     outcome = module.outcome(args, facts, change, results)
@@ -199,6 +208,17 @@ def _attempt(ctx: HostContext, task: Task, scope: templating.Scope) -> _Attempt:
         attempt.changed = _changed_since(ctx, task, module, (args, become, env), facts, attempt)
     attempt.data = dict(outcome.data)
     return _verdicts(task, scope, attempt)
+
+
+def _depends(ctx: HostContext, task: Task, declared: Mapping[str, Fact], facts: Mapping[str, Any],
+             earlier: str, attempt: _Attempt) -> _Attempt:
+    """Check mode: the plan of a task that reads what an earlier planned change leaves unknown."""
+    attempt.predicted = "unknown"
+    attempt.summary = f"effect depends on an earlier change ('{earlier}')"
+    attempt.data = {"check_mode": True}
+    ctx.pending_change = True
+    ctx.foresight.record(task.label, Change(changed=True), declared, facts)  # its own paths: unknown too
+    return attempt
 
 
 def _changed_since(ctx: HostContext, task: Task, module: Module, call: tuple[Mapping[str, Any],
@@ -255,7 +275,7 @@ def _send(ctx: HostContext, task: Task, change: Change, become: Become | None,
             ok = result.rc in step.ok_rc
         elif isinstance(step, Upload):
             result = _guarded(ctx, task, attempt, lambda s=step: upload(
-                ctx.conn, s, become=become, timeout=task.timeout))
+                ctx.conn, s, become=become, timeout=task.timeout, run_id=ctx.run_id))
             ok = result.rc == 0
         else:
             assert isinstance(step, Fetch)

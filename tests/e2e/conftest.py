@@ -18,11 +18,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.prerequisites import require, require_sshd
+
+if TYPE_CHECKING:
+    from tests.e2e.fleet import Fleet
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_DIR = REPO / "examples" / "lab"
@@ -127,3 +130,13 @@ def broken(lab: LabHandle) -> Iterator[Callable[[str, str], None]]:
     yield _break
     for host in dict.fromkeys(touched):
         lab.cli("reset", host)
+
+
+@pytest.fixture
+def lab_fleet(lab: LabHandle, tmp_path: Path) -> Iterator[Fleet]:
+    """The session lab as a ``Fleet`` working in ``tmp_path``; every host a test broke is reset afterwards."""
+    from tests.e2e.fleet import Fleet
+
+    fleet = Fleet(lab, tmp_path)
+    yield fleet
+    fleet.reset_touched()

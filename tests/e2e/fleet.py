@@ -9,17 +9,20 @@ its service process, its Redis keys and its PostgreSQL rows.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import REPO, LabHandle
+from tests.e2e.conftest import REPO, LabHandle, new_lab_dir, require_lab_prerequisites
 
 #: Runtime state a restarted service rewrites: logs and the pid file.
 RUNTIME = ("var/log/coze", "run/coze")
@@ -175,3 +178,16 @@ class Fleet:
         """What must not change on a host a playbook finds healthy: files with mtimes, process, caches."""
         return {"tree": self.tree(host, mtimes=True), "process": self.service_process(host),
                 "redis": self.redis_keys(host), "postgres": self.pg_rows(host)}
+
+
+@contextlib.contextmanager
+def running_lab(size: int, work: Path) -> Iterator[Fleet]:
+    """A fresh lab of ``size`` hosts, up for the ``with`` block; always taken down and removed."""
+    require_lab_prerequisites()
+    handle = LabHandle(new_lab_dir())
+    try:
+        handle.cli("up", str(size))
+        yield Fleet(handle, work)
+    finally:
+        handle.cli("down", check=False)
+        shutil.rmtree(handle.dir, ignore_errors=True)

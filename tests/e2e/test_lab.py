@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from lab import fetch
-from lab_faults import FAULTS, PG_ROWS_KEPT
+from lab_faults import CRASH_MESSAGE, CRASH_STARTS, FAULTS, PG_ROWS_KEPT
 from lab_layout import PG_ROWS, manifest_text, write_data_version
 from lab_processes import ProcessRecord, alive, descendants, find_processes, free_port, listening
 
@@ -186,6 +186,7 @@ class Expect:
     reason: str = ""  # a substring of one of /health's reasons
     restart: int = 0  # exit status of coze-stop; coze-start (via sh, as over SSH)
     error_log: str = ""  # a substring of error.log after the restart attempt
+    restart_heals: bool = False  # the restart is the fix: /health answers 200 afterwards
 
 
 EXPECT = {
@@ -206,8 +207,13 @@ EXPECT = {
     "backup_newest_escaping_link": Expect(503, "data: bots.json: missing"),
     "backup_chain_broken": Expect(503, "data: bots.json: missing"),
     "pg_rows_lost": Expect(503, f"postgres: {PG_ROWS - PG_ROWS_KEPT} of {PG_ROWS} ids"),
+    "config_syntax": Expect(None, "", 2, "line 7, column 11: invalid YAML: mapping values are not allowed"),
+    "config_invalid_value": Expect(503, "config: config ", 2, "port: expected an integer 1-65535, got "),
+    "config_missing_key": Expect(None, "", 2, "data_dir: missing"),
     "dependency_command": Expect(None, "", 127, "coze-start: cozectl: command not found"),
     "dependency_module": Expect(None, "", 5, "ModuleNotFoundError: No module named 'coze_lab_plugin'"),
+    "service_stopped": Expect(None, restart_heals=True),
+    "crash_loop": Expect(None, "", 0, f"fatal: {CRASH_MESSAGE}"),  # it starts, then crashes again
 }
 
 
@@ -237,13 +243,29 @@ def test_fault_shows_in_health_survives_a_restart_and_reset_heals_it(
     assert started.returncode == expect.restart, started.stderr
     if expect.error_log:
         assert expect.error_log in (root / "var/log/coze/error.log").read_text()
-    if expect.restart == 0:  # the service starts, and still reports the fault
+    if expect.restart_heals:
+        assert lab.health(host)[0] == 200
+    elif expect.restart == 0:  # the service starts, and still reports the fault
         wait_until(lambda: _matches(expect, *lab.health(host)), timeout=15, what=f"{fault} after restart")
 
     lab.cli("reset", host)
     code, body = lab.health(host)
     assert code == 200, body
     assert lab.host(host)["faults"] == []
+
+
+def test_the_start_record_tells_clean_stops_from_crashes(
+    lab: LabHandle, broken: Callable[[str, str], None]
+) -> None:
+    record = lab.root("host03") / "run/coze/coze.starts"
+    error_log = lab.root("host03") / "var/log/coze/error.log"
+    broken("host03", "service_stopped")
+    assert [line.split()[1] for line in record.read_text().splitlines()] == ["start", "stop"]
+    broken("host03", "crash_loop")
+    events = [line.split()[1] for line in record.read_text().splitlines()]
+    assert events == ["start", "stop", *["start"] * CRASH_STARTS], "a crash records no stop"
+    assert error_log.read_text().count(f"fatal: {CRASH_MESSAGE}") == CRASH_STARTS
+    assert lab.health("host03")[0] is None, "nothing answers: the last start crashed too"
 
 
 def test_port_conflict_stale_is_the_same_program_without_its_pid_file(

@@ -1,4 +1,4 @@
-"""A 2-host smoke of the benchmark harness (remedy and the paramiko floor), so it cannot rot.
+"""A 2-host smoke of the benchmark harness (remedy, the paramiko floor, a --forks sweep), so it cannot rot.
 
 Runs ``benchmarks/harness.py`` end to end on two real sshd hosts: fleet,
 broken state, measurement wrapper, verification of every host, summary. No
@@ -27,11 +27,13 @@ def test_the_harness_fixes_two_hosts_with_remedy_and_the_floor_and_reports_them(
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "harness.py"), "--sizes", "2", "--check-size", "2",
          "--no-scale", "--tools", "remedy,floor", "--reps", "1", "--json", str(raw),
+         "--forks-sweep", "1,2", "--forks-hosts", "2", "--scale-reps", "1",
          "--write-results", str(results)],
         capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = json.loads(raw.read_text())
-    assert {(r["tool"], r["check"]) for r in runs} == {("remedy", False), ("floor", False), ("remedy", True)}
+    assert {(r["tool"], r["check"]) for r in runs} == {("remedy", False), ("floor", False), ("remedy", True),
+                                                       ("remedy-forks-1", False), ("remedy-forks-2", False)}
     assert all(r["ok"] and r["hosts"] == 2 and r["wall"] > 0 for r in runs), runs
     remedy = next(r for r in runs if r["tool"] == "remedy" and not r["check"])
     assert remedy["largest_rss"] > 10 * 2**20 and remedy["peak_fds"] > 0
@@ -46,3 +48,18 @@ def test_the_harness_fixes_two_hosts_with_remedy_and_the_floor_and_reports_them(
     text = results.read_text()
     assert text.startswith("# notes kept") and text.rstrip().endswith("tail kept")
     assert "old" not in text and "### 2 hosts, apply" in text and "| floor |" in text
+    assert "### remedy at 2 hosts by --forks" in text and "| 2 | " in text
+
+
+def test_the_collect_benchmark_collects_two_hosts_three_ways_and_reports_them(tmp_path: Path) -> None:
+    require_sshd()
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# notes kept\n")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "collect.py"), "--hosts", "2", "--reps", "1",
+         "--write-results", str(results)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = results.read_text()
+    assert text.startswith("# notes kept") and "### remedy collect, 2 hosts" in text
+    for variant in ("parallel (--forks 20)", "wide (--forks 2)", "serial (--forks 1)"):
+        assert f"| {variant} |" in text and "| 1 of 1 |" in text, text

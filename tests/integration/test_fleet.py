@@ -47,6 +47,7 @@ PLAYBOOK = """
         pidfile: "{{ root }}/run/web.pid"
         start: "python3 -m http.server {{ web_port }} --bind 127.0.0.1 --directory {{ root }}/www"
         match: http.server {{ web_port }}
+        start_timeout: 3
         state: started
     - {name: wait for it, wait_for: {host: 127.0.0.1, port: "{{ web_port | int }}", timeout: 20}}
     - name: write a marker once

@@ -17,6 +17,7 @@ import pytest
 from runner.connection import OUTPUT_CAP, Become, ConnectionParams, open_connection
 from runner.connection.local import LocalConnection
 from runner.errors import CommandTimeout
+from tests.support.processes import tagged
 from tests.support.waiting import wait_until
 
 MIB = 1024 * 1024
@@ -102,7 +103,7 @@ def test_a_timeout_kills_the_whole_process_group(local: LocalConnection, tmp_pat
     marker = f"remedy-local-{tmp_path.name}"
     start = time.monotonic()
     with pytest.raises(CommandTimeout) as caught:
-        local.run(f"echo started; sleep 300 & sleep 301; wait # {marker}", timeout=1)
+        local.run(f"echo started; {tagged('sleep 300 & sleep 301; wait', marker)}", timeout=1)
     assert time.monotonic() - start < 15
     assert caught.value.result.stdout == "started\n" and caught.value.result.timed_out
     wait_until(gone(marker), what="the timed-out processes to end")

@@ -15,6 +15,7 @@ from runner.connection.shell import READ_STDIN
 from runner.errors import CommandTimeout
 from runner.testing import Sshd
 from tests.support.accounts import Account
+from tests.support.processes import tagged
 from tests.support.waiting import wait_until
 
 Connect = Callable[[ConnectionParams], Connection]
@@ -87,7 +88,7 @@ def test_a_process_left_behind_never_writes_into_a_later_command(ssh: Connection
 
 def test_a_timed_out_command_is_killed_and_the_shell_goes_on(ssh: Connection, marker: str) -> None:
     with pytest.raises(CommandTimeout) as caught:
-        ssh.run(f"echo started; sleep 300 # {marker}", timeout=1)
+        ssh.run(f"echo started; {tagged('sleep 300', marker)}", timeout=1)
     assert caught.value.result.stdout == "started\n"
     pattern = f"[{marker[0]}]{marker[1:]}"
     wait_until(lambda: ssh.run(f"pgrep -f -- '{pattern}'").rc == 1, what="the timed-out group to end")
@@ -121,7 +122,7 @@ def test_a_contained_command_runs_in_the_shells_own_group(ssh: Connection) -> No
 def test_a_contained_command_that_times_out_takes_its_shell_along(ssh: Connection, marker: str) -> None:
     before = parent(ssh)
     with pytest.raises(CommandTimeout):
-        ssh.run(f"echo started; sleep 300 # {marker}", timeout=1, contained=True)
+        ssh.run(f"echo started; {tagged('sleep 300', marker)}", timeout=1, contained=True)
     pattern = f"[{marker[0]}]{marker[1:]}"
     wait_until(lambda: ssh.run(f"pgrep -f -- '{pattern}'").rc == 1, what="the timed-out group to end")
     assert ssh.run("echo next").stdout == "next\n"

@@ -5,17 +5,20 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from runner.connection import Connection, ConnectionParams, open_connection
+from runner.connection.gate import ATTEMPTS, HANDSHAKES
 from runner.errors import UnreachableError
 from runner.testing import Sshd
 from tests.support.accounts import Account
-from tests.support.loopback import closed_port, silent_listener
+from tests.support.loopback import CountingListener, closed_port, silent_listener
 from tests.support.prerequisites import require_sshd
 from tests.support.waiting import wait_until
 
@@ -163,6 +166,44 @@ def test_a_listener_that_never_answers_times_out_within_the_connect_timeout(
         elapsed = time.monotonic() - start
     assert error.reason == "connect"
     assert elapsed < 5
+
+
+def test_at_most_eight_handshakes_go_to_one_server_at_once(sshd: Sshd) -> None:
+    # sshd drops unauthenticated connections past MaxStartups (by default from 10 on)
+    with CountingListener(hang_up=False) as server, ThreadPoolExecutor(20) as pool:
+        hosts = [sshd.params(f"web{i:02d}", port=server.port, connect_timeout=1.0) for i in range(20)]
+        errors = list(pool.map(unreachable, hosts))
+    assert all(e.reason == "connect" for e in errors)
+    assert server.accepted == 20 and server.most_open == HANDSHAKES
+
+
+def test_a_connection_closed_before_the_banner_is_dialled_again(sshd: Sshd) -> None:
+    with CountingListener(hang_up=True) as server:
+        error = unreachable(sshd.params("web1", port=server.port))
+    assert error.reason == "connect"
+    assert f"closed before the banner, {ATTEMPTS} attempts" in error.detail
+    assert server.accepted == ATTEMPTS
+
+
+def test_idle_connections_wake_their_threads_about_once_a_second(
+    shared_sshd: Sshd, connect: Connect
+) -> None:
+    conns = [connect(shared_sshd.params(f"web{i:02d}")) for i in range(10)]
+    assert all(conn.run("true").rc == 0 for conn in conns)
+    before = wakeups()
+    threading.Event().wait(3.0)  # the window measured: ten connections with nothing to do
+    woken = wakeups() - before
+    assert woken < 120, f"{woken} wakeups in 3 s"  # every 0.1 s would be 300
+
+
+def wakeups() -> int:
+    """Voluntary context switches of every thread of this process so far."""
+    total = 0
+    for status in Path("/proc/self/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
 
 
 def test_ssh_agent_keys_are_offered_when_no_key_file_is_given(

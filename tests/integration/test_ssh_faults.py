@@ -120,5 +120,6 @@ def test_the_wrapped_command_is_one_sh_line_without_secrets(serve: Serve, tmp_pa
     finally:
         conn.close()
     (line,) = server.interface.execs
-    assert b"setsid -w sh -c" in line and b"export TOKEN=" in line
+    assert b"setsid -w sh -c" in line
+    assert b"echo hi" not in line and b"TOKEN" not in line  # the command's text comes on stdin
     assert PASSWORD.encode() not in line

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from runner.connection import ConnectionParams, open_connection
@@ -27,11 +26,8 @@ def test_twenty_hosts_in_parallel_each_answer_on_their_own_port() -> None:
     with SshdFleet(20) as fleet:
         params = fleet.params()
         assert len({p.port for p in params}) == 20
-        start = time.monotonic()
         with ThreadPoolExecutor(20) as pool:
             answers = dict(pool.map(probe, params))
-        elapsed = time.monotonic() - start
         assert answers == {p.name: str(p.port) for p in params}
         assert all(server.log_text().count("Accepted publickey") == 1 for server in fleet)
         assert len(fleet.known_hosts.read_text().splitlines()) == 20
-    assert elapsed < 30

@@ -64,17 +64,15 @@ def test_sudo_without_a_password_fails_fast_instead_of_prompting(user_ssh: Conne
 def test_the_password_is_never_in_any_command_line_or_environment(
     user_ssh: Connection, account: Account, tmp_path: Path
 ) -> None:
-    release = tmp_path / "release"
+    release, started = tmp_path / "release", tmp_path / "started"
     outcome: list[CommandResult] = []
     become = Become(user="root", password=account.password)
-    worker = threading.Thread(
-        target=lambda: outcome.append(
-            user_ssh.run(f"while [ ! -e {release} ]; do sleep 0.05; done; id -un", become=become)
-        )
-    )
+    script = f": > {started}; while [ ! -e {release} ]; do sleep 0.05; done; id -un"
+    worker = threading.Thread(target=lambda: outcome.append(user_ssh.run(script, become=become)))
     worker.start()
     try:
-        wait_until(lambda: _running_as_root(str(release)), what="the command to run under sudo")
+        wait_until(lambda: started.exists() and started.stat().st_uid == 0,
+                   what="the command to run under sudo")
         secret = account.password.encode()
         for proc in Path("/proc").iterdir():
             for name in ("cmdline", "environ"):
@@ -87,12 +85,3 @@ def test_the_password_is_never_in_any_command_line_or_environment(
         worker.join(30)
     assert outcome and outcome[0].stdout == "root\n"
 
-
-def _running_as_root(marker: str) -> bool:
-    for proc in Path("/proc").iterdir():
-        try:
-            if marker.encode() in (proc / "cmdline").read_bytes() and proc.stat().st_uid == 0:
-                return True
-        except OSError:
-            continue
-    return False

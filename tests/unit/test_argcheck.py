@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from runner.errors import ProblemCollector
-from runner.load.argcheck import Checker, check_value, confine
+from runner.load.argcheck import Checker, check_value
 from runner.load.templating import to_bool
 from runner.load.yamlfile import MarkedDict, load_text
 from runner.modules.base import Arg, Module
@@ -310,18 +309,3 @@ def test_module_arguments_as_a_list_are_refused() -> None:
 def test_mode_number_in_module_args_names_the_argument_and_the_fix() -> None:
     _, found = module_args("sample: {path: /x, mode: 644}\n")
     assert found == ["p.yml:1:20: argument 'mode' of 'sample' is the number 644, not a mode string"]
-
-
-# --- confine ---------------------------------------------------------------------
-
-def test_confine_keeps_paths_inside_the_base(tmp_path: Path) -> None:
-    (tmp_path / "files").mkdir()
-    assert confine(tmp_path, "files/a.conf") == tmp_path.resolve() / "files" / "a.conf"
-    assert confine(tmp_path, ".") == tmp_path.resolve()
-
-
-def test_confine_refuses_traversal_and_symlinks_out(tmp_path: Path) -> None:
-    assert confine(tmp_path, "../../etc/shadow") is None
-    assert confine(tmp_path, "/etc/shadow") is None
-    (tmp_path / "out").symlink_to("/etc")
-    assert confine(tmp_path, "out/shadow") is None

@@ -14,7 +14,8 @@ from tests.unit.test_executor import mark_module  # noqa: F401 - the autouse fix
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """Three local hosts; the first one fails its only task."""
-    (tmp_path / "hosts.ini").write_text("".join(f"{h} ansible_connection=local\n" for h in "abc"))
+    (tmp_path / "hosts.ini").write_text("".join(
+        f"{h} ansible_connection=local remedy_lock_path={tmp_path}/{h}.lock\n" for h in "abc"))
     (tmp_path / "book.yml").write_text(f"""
 - hosts: all
   tasks:
@@ -86,7 +87,7 @@ def test_a_bad_value_is_exit_4_before_any_host_is_contacted(
 
 def test_apply_runs_a_saved_plan_in_canary_batches(
         site: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("runner.cli.commands.DEFAULT_AUDIT", site / "audit.jsonl")  # apply has no --audit-log
+    monkeypatch.setattr("runner.cli.commands.DEFAULT_AUDIT", site / "audit.jsonl")  # apply: its default log
     plan = site / "plan.json"
     code, _, err = remedy(site, capsys, "plan", "-o", str(plan))
     assert code == 0, err

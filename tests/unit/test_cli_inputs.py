@@ -78,7 +78,7 @@ def test_run_help_shows_the_audit_log_that_a_run_really_writes(site: Path) -> No
     default = site / "state" / "remedy" / "audit.jsonl"
     assert f"(default {default})" in shown
     assert "remedy-audit.jsonl" not in shown
-    (site / "hosts.ini").write_text("local1 ansible_connection=local\n")
+    (site / "hosts.ini").write_text(f"local1 ansible_connection=local remedy_lock_path={site}/lock\n")
     done = subprocess.run([sys.executable, "-m", "runner", "run", str(site / "book.yml"), "-i",
                            str(site / "hosts.ini")], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr

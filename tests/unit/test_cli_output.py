@@ -77,14 +77,20 @@ def progress_of(err: str, host: str) -> str:
 
 
 def recap(out: str) -> dict[str, dict[str, str]]:
-    """The recap table of ``out``: host -> column -> value (columns that are 0 everywhere may be left out)."""
+    """The recap table of ``out``: host -> column -> value; a blank cell (a zero) reads "0".
+
+    Columns that are 0 everywhere may be left out. Cells are read at the
+    positions of the ``----`` rule under the headers.
+    """
     lines = out[out.index("RECAP"):].splitlines()
-    headers = lines[1].split()
+    spans = [m.span() for m in re.finditer(r"-+", lines[2])]
+    headers = [lines[1][start:end].strip() for start, end in spans]
     rows = {}
     for line in lines[3:]:
-        if len(line.split()) != len(headers):
+        if not line.strip() or line.startswith(("Failures", "run ")):
             break
-        rows[line.split()[0]] = dict(zip(headers, line.split(), strict=True))
+        cells = [line[start:end].strip() or "0" for start, end in spans]
+        rows[cells[0]] = dict(zip(headers, cells, strict=True))
     return rows
 
 

@@ -150,6 +150,21 @@ def test_undefined_variable_is_found_with_an_inventory_only(
     assert "undefined variable 'dir'" in capsys.readouterr().err
 
 
+def test_without_an_inventory_a_variable_no_play_defines_is_a_warning_naming_file_and_line(
+        write: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    path = write("p.yml", "- hosts: all\n  vars: {port: 80}\n  tasks:\n"
+                 "    - {name: clean, command: 'rm -rf /{{ dir }}/{{ port }}'}\n"
+                 "    - {name: again, command: 'ls /{{ dir }} {{ other | default(1) }}'}\n")
+    assert main(["validate", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines()[0] == (f"{path}:4:7: WARNING: variable 'dir' in task 'clean' is not defined by "
+                                   "any play or -e (also used at line 5); pass -i INVENTORY to check it")
+    assert "variable 'port'" not in err and "variable 'other'" not in err
+    assert out.startswith("ok: 1 playbook(s), 2 task(s), 1 warning(s)")
+    assert main(["validate", str(path), "-e", "dir=tmp"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_extra_vars_define_variables_for_validate(write: Callable[..., Path]) -> None:
     path = write("p.yml", "- hosts: all\n  tasks:\n    - command: rm -rf /{{ dir }}\n")
     inventory = write("hosts.ini", "web01\n")

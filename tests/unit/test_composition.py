@@ -142,6 +142,15 @@ def test_a_blocked_playbook_alone_reports_blocked_and_changes_nothing(tmp_path: 
     assert {str(r.status) for r in host.results if r.phase == "tasks"} == {"blocked"}
 
 
+def test_diagnose_reports_a_blocked_playbook_whose_blocker_is_found_as_a_finding(tmp_path: Path) -> None:
+    blocker = BLOCKER.replace("not ('BLOCKER' in lookup_log)", "false")
+    paths = books(tmp_path, cache=BLOCKED.replace("blocker", "data"),
+                  data=blocker.replace("blocker_fix", "data_fix"))
+    result = run(tmp_path, paths, check=True, diagnose_only=True)
+    assert faults(result) == [("data", "found"), ("cache", "blocked")]
+    assert result.hosts[0].status is Status.OK and result.exit_code == 0
+
+
 def test_a_blocked_playbook_runs_after_its_blocker_if_its_fault_is_still_present(tmp_path: Path) -> None:
     blocker = BLOCKER.replace("not ('BLOCKER' in lookup_log)", "false")
     result = run(tmp_path, books(tmp_path, cache=BLOCKED.replace("blocker", "data"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,6 +19,8 @@ from runner.modules.base import Arg, Change, Command, Module, quote
 from runner.plan.hosts import ConnectOptions, RunOptions, batches, connection_params
 from runner.results import Status, TaskResult
 from runner.run.executor import execute
+from tests.support.processes import command_lines_with
+from tests.support.waiting import wait_until
 
 
 class Mark(Module):
@@ -249,9 +253,52 @@ def test_a_lock_path_that_cannot_be_written_is_named_in_the_message(tmp_path: Pa
     - {mark: {name: a, log: LOG}}
 """, lock_path=str(unwritable))
     [record] = result.hosts[0].results
-    assert record.status is Status.NOT_RUN
-    assert f"cannot open {unwritable} for writing" in record.message
+    assert record.status is Status.FAILED  # the host's own trouble, not another run's lock
+    assert f"cannot open {unwritable}: it is a directory" in record.message
     assert logged(tmp_path) == []
+
+
+def test_a_lock_command_that_never_answers_fails_the_host_and_says_so(tmp_path: Path, hosts: Path) -> None:
+    fifo = tmp_path / "lock-fifo"  # opening it to append blocks until a reader comes: no answer
+    os.mkfifo(fifo)
+    result, _, _ = run(tmp_path, hosts, """
+- hosts: h0
+  tasks:
+    - {mark: {name: a, log: LOG}}
+""", lock_path=str(fifo), lock_answer_timeout=1.0)
+    [record] = result.hosts[0].results
+    assert record.status is Status.FAILED and result.hosts[0].status is Status.FAILED
+    assert record.message == f"the lock command for {fifo} gave no answer in 1 s"
+    assert "locked" not in record.message and logged(tmp_path) == []
+
+
+def test_a_stop_while_the_lock_command_has_not_answered_ends_the_wait(tmp_path: Path, hosts: Path) -> None:
+    fifo = tmp_path / "lock-fifo"
+    os.mkfifo(fifo)
+    stop = threading.Event()
+    playbook = tmp_path / "book.yml"
+    playbook.write_text(f"- hosts: h0\n  tasks:\n    - {{mark: {{name: a, log: {tmp_path}/log}}}}\n")
+    inputs = load_inputs([str(playbook)], [str(hosts)])
+    outcome: list[Any] = []
+    worker = threading.Thread(target=lambda: outcome.append(execute(
+        inputs, RunOptions(lock_path=str(fifo)), NullListener(), stop=stop)))
+    worker.start()
+    try:
+        wait_until(lambda: lock_command_waits_on(fifo), what="the lock command to block on the FIFO")
+        stop.set()
+        worker.join(20)  # the answer would be waited for ANSWER_TIMEOUT (120 s) otherwise
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # lets a blocked opener through
+        worker.join(30)
+    [record] = outcome[0].hosts[0].results
+    assert outcome[0].interrupted and record.status is Status.NOT_RUN
+    assert "locked" not in record.message
+
+
+def lock_command_waits_on(path: Path) -> bool:
+    """Whether a process whose command line names ``path`` (the lock command) is running."""
+    return bool(command_lines_with(f"lock={path}"))
 
 
 @pytest.mark.parametrize(("value", "expected"), [(None, True), (True, True), ("no", False), (False, False)])

@@ -112,6 +112,10 @@ def test_the_check_json_of_the_run_help_is_not_passed_off_as_a_plan_and_apply_sa
     check.write_text(capsys.readouterr().out)
     assert main(["apply", str(check)]) == 4
     err = capsys.readouterr().err
+    assert "damaged: the JSON output of a run (--format json), not a plan saved by 'remedy plan -o'" in err
+    assert "'inputs'" not in err
+    assert main(["run", str(book), "-i", str(inventory), "--compare-plan", str(check), *audit]) == 4
+    err = capsys.readouterr().err
     assert "not a saved remedy plan: the JSON output of a run (--format json)" in err
     assert "create one with 'remedy plan PLAYBOOK... -i INVENTORY -o plan.json'" in err
     assert "'inputs'" not in err

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from runner.errors import InputError, InventoryError, Problem
+from runner.load.argcheck import check_value
 from runner.load.inventory import Inventory, load_inventory
+from runner.load.marked import OctalInt
+from runner.modules.base import Arg
 
 CORPUS = Path(__file__).parent / "inventory_corpus"
 EXAMPLES = Path(__file__).parents[2] / "inventory"
@@ -383,10 +386,21 @@ def test_a_directory_without_inventory_files_is_an_error(tmp_path: Path) -> None
     assert "no inventory files" in only_problem(tmp_path).message
 
 
-def test_yaml_booleans_follow_the_strict_loader_not_yaml_1_1(tmp_path: Path) -> None:
-    path = write(tmp_path, "inv.yml", "all:\n  hosts:\n    h1:\n      flag: yes\n")
+def test_yaml_inventory_scalars_are_typed_as_yaml_1_1_like_ansible(tmp_path: Path) -> None:
+    path = write(tmp_path, "inv.yml", "all:\n  hosts:\n    h1:\n      flag: yes\n      cleanup: no\n"
+                 "      dir_mode: 0750\n      window: 1:30\n      keep: 'no'\n")
+    write(tmp_path, "group_vars/all.yml", "maintenance: off\nlog_mode: 0640\n")
     inventory: Inventory = load_inventory([path])
-    assert inventory.host_vars("h1")["flag"] == "yes"  # Ansible reads True; see DESIGN
+    assert inventory.host_vars("h1") == {"flag": True, "cleanup": False, "dir_mode": 0o750, "window": 90,
+                                         "keep": "no", "maintenance": False, "log_mode": 0o640}
+    assert isinstance(inventory.host_vars("h1")["dir_mode"], OctalInt)
+
+
+def test_an_octal_mode_from_a_yaml_inventory_is_the_mode_it_spells() -> None:
+    spec = Arg("mode")
+    assert check_value(spec, OctalInt(0o750)) == ("0750", None)
+    value, problem = check_value(spec, 750)  # a plain number stays refused: 750 is not 0750
+    assert problem is not None and "not a mode string" in problem[0]
 
 
 def test_a_bad_vars_file_shared_by_two_sources_is_reported_once(tmp_path: Path) -> None:

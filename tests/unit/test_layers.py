@@ -1,4 +1,4 @@
-"""Imports go only downward: data <- services <- load <- plan <- run <- output <- cli, and never in a circle.
+"""Imports go only downward: data <- services <- load <- plan <- run <- output <- alerts <- cli, no circles.
 
 Every top-level module or package of ``runner`` has a rank; a module may
 import from its own rank or a lower one. Imports inside functions and under
@@ -31,10 +31,11 @@ for _rank, _names in enumerate([
     ("plan",),
     ("run",),
     ("output",),
+    ("alerts",),
     ("cli", "testing", "__init__", "__main__"),
 ]):
     RANKS.update(dict.fromkeys(_names, _rank))
-RANK_NAMES = ("data", "services", "load", "plan", "run", "output", "top")
+RANK_NAMES = ("data", "services", "load", "plan", "run", "output", "alerts", "top")
 
 
 def source_files(root: Path = RUNNER) -> list[Path]:
@@ -168,7 +169,7 @@ def test_every_module_imports_on_its_own() -> None:
     assert failed == []
 
 
-@pytest.mark.parametrize("package", ["load", "plan", "run", "output", "cli", "testing"])
+@pytest.mark.parametrize("package", ["load", "plan", "run", "output", "alerts", "cli", "testing"])
 def test_each_stage_package_says_its_job_and_what_it_may_import(package: str) -> None:
     doc = ast.get_docstring(ast.parse((RUNNER / package / "__init__.py").read_text())) or ""
     assert doc.split("\n", 1)[0].strip(), f"runner/{package}/__init__.py has no one-line summary"

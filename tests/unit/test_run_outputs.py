@@ -15,7 +15,9 @@ import pytest
 from runner.cli.commands import _settle_start_up
 from runner.cli.program import main
 from runner.modules import MODULES
+from runner.output.runs import render_recap
 from runner.output.tables import cell_width, table
+from runner.results import HostResult, Run, Status, TaskResult
 from tests.unit.test_executor import Mark
 
 CANARY = "Canary-7f3a9-secret"
@@ -31,7 +33,8 @@ def mark_module() -> Iterator[None]:
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path]:
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text("a ansible_connection=local\nb ansible_connection=local\n")
+    inventory.write_text("".join(f"{h} ansible_connection=local remedy_lock_path={tmp_path}/{h}.lock\n"
+                                 for h in "ab"))
     book = tmp_path / "book.yml"
     log = tmp_path / "log"
     book.write_text(f"""
@@ -83,6 +86,60 @@ def test_a_check_run_that_changes_nothing_says_so(tmp_path: Path, capsys: pytest
     assert "would change nothing" in out
 
 
+SCRIPT_BOOK = """
+- hosts: all
+  diagnose:
+    - name: probe the state
+      shell: |
+        if [ -e LOG ]; then
+          echo present
+        else
+          echo absent
+        fi
+      register: state
+      changed_when: false
+    - name: it is broken
+      assert:
+        that: state.stdout == "present"
+        fail_msg: |
+          the log is missing
+          expected at LOG
+  tasks:
+    - name: repair it
+      shell: |
+        for word in one two; do
+          echo "$word" >> LOG
+        done
+"""
+
+
+def test_a_multi_line_script_keeps_its_line_breaks_in_diagnose_plan_and_verbose_output(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("a ansible_connection=local\n")
+    book = tmp_path / "book.yml"
+    book.write_text(SCRIPT_BOOK.replace("LOG", str(tmp_path / "log")))
+    common = [str(book), "-i", str(inventory), "--audit-log", str(tmp_path / "a.jsonl")]
+    probe = f"[a] ok: probe the state - run if [ -e {tmp_path}/log ]; then\n      echo present\n    else\n"
+    assert main(["diagnose", *common]) == 0
+    out, _ = capsys.readouterr()
+    assert f"  book: it is broken: the log is missing\n    expected at {tmp_path}/log\n" in out
+    assert main(["diagnose", *common, "-v"]) == 0
+    assert probe in capsys.readouterr().err
+    assert main(["plan", *common]) == 0
+    out, err = capsys.readouterr()
+    assert probe in err
+    plan = [line.rstrip() for line in out.splitlines()]
+    at = next(i for i, line in enumerate(plan) if "run for word in one two; do" in line)
+    column = plan[at].index("run for word")
+    assert plan[at + 1][column:].startswith('  echo "$word" >> /')  # the script's own indent kept
+    assert plan[at + 2][column:] == "done"
+    assert main(["run", *common, "-v"]) == 0
+    _, err = capsys.readouterr()
+    assert "    $ for word in one two; do\n" in err
+    assert f'\n    >   echo "$word" >> {tmp_path}/log\n    > done  (rc=0)\n' in err
+
+
 def test_an_unwritable_audit_log_refuses_to_run(tmp_path: Path, setup: tuple[Path, Path],
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     inventory, book = setup
@@ -92,6 +149,40 @@ def test_an_unwritable_audit_log_refuses_to_run(tmp_path: Path, setup: tuple[Pat
     assert code == 4
     assert "audit log" in capsys.readouterr().err
     assert not (tmp_path / "log").exists()
+
+
+def recap_run() -> Run:
+    def host(name: str, *states: Status) -> HostResult:
+        results = tuple(TaskResult(name, f"book:t{i}", f"t{i}", state) for i, state in enumerate(states))
+        return HostResult(name, results, states[-1])
+
+    return Run("r", (host("web-frontend-01.example.internal", Status.OK, Status.CHANGED, Status.OK),
+                     host("db01", Status.OK, Status.SKIPPED, Status.NOT_RUN)))
+
+
+def test_the_recap_fits_100_columns_with_zeros_blank_and_rare_states_only_when_present() -> None:
+    lines = render_recap(recap_run()).splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert lines[1].split() == ["host", "result", "ok", "changed", "failed", "skipped", "not_run", "total"]
+    web = lines[3]
+    assert web.split() == ["web-frontend-01.example.internal", "ok", "2", "1", "3"]  # failed, skipped blank
+    assert "unreachable" not in lines[1] and "timed_out" not in lines[1]
+
+
+def test_the_full_recap_with_v_and_in_json_has_every_state(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = render_recap(recap_run(), verbose=True).splitlines()
+    assert lines[1].split() == ["host", "result", *(str(s) for s in Status), "total"]
+    assert lines[3].split()[2:] == ["2", "1"] + ["0"] * (len(Status) - 2) + ["3"]
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("a ansible_connection=local\n")
+    book = tmp_path / "book.yml"
+    book.write_text(f"- hosts: all\n  tasks:\n    - mark: {{name: n, log: {tmp_path}/log}}\n")
+    common = [str(book), "-i", str(inventory), "--audit-log", str(tmp_path / "a.jsonl")]
+    assert main(["run", *common, "-v", "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert "indeterminate" in err.split("RECAP", 1)[1].splitlines()[1]
+    assert json.loads(out)["hosts"][0]["counts"] == {str(s): int(s is Status.CHANGED) for s in Status}
 
 
 def test_tables_count_wide_characters_as_two_columns() -> None:

@@ -73,8 +73,10 @@ class Harness:
         self.command("diagnose text", ["diagnose", *looking, *files("diagnose-text")])
         self.command("plan -o", ["plan", *common, "-o", str(plan), *files("plan")])
         self.command("plan json", ["plan", *common, "--format", "json", *files("plan-json")])
+        self.command("plan markdown", ["plan", *common, "--format", "markdown", *files("plan-md")])
         self.command("run --check", ["run", *common, "--check", "--format", "json", *files("check")])
-        self.command("apply", ["apply", str(plan), "-vv", "--format", "json"])
+        self.command("apply", ["apply", str(plan), "-vv", "--diff", "--format", "markdown",
+                               "-o", str(self.out / "apply-result.json"), *files("apply")])
         self.command("run --compare-plan", ["run", *common, "--compare-plan", str(plan), *files("compare")])
         for stale in self.hosts.iterdir():  # the fault again, for a real run that fixes it
             stale.unlink()
@@ -153,8 +155,8 @@ def test_a_no_log_secret_and_its_loop_items_reach_no_output_of_any_command(
     outputs = harness.every_command(book, local_inventory(tmp_path), [])
     assert outputs.leaks(NO_LOG_CANARY, LOOP_CANARY) == []
     assert outputs.codes == {"diagnose json": 0, "diagnose text": 0, "plan -o": 0, "plan json": 0,
-                             "run --check": 0, "apply": 2, "run --compare-plan": 2, "run": 0,
-                             "run json": 0}
+                             "plan markdown": 0, "run --check": 0, "apply": 2, "run --compare-plan": 2,
+                             "run": 0, "run json": 0}
     assert (harness.hosts / "a.token").read_text().strip() == NO_LOG_CANARY  # the tasks did run
     diagnosis = json.loads(outputs.texts["diagnose json stdout"])["diagnosis"]
     assert {(row["host"], row["diagnosis"]) for row in diagnosis} == {("a", "fault"), ("b", "fault")}
@@ -226,8 +228,8 @@ def test_secret_variables_are_masked_in_every_output_of_every_command(
     outputs = harness.every_command(book, inventory, ["-e", f"@{extra}"])
     assert outputs.leaks(*SECRET_CANARIES.values()) == []
     assert outputs.codes == {"inventory --list": 0, "inventory --host": 0, "diagnose json": 0,
-                             "diagnose text": 0, "plan -o": 0, "plan json": 0, "run --check": 0,
-                             "apply": 0, "run --compare-plan": 2, "run": 0, "run json": 0}
+                             "diagnose text": 0, "plan -o": 0, "plan json": 0, "plan markdown": 0,
+                             "run --check": 0, "apply": 0, "run --compare-plan": 2, "run": 0, "run json": 0}
     written = (harness.hosts / "a.token").read_text()
     assert SECRET_CANARIES["DB_CANARY"] in written and SECRET_CANARIES["TOKEN_CANARY"] in written
     shown = outputs.texts["run stderr"]

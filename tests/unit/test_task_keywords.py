@@ -15,8 +15,8 @@ from runner.run.executor import execute
 
 
 def run(tmp_path: Path, body: str, *, inventory_text: str = "local ansible_connection=local\n",
-        **options: Any) -> Run:
-    inventory = tmp_path / "hosts.ini"
+        inventory_name: str = "hosts.ini", **options: Any) -> Run:
+    inventory = tmp_path / inventory_name
     inventory.write_text(inventory_text)
     book = tmp_path / "book.yml"
     book.write_text(body.replace("TMP", str(tmp_path)))
@@ -143,6 +143,21 @@ def test_a_command_past_its_timeout_is_timed_out_and_its_dependents_skipped(tmp_
     assert str(got["slow"].status) == "timed_out"
     assert str(got["next"].status) == "skipped"
     assert run_.exit_code == 2
+
+
+def test_yaml_inventory_no_is_false_in_when_and_0750_is_a_mode(tmp_path: Path) -> None:
+    run_ = run(tmp_path, """
+- hosts: all
+  tasks:
+    - {id: clean, command: "touch TMP/cleaned", when: cleanup}
+    - {id: dir, requires: [], file: {path: TMP/made, state: directory, mode: "{{ dir_mode }}"}}
+""", inventory_name="hosts.yml", inventory_text="all:\n  hosts:\n    local:\n"
+        "      ansible_connection: local\n      cleanup: no\n      dir_mode: 0750\n")
+    got = results(run_)
+    assert str(got["clean"].status) == "skipped"
+    assert not (tmp_path / "cleaned").exists()
+    assert str(got["dir"].status) == "changed", got["dir"].message
+    assert (tmp_path / "made").stat().st_mode & 0o7777 == 0o750
 
 
 def test_a_variable_undefined_on_one_host_fails_the_task_there_naming_it(tmp_path: Path) -> None:

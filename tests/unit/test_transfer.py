@@ -25,8 +25,8 @@ def _as_root() -> None:
     require(os.geteuid() == 0, "the upload tests change files' owners: they need root")
 
 
-def upload(step: Upload, env: dict[str, str] | None = None) -> CommandResult:
-    return sh(transfer.upload_script(step), step.content, env)
+def upload(step: Upload, env: dict[str, str] | None = None, run_id: str = "") -> CommandResult:
+    return sh(transfer.upload_script(step, run_id), step.content, env)
 
 
 def contained(script: str, stdin: bytes) -> str:
@@ -147,3 +147,40 @@ def test_without_remedy_stdin_an_upload_reads_stdin(tmp_path: Path) -> None:
         Upload(dest=str(dest), content=b"k=v\n", mode="0644")), b"k=v\n").rc == 75
     assert upload(Upload(dest=str(dest), content=b"k=v\n", mode="0644")).rc == 0
     assert dest.read_bytes() == b"k=v\n"
+
+
+def start_time(pid: int) -> str:
+    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
+def test_an_upload_removes_the_temp_files_whose_writer_is_gone_and_only_those(tmp_path: Path) -> None:
+    ended = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        names = {
+            "gone": f".remedy.run1.{ended.stdout.strip()}-1234.AAAAAAAA",  # its writer has ended
+            "reused": f".remedy.run2.{os.getpid()}-1.BBBBBBBB",  # that pid is another process now
+            "live": f".remedy.run3.{live.pid}-{start_time(live.pid)}.CCCCCCCC",
+            "foreign": ".remedy.DDDDDDDD",  # not named by a writer: never touched
+            "odd": ".remedy.run4.x1-2.EEEEEEEE",
+        }
+        for name in names.values():
+            (tmp_path / name).write_text("half\n")
+        result = upload(Upload(dest=str(tmp_path / "app.conf"), content=b"k=v\n"), run_id="run5")
+        assert result.rc == 0, result.stderr
+        assert sorted(leftovers(tmp_path)) == sorted([names["live"], names["foreign"], names["odd"]])
+        assert result.stderr.count("the upload that wrote it is gone") == 2
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_the_temp_file_is_named_after_the_run_and_its_writer(tmp_path: Path) -> None:
+    dest = tmp_path / "app.conf"
+    script = transfer.upload_script(Upload(dest=str(dest), content=b"k=v\n", validate="ls -l %s"), "ab12")
+    done = sh(script, b"k=v\n")
+    assert done.rc == 0, done.stderr
+    name = done.stderr.split()[-1].rsplit("/", 1)[1]
+    run, writer = name.split(".")[2:4]
+    pid, start = writer.split("-")
+    assert run == "ab12" and pid.isdigit() and start.isdigit() and int(start) > 0

@@ -11,6 +11,7 @@ expanding a host entry, unwrapping loader values) live here too.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ class Builder:
         self.groups: dict[str, _GroupDraft] = {}
         self.hosts: dict[str, _HostDraft] = {}
         self.localhost: str | None = None
+        self.files: dict[str, str] = {}  # every file read: absolute path -> sha256 of its bytes
         for name in ("all", "ungrouped"):
             self.add_group(name, Location("<implicit>"))
         self.add_child("all", "ungrouped", Location("<implicit>"))
@@ -309,6 +311,7 @@ def read_text(builder: Builder, path: Path) -> str | None:
         )
         builder.problems.add(Location(str(path)), problem)
         return None
+    builder.files[str(path)] = hashlib.sha256(data).hexdigest()
     try:
         return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
     except UnicodeDecodeError as error:

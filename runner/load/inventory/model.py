@@ -78,6 +78,8 @@ class Inventory:
     implicit_files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     localhost: str | None = None  # the first localhost-like host defined
     warnings: tuple[Problem, ...] = ()
+    #: every file read (sources, ``group_vars/``, ``host_vars/``): absolute path -> sha256 of its bytes
+    files: Mapping[str, str] = field(default_factory=dict)
 
     def get_host(self, name: str) -> Host | None:
         """The host called ``name``, the implicit localhost, or None."""

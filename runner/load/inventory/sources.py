@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 
 from runner.errors import InventoryError, LoadError, Location
 from runner.load.inventory.builder import Builder, meaningful, read_text
@@ -76,7 +77,8 @@ def load_inventory(paths: Sequence[str | Path]) -> Inventory:
     host_files = [loaded[root][1] for root in roots]
     builder.problems.raise_if_any(InventoryError)
     inventory = builder.freeze(group_files, host_files)
-    return replace(inventory, warnings=tuple(unused_group_files(roots, builder.groups)))
+    return replace(inventory, warnings=tuple(unused_group_files(roots, builder.groups)),
+                   files=MappingProxyType(builder.files))
 
 
 def _parse_host_list(builder: Builder, text: str) -> None:
@@ -124,7 +126,7 @@ def _parse_file(builder: Builder, path: Path) -> None:
         )
     elif path.suffix in _YAML_SUFFIXES or (not path.suffix and _looks_like_yaml(text)):
         try:
-            parse_yaml(builder, name, load_text(text, name))
+            parse_yaml(builder, name, load_text(text, name, yaml11=True))
         except LoadError as error:
             builder.problems.extend(error)
     else:

@@ -64,7 +64,7 @@ def _load_vars_file(builder: Builder, path: Path) -> dict[str, Any]:
     if text is None or not any(meaningful(line) for line in text.splitlines()):
         return {}
     try:
-        data = load_text(text, str(path))
+        data = load_text(text, str(path), yaml11=True)
     except LoadError as error:
         builder.problems.extend(error)
         return {}

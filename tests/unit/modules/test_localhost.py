@@ -329,7 +329,7 @@ def service_args(tmp_path: Path) -> Iterator[dict[str, object]]:
         "start": "exec sleep 3131",
         "match": "sleep 3131",
         "stop_timeout": 5,
-        "start_timeout": 10,
+        "start_timeout": 3,  # "exec sleep" stays in the foreground: taken for the service after 3 s
     }
     yield args
     for proc in Path("/proc").glob("[0-9]*"):

@@ -23,7 +23,7 @@ def test_registry_holds_every_module_the_design_names() -> None:
         "wait_for", "uri", "assert", "debug", "set_fact", "fail", "fetch",
         # the domain modules of the bundled fault playbooks
         "port", "permissions", "redis_cache", "cache_dir", "backup_restore", "postgres_restore",
-        "memcached", "health", "package", "pip",
+        "memcached", "health", "config_file", "package", "pip",
     }  # fmt: skip
 
 
