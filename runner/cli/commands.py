@@ -324,7 +324,7 @@ def finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
     if kept:
         print(f"Evidence (before the first change and at the end, per host): {', '.join(kept)}", file=out)
     for section in (render_faults(run, width) if command != "diagnose" else "", render_health(run, width),
-                    render_first_contact(run)):
+                    render_first_contact(run, width)):
         if section:
             print(redactor.text(section), file=out)
     if run.check and command != "diagnose":

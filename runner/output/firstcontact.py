@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from runner.output.tables import wrap
 from runner.results import Run, Status
 
 _UNKNOWN = re.compile(r"unknown host key for (?P<name>\S+): expected none \(not in (?P<path>.+?)\), actual ")
@@ -22,8 +23,11 @@ _SHOWN_HOSTS = 8
 _SHOWN_COMMANDS = 3
 
 
-def render_first_contact(run: Run) -> str:
-    """The paragraph for the hosts refused for an unknown key, or "" when there are none."""
+def render_first_contact(run: Run, width: int | None = None) -> str:
+    """The paragraph for the hosts refused for an unknown key, or "" when there are none.
+
+    With ``width``, its prose is wrapped to it; the commands stay whole, one per line.
+    """
     unknown: dict[str, dict[str, list[str]]] = {}  # known_hosts path -> port -> addresses
     hosts: list[str] = []
     for host in run.hosts:
@@ -44,12 +48,16 @@ def render_first_contact(run: Run) -> str:
     commands = [f"  ssh-keyscan{'' if port == '22' else f' -p {port}'} {' '.join(addresses)} >> {path}"
                 for path, ports in unknown.items() for port, addresses in ports.items()]
     more = len(commands) - _SHOWN_COMMANDS
+    def prose(text: str) -> list[str]:
+        return wrap(text, width, hang="") if width else [text]
+
     return "\n".join([
-        f"First contact: {len(hosts)} host{'s' if len(hosts) > 1 else ''} ({named}) "
-        f"offered a host key that known_hosts does not hold, so remedy did not log in. Compare each "
-        f"host's reported fingerprint with its own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub "
-        f"on the host), then record the keys and run again:",
+        *prose(f"First contact: {len(hosts)} host{'s' if len(hosts) > 1 else ''} ({named}) "
+               f"offered a host key that known_hosts does not hold, so remedy did not log in. Compare each "
+               f"host's reported fingerprint with its own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub "
+               f"on the host), then record the keys and run again:"),
         *commands[:_SHOWN_COMMANDS],
         *([f"  ... and {more} more such command{'s' if more > 1 else ''}"] if more > 0 else []),
-        "or run again with --accept-new-host-keys (records unknown keys; a changed key is still refused).",
+        *prose("or run again with --accept-new-host-keys (records unknown keys; a changed key is still "
+               "refused)."),
     ])

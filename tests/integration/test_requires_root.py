@@ -11,7 +11,7 @@ import pytest
 from runner.events import NullListener
 from runner.load.inputs import load_inputs
 from runner.plan.hosts import ConnectOptions, RunOptions
-from runner.results import Run, Status
+from runner.results import CAUSE, Run, Status
 from runner.run.executor import execute
 from runner.testing import Sshd
 from tests.support.accounts import Account
@@ -42,7 +42,10 @@ def test_a_play_needing_root_is_refused_before_its_diagnosis_and_says_what_to_do
     run = run_as(account, shared_sshd, shared, become="")
     [host] = run.hosts
     assert host.status is Status.FAILED and run.exit_code == 2
-    assert {r.status for r in host.results} == {Status.FAILED}
+    first, *rest = host.results  # one root cause, recorded once; the play's other tasks skipped because of it
+    assert first.status is Status.FAILED and rest
+    assert {(r.status, r.message, r.data[CAUSE]) for r in rest} == {
+        (Status.SKIPPED, "skipped because the connection is not root", first.task)}
     assert host.results[0].message == (
         f"needs_root needs root on web1; connected as {account.name}: add become: true "
         "(or ansible_become=true for the host; -K if sudo asks for a password) or connect as root")

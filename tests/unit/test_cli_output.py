@@ -48,7 +48,8 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
         conf.parent.mkdir(parents=True)
         conf.write_text("# config\nport: 8080\ntoken: old\nhidden: x\n")
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text("a ansible_connection=local\nb ansible_connection=local\n")
+    inventory.write_text("".join(f"{h} ansible_connection=local remedy_lock_path={tmp_path}/{h}.lock\n"
+                              for h in ("a", "b")))
     book = tmp_path / "port_move.yml"
     book.write_text(BOOK.format(root=root, secret=SECRET))
     return inventory, book
@@ -145,7 +146,8 @@ def probed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "config.yaml").write_text("port: 8080\n")
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text("a ansible_connection=local\nb ansible_connection=local\n")
+    inventory.write_text("".join(f"{h} ansible_connection=local remedy_lock_path={tmp_path}/{h}.lock\n"
+                              for h in ("a", "b")))
     book = tmp_path / "port.yml"
     book.write_text(PROBED.format(root=tmp_path))
     return inventory, book
@@ -288,7 +290,8 @@ ROLLED_BACK = """
 def rolled_back(tmp_path: Path) -> tuple[Path, Path]:
     """Host a, whose fix of port_conflict is rolled back, and the healthy host b."""
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text("a ansible_connection=local\nb ansible_connection=local\n")
+    inventory.write_text("".join(f"{h} ansible_connection=local remedy_lock_path={tmp_path}/{h}.lock\n"
+                              for h in ("a", "b")))
     book = tmp_path / "port_conflict.yml"
     book.write_text(ROLLED_BACK)
     return inventory, book

@@ -38,7 +38,7 @@ class Started(Listeners):
 
 def test_a_long_task_gets_a_still_running_line_in_a_log_from_a_real_run(tmp_path: Path) -> None:
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text("a ansible_connection=local\n")
+    inventory.write_text(f"a ansible_connection=local remedy_lock_path={tmp_path}/a.lock\n")
     book = tmp_path / "book.yml"
     book.write_text("- hosts: all\n  tasks:\n    - {id: slow, name: a slow restart, command: sleep 3}\n")
     log = io.StringIO()
@@ -114,7 +114,7 @@ def test_no_colour_reaches_a_pipe_or_a_file(tmp_path: Path, capsys: pytest.Captu
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text("a ansible_connection=local\n")
+    inventory.write_text(f"a ansible_connection=local remedy_lock_path={tmp_path}/a.lock\n")
     book = tmp_path / "book.yml"
     book.write_text("- hosts: all\n  tasks:\n    - {command: 'false'}\n")
     junit = tmp_path / "junit.xml"

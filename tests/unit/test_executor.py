@@ -17,7 +17,7 @@ from runner.load.inputs import load_inputs
 from runner.modules import MODULES
 from runner.modules.base import Arg, Change, Command, Module, quote
 from runner.plan.hosts import ConnectOptions, RunOptions, batches, connection_params
-from runner.results import Status, TaskResult
+from runner.results import CAUSE, Status, TaskResult
 from runner.run.executor import execute
 from tests.support.processes import command_lines_with
 from tests.support.waiting import wait_until
@@ -251,10 +251,14 @@ def test_a_lock_path_that_cannot_be_written_is_named_in_the_message(tmp_path: Pa
 - hosts: h0
   tasks:
     - {mark: {name: a, log: LOG}}
+    - {mark: {name: b, log: LOG}}
 """, lock_path=str(unwritable))
-    [record] = result.hosts[0].results
+    record, rest = result.hosts[0].results
     assert record.status is Status.FAILED  # the host's own trouble, not another run's lock
     assert f"cannot open {unwritable}: it is a directory" in record.message
+    # one root cause, recorded once: the other task is skipped because of it
+    assert (rest.status, rest.message, rest.data.get(CAUSE)) == (
+        Status.SKIPPED, "skipped because the host lock could not be taken", record.task)
     assert logged(tmp_path) == []
 
 

@@ -54,3 +54,14 @@ def test_a_large_fleet_is_named_in_part_and_counted(key: paramiko.PKey) -> None:
 def test_no_unknown_key_no_paragraph(key: paramiko.PKey) -> None:
     other = TaskResult("a", "book:tasks[1]", "look", Status.UNREACHABLE, "connect: connection refused")
     assert render_first_contact(Run("r1", (HostResult("a", (other,), Status.UNREACHABLE),))) == ""
+
+
+def test_the_paragraph_fits_the_width_and_its_commands_stay_whole(key: paramiko.PKey) -> None:
+    known = Path("/home/sre/.ssh/known_hosts")
+    run = Run("r1", (refused("web1", "10.0.0.1", known, key), refused("db1", "[10.0.0.3]:2222", known, key)))
+    text = render_first_contact(run, 100)
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    assert f"  ssh-keyscan 10.0.0.1 >> {known}\n" in text
+    assert f"  ssh-keyscan -p 2222 10.0.0.3 >> {known}\n" in text
+    assert " ".join(text.split()).endswith("or run again with --accept-new-host-keys (records unknown keys; "
+                                           "a changed key is still refused).")

@@ -103,7 +103,7 @@ def test_the_check_json_of_the_run_help_is_not_passed_off_as_a_plan_and_apply_sa
     examples = capsys.readouterr().out
     assert "--check --format json > check.json" in examples and "> plan.json" not in examples
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text("a ansible_connection=local\n")
+    inventory.write_text(f"a ansible_connection=local remedy_lock_path={tmp_path}/a.lock\n")
     book = tmp_path / "book.yml"
     book.write_text("- hosts: all\n  tasks:\n    - {command: 'true'}\n")
     audit = ["--audit-log", str(tmp_path / "audit.jsonl")]
