@@ -77,7 +77,7 @@ def test_json_junit_and_audit_agree_and_never_show_a_no_log_secret(
 
 def test_a_check_run_that_changes_nothing_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text("a ansible_connection=local\n")
+    inventory.write_text(f"a ansible_connection=local remedy_lock_path={tmp_path}/a.lock\n")
     book = tmp_path / "book.yml"
     book.write_text(f"- hosts: all\n  tasks:\n    - mark: {{name: n, log: {tmp_path}/log, changed: false}}\n")
     code = main(["plan", str(book), "-i", str(inventory), "--audit-log", str(tmp_path / "a.jsonl")])
@@ -116,7 +116,7 @@ SCRIPT_BOOK = """
 def test_a_multi_line_script_keeps_its_line_breaks_in_diagnose_plan_and_verbose_output(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text("a ansible_connection=local\n")
+    inventory.write_text(f"a ansible_connection=local remedy_lock_path={tmp_path}/a.lock\n")
     book = tmp_path / "book.yml"
     book.write_text(SCRIPT_BOOK.replace("LOG", str(tmp_path / "log")))
     common = [str(book), "-i", str(inventory), "--audit-log", str(tmp_path / "a.jsonl")]
@@ -175,7 +175,7 @@ def test_the_full_recap_with_v_and_in_json_has_every_state(
     assert lines[1].split() == ["host", "result", *(str(s) for s in Status), "total"]
     assert lines[3].split()[2:] == ["2", "1"] + ["0"] * (len(Status) - 2) + ["3"]
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text("a ansible_connection=local\n")
+    inventory.write_text(f"a ansible_connection=local remedy_lock_path={tmp_path}/a.lock\n")
     book = tmp_path / "book.yml"
     book.write_text(f"- hosts: all\n  tasks:\n    - mark: {{name: n, log: {tmp_path}/log}}\n")
     common = [str(book), "-i", str(inventory), "--audit-log", str(tmp_path / "a.jsonl")]
