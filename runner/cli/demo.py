@@ -42,7 +42,9 @@ def run_demo(main: Callable[[Sequence[str]], int], *, keep: bool = False, root: 
     base = Path(root) if root else Path(tempfile.mkdtemp(prefix="remedy-demo-"))
     make_sandbox(base)
     inventory = base / "inventory.ini"
-    inventory.write_text(f"localhost ansible_connection=local app_root={base}\n", encoding="utf-8")
+    lock = base / "localhost.lock"  # the run's lock stays in the sandbox
+    inventory.write_text(f"localhost ansible_connection=local app_root={base} remedy_lock_path={lock}\n",
+                         encoding="utf-8")
     audit = base / "audit.jsonl"
     common = [str(DEMO_PLAYBOOK), "-i", str(inventory), "--audit-log", str(audit)]
     print(f"== sandbox: {base} (config 0666, stale pid file, 5 stale cache entries)", file=sys.stderr)

@@ -37,7 +37,8 @@ def sandbox(root: Path) -> Path:
 def host_line(name: str, root: Path) -> str:
     return (f"{name} ansible_connection=local coze_config={root}/etc/coze/config.yaml "
             f"coze_log_dir={root}/var/log/coze coze_pid_file={root}/run/coze/coze.pid "
-            f"coze_program={root}/opt/none.py coze_system_logs=\"['{root}/syslog']\"")
+            f"coze_program={root}/opt/none.py coze_system_logs=\"['{root}/syslog']\" "
+            f"remedy_lock_path={root}/remedy.lock")
 
 
 @pytest.fixture
