@@ -25,6 +25,7 @@ from runner.cli.commands import (
     execute_planned,
     finish,
     input_roots,
+    max_changed,
     report_plan_comparison,
     run_options,
 )
@@ -50,7 +51,7 @@ from runner.results import Run
 #: ``apply``'s own options that the replayed ``run`` takes over.
 _CARRIED = ("format", "verbose", "quiet", "diff", "forks", "junit", "audit_log", "output", "known_hosts",
             "accept_new_host_keys", "ssh_config", "user", "private_key", "ask_pass", "ask_become_pass",
-            "connect_timeout", "lock_timeout", "serial", "max_fail_percentage", "no_evidence")
+            "connect_timeout", "lock_timeout", "serial", "max_fail_percentage", "max_changed", "no_evidence")
 #: Hosts named when a plan is stale; the rest are counted.
 _SHOWN = 20
 
@@ -60,6 +61,7 @@ def apply_command(args: argparse.Namespace) -> int:
     path = args.plan_file
     saved = open_plan(path, key=plan_key(os.environ), now=datetime.now(UTC))
     batch_policy(args)  # bad batch options: exit 4 before the check contacts any host
+    max_changed(args)
     info = _inputs_here(path, saved["inputs"])
     namespace = _replay_args(args, info)
     now = {name: sha for name in info["files"] if (sha := file_sha256(name))}
@@ -125,7 +127,8 @@ def _replay_args(args: argparse.Namespace, info: dict[str, Any]) -> argparse.Nam
         argv += ["-i", inventory]
     for extra in info["extra_vars"]:
         argv += ["-e", extra]
-    for option, key in (("-l", "limit"), ("--tags", "tags"), ("--skip-tags", "skip_tags")):
+    for option, key in (("-l", "limit"), ("--tags", "tags"), ("--skip-tags", "skip_tags"),
+                        ("--slice", "slice")):
         if info.get(key):
             argv += [option, info[key]]
     namespace = build_parser().parse_args(argv)

@@ -71,7 +71,7 @@ def run_options(args: argparse.Namespace, *, check: bool, diagnose_only: bool) -
     return RunOptions(
         check=check, diagnose_only=diagnose_only, forks=args.forks, limit=args.limit,
         tags=split(args.tags), skip_tags=split(args.skip_tags), lock_timeout=args.lock_timeout,
-        serial=serial, max_fail_percentage=max_fail,
+        serial=serial, max_fail_percentage=max_fail, max_changed=max_changed(args), slice=host_slice(args),
         evidence_dir=str(evidence_root(getattr(args, "audit_log", None))) if keep_evidence else "",
         connect=ConnectOptions(
             user=args.user, key_file=args.private_key, password=ssh_password,
@@ -114,6 +114,44 @@ def batch_policy(args: argparse.Namespace) -> tuple[tuple[int | str, ...] | None
                                 f"--max-fail-percentage {text!r} is not a number from 0 to 100",
                                 "e.g. --max-fail-percentage 0 stops the run after a batch with any failure")
     return serial, max_fail
+
+
+def max_changed(args: argparse.Namespace) -> int | str | None:
+    """``--max-changed``: a positive count or a percentage (None where not given).
+
+    Raises:
+        InputError: any other value.
+    """
+    from runner.load.playbook import serial_entry
+
+    text = getattr(args, "max_changed", None)
+    if text is None:
+        return None
+    entry = serial_entry(int(text) if text.strip().isdigit() else text)
+    if entry is None or isinstance(entry, str) and not 0 < float(entry.rstrip("%")) <= 100:
+        raise InputError.at(Location("<command line --max-changed>"),
+                            f"--max-changed {text!r} is not a positive count of hosts or a percentage "
+                            "above 0% and at most 100%",
+                            "e.g. --max-changed 5 (five hosts at most) or --max-changed 10%")
+    return entry
+
+
+def host_slice(args: argparse.Namespace) -> tuple[int, int] | None:
+    """``--slice K/N`` as (K, N) (None where not given).
+
+    Raises:
+        InputError: not two whole numbers with 1 <= K <= N.
+    """
+    text = getattr(args, "slice", None)
+    if text is None:
+        return None
+    index, _, count = text.partition("/")
+    if not (index.strip().isdigit() and count.strip().isdigit() and 1 <= int(index) <= int(count)):
+        raise InputError.at(Location("<command line --slice>"),
+                            f"--slice {text!r} is not K/N with whole numbers 1 <= K <= N",
+                            "e.g. --slice 2/3 runs the second of three slices; run every K from 1 to N "
+                            "and join the results with 'remedy merge'")
+    return int(index), int(count)
 
 
 def evidence_root(audit_log: str | None) -> Path:
@@ -364,7 +402,8 @@ def _fingerprint(args: argparse.Namespace, inputs: Inputs) -> dict[str, Any]:
     inventory, extra = absolute_sources(args.inventory, args.extra_vars)
     files = input_files(books, inputs.inventory.files if inputs.inventory else {}, extra)
     return {"playbooks": books, "inventory": inventory, "extra_vars": extra, "limit": args.limit,
-            "tags": args.tags, "skip_tags": args.skip_tags, "files": files, "roots": input_roots()}
+            "tags": args.tags, "skip_tags": args.skip_tags, "slice": getattr(args, "slice", None),
+            "files": files, "roots": input_roots()}
 
 
 def input_roots() -> dict[str, str]:

@@ -151,6 +151,16 @@ def _add_batch_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-fail-percentage", metavar="PERCENT",
                         help="stop the run when more than PERCENT%% of a batch's hosts fail (0 to 100; "
                              "0: any failure); overrides the playbook")
+    parser.add_argument("--max-changed", metavar="N|P%",
+                        help="blast-radius budget: change at most N hosts (or P%% of the run's hosts); the "
+                             "rest are diagnosed, not changed, and the run exits 7; overrides the "
+                             "playbook's max_hosts_changed")
+
+
+def _add_slice_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--slice", metavar="K/N",
+                        help="only the hosts of slice K of N (1-based; by a hash of the host name: the "
+                             "N slices never overlap and hold every host); 'remedy merge' joins the results")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Diagnose, plan, fix, verify and roll back faults on hosts over SSH.",
         epilog="exit codes: 0 ok, 2 task/verification failed, 3 host unreachable, "
                "4 invalid input, 5 audit log not written (nothing further changed), "
-               "6 a rollback failed, 99 interrupted",
+               "6 a rollback failed, 7 incomplete (blast-radius budget; slices missing), "
+               "99 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"remedy {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -176,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="after the run, check it changed exactly what this saved plan predicted")
     _add_evidence_args(run)
     _add_batch_args(run)
+    _add_slice_arg(run)
     plan = command("plan", "Dry run: what would change on each host, with diffs "
                            "(no PLAYBOOK: every bundled playbook).")
     _add_execution_args_optional(plan)
@@ -185,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"how long a saved plan stays valid: 30m, 1h, 2d ... (default {DEFAULT_TTL})")
     plan.add_argument("--detailed-exitcode", action="store_true",
                       help=f"exit {EXIT_PENDING} when the plan would change something, 0 when nothing")
+    _add_slice_arg(plan)
     apply = command("apply", "Run exactly a saved plan; refuses a plan that is expired, changed, "
                              "wrongly signed, already applied, or whose inputs or facts drifted.")
     apply.add_argument("plan_file", metavar="PLAN")
@@ -199,10 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_execution_args_optional(diagnose)
     diagnose.add_argument("--detailed-exitcode", action="store_true",
                           help=f"exit {EXIT_PENDING} when a fault is found, 0 when every host is healthy")
+    _add_slice_arg(diagnose)
     collect = command("collect", "Gather the guide's diagnosis bundle of every host into one "
                                  "archive, secrets masked: logs, service state, processes, ports, "
                                  "config, environment, disk, memory, load.")
     _add_collect_args(collect)
+    _add_slice_arg(collect)
     graph = command("graph", "Show the task dependency graph.")
     graph.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
     graph.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")

@@ -9,6 +9,7 @@ program: ``main`` with the garbage collector off during start-up); exit codes:
     4   invalid input, detected before any host was contacted
     5   the audit log could not be written: nothing further was changed
     6   a rollback failed on some host (neither its old nor its fixed state)
+    7   incomplete: the blast-radius budget held hosts back (or a merge lacks slices)
     99  interrupted (SIGINT / SIGTERM)
     1   internal error (a bug: the traceback is written to a file and named)
 """

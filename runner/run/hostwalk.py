@@ -12,7 +12,9 @@ have several faults, one per playbook, so the walk goes in phases:
 2. **Fix**, one play after another in the fault order (``graph.plays``:
    ``requires``, ``after`` and ``blocked_by`` between playbooks, file order
    otherwise): before a play's first change the host lock is taken (once) and
-   its diagnosis repeated, since the plays before it changed the host. Its
+   its diagnosis repeated, since the plays before it changed the host; then
+   the run's blast-radius budget is claimed (a host past it changes nothing:
+   its fix is ``not_run``). Its
    ``tasks`` follow the graph: a failed task skips only its dependents. A
    blocked play runs only after its blocker ran, if its fault is still there.
 3. **Handlers** notified by a changed task run once, after every play's fix
@@ -45,6 +47,7 @@ from runner.load.graph import Node, TaskGraph
 from runner.model import SECTIONS, Play, Playbook, Task
 from runner.redaction import Redactor
 from runner.results import FAULT_FOUND, STOPPED, Fault, FaultState, HostResult, Status, TaskResult
+from runner.run.budget import ChangeBudget
 from runner.run.capture import EvidenceRecorder, evidence_wanted
 from runner.run.context import HostContext
 from runner.run.foresight import Foresight
@@ -74,6 +77,7 @@ class WalkOptions:
     stop: threading.Event = field(default_factory=threading.Event)
     redactor: Redactor = field(default_factory=Redactor)
     evidence_dir: Path | None = None  # the run's evidence: <it>/<host>/before, after; None: none
+    budget: ChangeBudget = field(default_factory=lambda: ChangeBudget(None))  # the run's, shared
 
 
 Emit = Callable[[TaskResult], None]
@@ -350,6 +354,9 @@ class PlayWalk:
         if self.state is FaultState.BLOCKED and not self._blocker_ran(ran, check):
             return
         if not check and not self._lock_and_recheck(ran):
+            return
+        if not check and not self.walk.options.budget.claim(self.walk.host):
+            self._close(FaultState.NOT_RUN, Status.NOT_RUN, self.walk.options.budget.reason)
             return
         if not check:
             self.walk.evidence_before(self)
