@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import gc
 import getpass
+import hashlib
 import json
 import math
 import os
@@ -235,6 +236,8 @@ def execute_args(args: argparse.Namespace, inputs: Inputs | None = None) -> tupl
         inputs = load_inputs(args.playbooks or list(bundled_playbooks()), args.inventory, args.extra_vars)
     options = run_options(args, check=check, diagnose_only=command == "diagnose")
     hosts = plan_hosts(inputs, options)  # selection errors: exit 4 before any connection
+    if options.slice and not hosts:
+        print(f"remedy: slice {args.slice} holds none of the selected hosts: nothing to do", file=sys.stderr)
     redactor = run_redactor(options, hosts)
     audit = open_audit(args.audit_log, redactor)
     _warn_unfinished(audit)
@@ -348,23 +351,40 @@ def _write_documents(args: argparse.Namespace, run: Run, redactor: Redactor, com
                      inputs: Inputs) -> None:
     """The ``--format json|markdown`` document on stdout (and in ``results_dir``), ``--junit`` and ``-o``."""
     if args.format == "json" or getattr(args, "results_dir", None):
-        _write_document(args, run, redactor, command)
+        _write_document(args, run, redactor, command, inputs)
     if args.format == "markdown":
         print(redactor.text(render_markdown(run)), end="")
     if getattr(args, "junit", None):
-        _write_atomic(Path(args.junit), junit_document(run, redactor.text))
+        write_atomic(Path(args.junit), junit_document(run, redactor.text))
     if getattr(args, "output", None) and command == "plan":
-        document = {**run_document(run, redactor.value), "inputs": redactor.value(_fingerprint(args, inputs))}
-        _write_atomic(Path(args.output), seal_plan(document, now=datetime.now(UTC),
+        document = {**run_document(run, redactor.value), "inputs": redactor.value(_fingerprint(args, inputs)),
+                    "slice": slice_document(args, inputs, command)}
+        write_atomic(Path(args.output), seal_plan(document, now=datetime.now(UTC),
                                                    ttl=parse_ttl(args.plan_ttl), key=plan_key(os.environ)))
     elif getattr(args, "output", None):
-        _write_atomic(Path(args.output), json.dumps(run_document(run, redactor.value), indent=2,
-                                                    sort_keys=True, default=str) + "\n")
+        document = {**run_document(run, redactor.value), "slice": slice_document(args, inputs, command)}
+        write_atomic(Path(args.output), json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def _write_document(args: argparse.Namespace, run: Run, redactor: Redactor, command: str) -> None:
+def slice_document(args: argparse.Namespace, inputs: Inputs, command: str) -> dict[str, Any] | None:
+    """What ``remedy merge`` checks of a sliced run: its slice, and a digest of what chose its hosts
+    and tasks (the command, the content of every input file, -l, -t, --skip-tags, -e k=v)."""
+    chosen = host_slice(args)
+    if chosen is None:
+        return None
+    books = [book.path for book in inputs.playbooks]
+    files = input_files(books, inputs.inventory.files if inputs.inventory else {}, args.extra_vars)
+    what = {"command": "run" if command == "apply" else command, "files": sorted(files.values()),
+            "extra_vars": sorted(e for e in args.extra_vars if not e.startswith("@")),
+            "limit": args.limit, "tags": args.tags, "skip_tags": args.skip_tags}
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+    return {"index": chosen[0], "count": chosen[1], "inputs": digest}
+
+
+def _write_document(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
+                    inputs: Inputs) -> None:
     """The run's JSON document: on stdout with ``--format json``, in ``results_dir`` when set."""
-    document = run_document(run, redactor.value)
+    document = {**run_document(run, redactor.value), "slice": slice_document(args, inputs, command)}
     if command == "diagnose":
         document["diagnosis"] = redactor.value(diagnosis_rows(run))
     if getattr(args, "trigger", None):
@@ -373,7 +393,7 @@ def _write_document(args: argparse.Namespace, run: Run, redactor: Redactor, comm
     if args.format == "json":
         print(text)
     if getattr(args, "results_dir", None):
-        _write_atomic(Path(args.results_dir) / f"{run.run_id}.json", text + "\n")
+        write_atomic(Path(args.results_dir) / f"{run.run_id}.json", text + "\n")
 
 
 def _pending(run: Run, command: str) -> bool:
@@ -413,7 +433,7 @@ def input_roots() -> dict[str, str]:
             **({"bundled": str(next(iter(bundled.values())).parent)} if bundled else {})}
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(temp, "w", encoding="utf-8") as handle:

@@ -65,6 +65,10 @@ EPILOGS = {
   remedy collect -i hosts.ini -l 'web:!web03' -o /var/tmp/incident-42
   remedy collect -i hosts.ini -e coze_config=/srv/coze/config.yaml -e remedy_evidence_log_bytes=1048576
 """,
+    "merge": """examples:
+  remedy run -i hosts.ini --slice 2/3 --format json > slice-2.json   # on each of 3 machines
+  remedy merge slice-*.json --junit remedy.xml -o result.json        # one recap, one exit code
+""",
     "demo": "examples:\n  remedy demo            # needs no SSH: uses the local connection\n",
     "playbooks": """examples:
   remedy playbooks                    # the bundled catalogue
@@ -240,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     playbooks.add_argument("--modules", action="store_true", help="document every module")
     playbooks.add_argument("--module", metavar="NAME", help="document one module")
     _add_alert_commands(command)
+    merge = command("merge", "Join the JSON documents of sliced runs (--slice K/N) into one result, "
+                             "recap and exit code; refuses documents that are not slices of one run.")
+    merge.add_argument("results", nargs="+", metavar="RESULTS", help="JSON documents, one per slice")
+    merge.add_argument("--format", choices=("text", "json"), default="text",
+                       help="json: the merged document on stdout, the recap on stderr")
+    merge.add_argument("-o", "--output", metavar="FILE", help="write the merged JSON document to FILE")
+    merge.add_argument("--junit", metavar="FILE", help="write the merged JUnit XML report")
     return parser
 
 

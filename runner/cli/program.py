@@ -92,7 +92,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "validate": _cmd_validate, "graph": _cmd_graph, "inventory": _cmd_inventory,
         "playbooks": _cmd_playbooks, "run": _cmd_run, "plan": _cmd_run,
         "diagnose": _cmd_run, "apply": _cmd_apply, "demo": _cmd_demo, "collect": _cmd_collect,
-        "trigger": _cmd_alerts, "listen": _cmd_alerts,
+        "trigger": _cmd_alerts, "listen": _cmd_alerts, "merge": _cmd_merge,
     }
     return handlers[args.command](args)
 
@@ -191,6 +191,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from runner.cli.commands import run_command
 
     return run_command(args)
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from runner.cli.merge import merge_command
+
+    return merge_command(args)
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:

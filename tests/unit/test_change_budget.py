@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,17 @@ from tests.unit.test_executor import mark_module  # noqa: F401 - the autouse fix
 HOSTS = "abcdef"
 
 
+def local_hosts(root: Path, names: Iterable[str]) -> str:
+    """An INI inventory of local hosts, each with its lock under ``root`` (no run elsewhere shares it)."""
+    return "".join(f"{h} ansible_connection=local remedy_lock_path={root}/{h}.lock\n" for h in names)
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """Six local hosts; one fix task that logs the host's name."""
     task = {"mark": {"name": "{{ inventory_hostname }}", "log": f"{tmp_path}/log"}}
     (tmp_path / "book.yml").write_text(yaml.safe_dump([{"hosts": "all", "tasks": [task]}], sort_keys=False))
-    (tmp_path / "hosts.ini").write_text("\n".join(f"{h} ansible_connection=local" for h in HOSTS) + "\n")
+    (tmp_path / "hosts.ini").write_text(local_hosts(tmp_path, HOSTS))
     return tmp_path
 
 
