@@ -218,7 +218,7 @@ def run_and_report(args: argparse.Namespace) -> tuple[int, Run]:
     ``trigger`` (a mapping added to the JSON document as ``trigger``).
     """
     saved = load_plan(args.compare_plan) if getattr(args, "compare_plan", None) else None
-    if getattr(args, "output", None):  # a bad --plan-ttl or key: exit 4 before any host
+    if getattr(args, "output", None) and args.command == "plan":  # a bad --plan-ttl or key: exit 4
         parse_ttl(args.plan_ttl)
         plan_key(os.environ)
     run, redactor, inputs = execute_args(args)
@@ -350,8 +350,11 @@ def finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
 def _write_documents(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
                      inputs: Inputs) -> None:
     """The ``--format json|markdown`` document on stdout (and in ``results_dir``), ``--junit`` and ``-o``."""
-    if args.format == "json" or getattr(args, "results_dir", None):
-        _write_document(args, run, redactor, command, inputs)
+    text = _document_text(args, run, redactor, command, inputs)
+    if args.format == "json":
+        print(text)
+    if getattr(args, "results_dir", None):
+        write_atomic(Path(args.results_dir) / f"{run.run_id}.json", text + "\n")
     if args.format == "markdown":
         print(redactor.text(render_markdown(run)), end="")
     if getattr(args, "junit", None):
@@ -362,8 +365,7 @@ def _write_documents(args: argparse.Namespace, run: Run, redactor: Redactor, com
         write_atomic(Path(args.output), seal_plan(document, now=datetime.now(UTC),
                                                    ttl=parse_ttl(args.plan_ttl), key=plan_key(os.environ)))
     elif getattr(args, "output", None):
-        document = {**run_document(run, redactor.value), "slice": slice_document(args, inputs, command)}
-        write_atomic(Path(args.output), json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+        write_atomic(Path(args.output), text + "\n")
 
 
 def slice_document(args: argparse.Namespace, inputs: Inputs, command: str) -> dict[str, Any] | None:
@@ -381,19 +383,15 @@ def slice_document(args: argparse.Namespace, inputs: Inputs, command: str) -> di
     return {"index": chosen[0], "count": chosen[1], "inputs": digest}
 
 
-def _write_document(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
-                    inputs: Inputs) -> None:
-    """The run's JSON document: on stdout with ``--format json``, in ``results_dir`` when set."""
+def _document_text(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
+                   inputs: Inputs) -> str:
+    """The run's JSON document (``--format json``, ``results_dir``, ``-o`` of a run), as text."""
     document = {**run_document(run, redactor.value), "slice": slice_document(args, inputs, command)}
     if command == "diagnose":
         document["diagnosis"] = redactor.value(diagnosis_rows(run))
     if getattr(args, "trigger", None):
         document["trigger"] = redactor.value(args.trigger)
-    text = json.dumps(document, indent=2, sort_keys=True, default=str)
-    if args.format == "json":
-        print(text)
-    if getattr(args, "results_dir", None):
-        write_atomic(Path(args.results_dir) / f"{run.run_id}.json", text + "\n")
+    return json.dumps(document, indent=2, sort_keys=True, default=str)
 
 
 def _pending(run: Run, command: str) -> bool:

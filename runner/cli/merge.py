@@ -20,6 +20,7 @@ from typing import Any
 
 from runner.cli.commands import write_atomic
 from runner.errors import InputError, Location, Problem
+from runner.output.markdown import render_markdown
 from runner.output.merging import merged_run, run_from_document
 from runner.output.runs import junit_document, render_recap, run_document
 from runner.results import Run
@@ -38,7 +39,9 @@ def merge_command(args: argparse.Namespace) -> int:
     run_id = hashlib.sha256(" ".join(sorted(r.run_id for r in runs)).encode()).hexdigest()[:12]
     run = merged_run(run_id, runs, f"slices not merged: {', '.join(missing)}" if missing else "")
     _write(args, run, documents)
-    out = sys.stderr if args.format == "json" else sys.stdout
+    if args.format == "markdown":
+        print(render_markdown(run), end="")
+    out = sys.stderr if args.format != "text" else sys.stdout
     print(render_recap(run), file=out)
     print(f"merged {len(runs)} of {count} slices ({len(run.hosts)} hosts)"
           + (f"; missing: {', '.join(missing)}" if missing else ""), file=out)

@@ -161,7 +161,9 @@ def _add_batch_args(parser: argparse.ArgumentParser) -> None:
                              "playbook's max_hosts_changed")
 
 
-def _add_slice_arg(parser: argparse.ArgumentParser) -> None:
+def _add_slice_arg(parser: argparse.ArgumentParser, *, output: bool = True) -> None:
+    if output:
+        parser.add_argument("-o", "--output", metavar="FILE", help="write the run's JSON document to FILE")
     parser.add_argument("--slice", metavar="K/N",
                         help="only the hosts of slice K of N (1-based; by a hash of the host name: the "
                              "N slices never overlap and hold every host); 'remedy merge' joins the results")
@@ -201,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"how long a saved plan stays valid: 30m, 1h, 2d ... (default {DEFAULT_TTL})")
     plan.add_argument("--detailed-exitcode", action="store_true",
                       help=f"exit {EXIT_PENDING} when the plan would change something, 0 when nothing")
-    _add_slice_arg(plan)
+    _add_slice_arg(plan, output=False)
     apply = command("apply", "Run exactly a saved plan; refuses a plan that is expired, changed, "
                              "wrongly signed, already applied, or whose inputs or facts drifted.")
     apply.add_argument("plan_file", metavar="PLAN")
@@ -221,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "archive, secrets masked: logs, service state, processes, ports, "
                                  "config, environment, disk, memory, load.")
     _add_collect_args(collect)
-    _add_slice_arg(collect)
+    _add_slice_arg(collect, output=False)
     graph = command("graph", "Show the task dependency graph.")
     graph.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
     graph.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")
@@ -247,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     merge = command("merge", "Join the JSON documents of sliced runs (--slice K/N) into one result, "
                              "recap and exit code; refuses documents that are not slices of one run.")
     merge.add_argument("results", nargs="+", metavar="RESULTS", help="JSON documents, one per slice")
-    merge.add_argument("--format", choices=("text", "json"), default="text",
-                       help="json: the merged document on stdout, the recap on stderr")
+    merge.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                       help="json: the merged document on stdout; markdown: its summary for a CI job; "
+                            "with either, the recap goes to stderr")
     merge.add_argument("-o", "--output", metavar="FILE", help="write the merged JSON document to FILE")
     merge.add_argument("--junit", metavar="FILE", help="write the merged JUnit XML report")
     return parser
