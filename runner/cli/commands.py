@@ -350,7 +350,9 @@ def finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
 def _write_documents(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
                      inputs: Inputs) -> None:
     """The ``--format json|markdown`` document on stdout (and in ``results_dir``), ``--junit`` and ``-o``."""
-    text = _document_text(args, run, redactor, command, inputs)
+    output = getattr(args, "output", None) if command != "plan" else None  # a plan's -o: the sealed plan
+    wanted = args.format == "json" or getattr(args, "results_dir", None) or output
+    text = _document_text(args, run, redactor, command, inputs) if wanted else ""
     if args.format == "json":
         print(text)
     if getattr(args, "results_dir", None):
@@ -364,8 +366,8 @@ def _write_documents(args: argparse.Namespace, run: Run, redactor: Redactor, com
                     "slice": slice_document(args, inputs, command)}
         write_atomic(Path(args.output), seal_plan(document, now=datetime.now(UTC),
                                                    ttl=parse_ttl(args.plan_ttl), key=plan_key(os.environ)))
-    elif getattr(args, "output", None):
-        write_atomic(Path(args.output), text + "\n")
+    elif output:
+        write_atomic(Path(output), text + "\n")
 
 
 def slice_document(args: argparse.Namespace, inputs: Inputs, command: str) -> dict[str, Any] | None:

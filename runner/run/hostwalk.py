@@ -14,7 +14,7 @@ have several faults, one per playbook, so the walk goes in phases:
    otherwise): before a play's first change the host lock is taken (once) and
    its diagnosis repeated, since the plays before it changed the host; then
    the run's blast-radius budget is claimed (a host past it changes nothing:
-   its fix is ``not_run``). Its
+   its fix is predicted as in check mode and recorded ``not_run``). Its
    ``tasks`` follow the graph: a failed task skips only its dependents. A
    blocked play runs only after its blocker ran, if its fault is still there.
 3. **Handlers** notified by a changed task run once, after every play's fix
@@ -112,6 +112,7 @@ class HostWalk:
         self.evidence: EvidenceRecorder | None = None
         self.lock_path = options.lock_path or default_lock_path(host)
         self.foresight = Foresight()  # check mode: the changes planned so far, over every play
+        self.holding = ""  # why the fix is only planned (the blast-radius budget), or ""
 
     def run(self, plays: list[tuple[Playbook, Play, Mapping[str, Any]]]) -> HostResult:
         """``plays``: each applicable play with the host's variables for it, in fault order."""
@@ -170,7 +171,9 @@ class HostWalk:
         return Status.CHANGED if Status.CHANGED in statuses else Status.OK
 
     def record(self, result: TaskResult) -> TaskResult:
-        """Keep and report ``result`` as every output may show it."""
+        """Keep and report ``result`` as every output may show it (a fix only planned: ``not_run``)."""
+        if self.holding and result.phase in ("tasks", "handlers"):
+            result = replace(result, status=Status.NOT_RUN, changed=False, message=self.holding)
         result = self.options.redactor.result(result)
         self.results.append(result)
         self.emit(result)
@@ -356,13 +359,20 @@ class PlayWalk:
         if not check and not self._lock_and_recheck(ran):
             return
         if not check and not self.walk.options.budget.claim(self.walk.host):
-            self._close(FaultState.NOT_RUN, Status.NOT_RUN, self.walk.options.budget.reason)
+            self._plan_only(self.walk.options.budget.reason)
             return
         if not check:
             self.walk.evidence_before(self)
         self.ctx.pending_change = any(u.ctx.pending_change for u in ran)
         self.ran = True
         self.fix_failed = self._walk(self.nodes["tasks"], "tasks")
+
+    def _plan_only(self, reason: str) -> None:
+        """Past the budget: predict the fix as check mode does, record each task ``not_run``."""
+        self.walk.holding = reason
+        self.ctx = replace(self.ctx, check=True)
+        self._walk(self.nodes["tasks"], "tasks")
+        self._close(FaultState.NOT_RUN, Status.NOT_RUN, reason)
 
     def _blocker_ran(self, ran: list[PlayWalk], check: bool) -> bool:
         blocker = self.diagnosis.blocked_by
