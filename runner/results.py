@@ -56,8 +56,6 @@ EXIT_ROLLBACK_FAILED = 6
 #: Exit code of a run that did all it was allowed to and nothing failed, yet left hosts to do: the
 #: blast-radius budget stopped hosts before their first change, or a merge lacks some slices.
 EXIT_INCOMPLETE = 7
-#: Exit codes of runs, worst first: the code of several runs together is the first one any of them has.
-EXIT_PRECEDENCE = (5, 99, EXIT_ROLLBACK_FAILED, 3, 2, EXIT_INCOMPLETE, 0)
 
 
 def budget_reason(limit: int) -> str:

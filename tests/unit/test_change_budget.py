@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from runner.results import HostResult, Run, Status, TaskResult
 from runner.run.budget import ChangeBudget
 from tests.unit.test_cli_batches import logged
 from tests.unit.test_cli_batches import remedy as run_site
@@ -141,3 +142,19 @@ def test_parallel_claims_never_exceed_the_limit() -> None:
         thread.join()
     assert len(granted) == 3
     assert budget.held() == {f"h{i}" for i in range(32)} - set(granted)
+
+
+def host(name: str, status: Status) -> HostResult:
+    return HostResult(name, (TaskResult(name, "book:fix", "fix", status),), status)
+
+
+@pytest.mark.parametrize(("hosts", "held", "code"), [
+    ((host("a", Status.CHANGED), host("b", Status.NOT_RUN)), ("b",), 7),
+    ((host("a", Status.FAILED), host("b", Status.NOT_RUN)), ("b",), 2),  # a failure is worse
+    ((host("a", Status.UNREACHABLE), host("b", Status.NOT_RUN)), ("b",), 3),
+    ((host("a", Status.NOT_RUN), host("b", Status.NOT_RUN)), ("b",), 2),  # a not run for another reason
+    ((host("a", Status.CHANGED), host("b", Status.OK)), (), 0),
+])
+def test_incomplete_is_exit_7_only_when_nothing_is_worse(hosts: tuple[HostResult, ...], held: tuple[str, ...],
+                                                        code: int) -> None:
+    assert Run("r", hosts, over_budget=held, incomplete="budget" if held else "").exit_code == code
