@@ -1,4 +1,5 @@
-"""Three slices of a twelve-host lab, merged, are one unsliced run: the same host results, no host twice.
+"""Three slices of a twelve-host lab, merged, are one unsliced run: the same host results, no host twice;
+a blast-radius budget holds under parallel hosts.
 
 The Kubernetes example (``examples/k8s/``) runs here without a cluster: the
 Indexed Job's container command runs once per completion index, then the
@@ -77,6 +78,23 @@ def test_three_merged_slices_are_the_unsliced_run(fleet: Fleet, command: str) ->
     assert host_results(merged.doc) == host_results(whole.doc)
     changed = sorted(h["host"] for h in merged.doc["hosts"] if h["status"] == "changed")
     assert changed == sorted(BROKEN)  # a plan: the hosts that would change
+
+
+def test_the_blast_radius_budget_fixes_two_hosts_per_run_and_the_next_run_goes_on(fleet: Fleet) -> None:
+    break_hosts(fleet)
+    first = fleet.remedy("run", PLAYBOOK, "--max-changed", "2", "--forks", "12")
+    assert first.rc == 7, first.explain()
+    fixed = [h for h in BROKEN if first.status(h) == "changed"]
+    (held,) = first.doc["over_budget"]
+    assert len(fixed) == 2 and held in BROKEN and first.status(held) == "not_run"
+    assert [f["state"] for f in first.host(held)["faults"]] == ["not_run"]
+    planned = [t for t in first.host(held)["tasks"] if t["phase"] == "tasks"]
+    assert {t["status"] for t in planned} == {"not_run"} and "change" in {t["predicted"] for t in planned}
+    assert {t["message"] for t in planned} == {"blast-radius budget: 2 hosts changed"}
+    second = fleet.remedy("run", PLAYBOOK, "--max-changed", "2")
+    assert second.rc == 0, second.explain()
+    assert [h for h in BROKEN if second.status(h) == "changed"] == [held]  # its fault was still there
+    assert all(fleet.health(host)[0] == 200 for host in BROKEN)
 
 
 K8S = REPO / "examples" / "k8s"
