@@ -57,6 +57,14 @@ EXIT_ROLLBACK_FAILED = 6
 #: blast-radius budget stopped hosts before their first change, or a merge lacks some slices.
 EXIT_INCOMPLETE = 7
 
+#: Exit codes of runs, worst first (a code not listed, such as 4, ranks first of all).
+EXIT_PRECEDENCE = (5, 99, EXIT_ROLLBACK_FAILED, 3, 2, EXIT_INCOMPLETE, 0)
+
+
+def worst_exit(*codes: int) -> int:
+    """The exit code of several runs (or checks) together: the worst by ``EXIT_PRECEDENCE``."""
+    return min(codes, key=lambda code: EXIT_PRECEDENCE.index(code) if code in EXIT_PRECEDENCE else -1)
+
 
 def budget_reason(limit: int) -> str:
     """Why a host was not changed: the run's blast-radius budget was spent by other hosts."""

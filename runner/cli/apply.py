@@ -46,7 +46,7 @@ from runner.plan.artifact import (
 from runner.plan.hosts import plan_hosts
 from runner.plan.saved import plan_drift
 from runner.redaction import MASK
-from runner.results import Run
+from runner.results import Run, worst_exit
 
 #: ``apply``'s own options that the replayed ``run`` takes over.
 _CARRIED = ("format", "verbose", "quiet", "diff", "forks", "junit", "audit_log", "output", "known_hosts",
@@ -83,7 +83,7 @@ def apply_command(args: argparse.Namespace) -> int:
             from None
     run, redactor, _ = execute_args(namespace, inputs)
     code = finish(namespace, run, redactor, "run", inputs)
-    return max(code, report_plan_comparison(saved, run, namespace, redactor))
+    return worst_exit(code, report_plan_comparison(saved, run, namespace, redactor))
 
 
 def _inputs_here(path: str, inputs: dict[str, Any]) -> dict[str, Any]:

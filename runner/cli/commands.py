@@ -46,7 +46,7 @@ from runner.plan.artifact import absolute_sources, input_files, parse_ttl, plan_
 from runner.plan.hosts import ConnectOptions, HostPlan, RunOptions, plan_hosts
 from runner.plan.saved import compare_with_plan, load_plan
 from runner.redaction import Redactor
-from runner.results import FaultState, Run
+from runner.results import FaultState, Run, worst_exit
 from runner.run.executor import execute
 
 
@@ -224,7 +224,7 @@ def run_and_report(args: argparse.Namespace) -> tuple[int, Run]:
     run, redactor, inputs = execute_args(args)
     code = finish(args, run, redactor, args.command, inputs)
     if saved is not None:
-        code = max(code, report_plan_comparison(saved, run, args, redactor))
+        code = worst_exit(code, report_plan_comparison(saved, run, args, redactor))
     return code, run
 
 

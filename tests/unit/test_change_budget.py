@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner.results import HostResult, Run, Status, TaskResult
+from runner.results import HostResult, Run, Status, TaskResult, worst_exit
 from runner.run.budget import ChangeBudget
 from tests.unit.test_cli_batches import logged
 from tests.unit.test_cli_batches import remedy as run_site
@@ -159,3 +159,9 @@ def host(name: str, status: Status) -> HostResult:
 def test_incomplete_is_exit_7_only_when_nothing_is_worse(hosts: tuple[HostResult, ...], held: tuple[str, ...],
                                                         code: int) -> None:
     assert Run("r", hosts, over_budget=held, incomplete="budget" if held else "").exit_code == code
+
+
+def test_the_exit_code_of_several_runs_is_the_worst_not_the_highest() -> None:
+    assert worst_exit(0, 7, 2) == 2  # a failure is worse than an incomplete run
+    assert worst_exit(7, 6) == 6 and worst_exit(3, 7) == 3 and worst_exit(0, 7) == 7
+    assert worst_exit(99, 5) == 5 and worst_exit(7, 0, 0) == 7
