@@ -85,6 +85,7 @@ class Play:
     rollback: tuple[Task, ...] = ()
     serial: tuple[int | str, ...] = ()
     max_fail_percentage: float | None = None
+    max_hosts_changed: int | str | None = None  # the blast-radius budget: a count or "P%"
     become: bool = False
     become_user: str | None = None
     tags: tuple[str, ...] = ()

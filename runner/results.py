@@ -55,6 +55,22 @@ _FAILURES = frozenset(
 
 #: Exit code of a run in which a rollback failed: a host is in neither its old nor its fixed state.
 EXIT_ROLLBACK_FAILED = 6
+#: Exit code of a run that did all it was allowed to and nothing failed, yet left hosts to do: the
+#: blast-radius budget stopped hosts before their first change, or a merge lacks some slices.
+EXIT_INCOMPLETE = 7
+
+#: Exit codes of runs, worst first (a code not listed, such as 4, ranks first of all).
+EXIT_PRECEDENCE = (5, 99, EXIT_ROLLBACK_FAILED, 3, 2, EXIT_INCOMPLETE, 0)
+
+
+def worst_exit(*codes: int) -> int:
+    """The exit code of several runs (or checks) together: the worst by ``EXIT_PRECEDENCE``."""
+    return min(codes, key=lambda code: EXIT_PRECEDENCE.index(code) if code in EXIT_PRECEDENCE else -1)
+
+
+def budget_reason(limit: int) -> str:
+    """Why a host was not changed: the run's blast-radius budget was spent by other hosts."""
+    return f"blast-radius budget: {limit} host{'s' * (limit != 1)} changed"
 
 
 class FaultState(StrEnum):
@@ -164,6 +180,8 @@ class Run:
     interrupted: bool = False
     aborted: str = ""  # why the remaining hosts were not run (threshold, ...)
     audit_error: str = ""  # why the audit log could not be written; nothing started after it
+    over_budget: tuple[str, ...] = ()  # hosts stopped before their first change by the budget
+    incomplete: str = ""  # why hosts were left to do: the budget, slices missing from a merge
 
     def all_results(self) -> Iterable[TaskResult]:
         for host in self.hosts:
@@ -176,16 +194,20 @@ class Run:
     def exit_code(self) -> int:
         """0 success, 2 a task or verification failed (or a host was not run: locked,
         threshold; or blocked by another fault), 3 a host unreachable, 5 the audit log
-        could not be written, 6 a rollback failed, 99 interrupted."""
+        could not be written, 6 a rollback failed, 7 incomplete (hosts held back by the
+        blast-radius budget, nothing failed), 99 interrupted."""
         if self.audit_error:
             return 5  # before all else: the run's record is incomplete
         if self.interrupted:
             return 99
-        statuses = {r.status for r in self.all_results()} | {h.status for h in self.hosts}
+        held = set(self.over_budget)  # their not_run is the budget's, not a failure
+        statuses = {r.status for h in self.hosts for r in h.results
+                    if not (h.host in held and r.status is Status.NOT_RUN)}
+        statuses |= {h.status for h in self.hosts if not (h.host in held and h.status is Status.NOT_RUN)}
         if Status.ROLLBACK_FAILED in statuses:
             return EXIT_ROLLBACK_FAILED
         if Status.UNREACHABLE in statuses:
             return 3
         if any(s.is_failure for s in statuses) or self.aborted or Status.NOT_RUN in statuses:
             return 2  # a host not run (locked, threshold) is a host not fixed
-        return 0
+        return EXIT_INCOMPLETE if self.over_budget or self.incomplete else 0

@@ -39,7 +39,7 @@ from runner.load.inputs import load_inputs
 from runner.load.inventory.patterns import select_hosts
 from runner.output.audit import AuditLog
 from runner.redaction import Redactor
-from runner.results import Run
+from runner.results import Run, worst_exit
 
 #: Exit code of ``trigger`` when an alert was escalated: its host is left unfixed.
 EXIT_ESCALATED = 2
@@ -61,7 +61,7 @@ def trigger_command(args: argparse.Namespace) -> int:
         code = EXIT_ESCALATED if any(d.verdict is Verdict.ESCALATED for d in decisions) else 0
         for index, triggered in enumerate(runs):
             result = prepared.dispatcher.execute(triggered)
-            code = max(code, result)
+            code = worst_exit(code, result)
             if result == EXIT_INTERRUPTED:
                 for rest in runs[index + 1:]:
                     prepared.dispatcher.release(rest, "interrupted")

@@ -25,6 +25,7 @@ from runner.cli.commands import (
     execute_planned,
     finish,
     input_roots,
+    max_changed,
     report_plan_comparison,
     run_options,
 )
@@ -45,13 +46,13 @@ from runner.plan.artifact import (
 from runner.plan.hosts import plan_hosts
 from runner.plan.saved import plan_drift
 from runner.redaction import MASK
-from runner.results import Run
+from runner.results import Run, worst_exit
 
 #: ``apply``'s own options that the replayed ``run`` takes over.
 _CARRIED = ("format", "verbose", "quiet", "no_color", "diff", "forks", "junit", "audit_log", "output",
             "known_hosts", "accept_new_host_keys", "ssh_config", "user", "private_key", "ask_pass",
             "ask_become_pass", "connect_timeout", "lock_timeout", "serial", "max_fail_percentage",
-            "no_evidence")
+            "max_changed", "no_evidence")
 #: Hosts named when a plan is stale; the rest are counted.
 _SHOWN = 20
 
@@ -61,6 +62,7 @@ def apply_command(args: argparse.Namespace) -> int:
     path = args.plan_file
     saved = open_plan(path, key=plan_key(os.environ), now=datetime.now(UTC))
     batch_policy(args)  # bad batch options: exit 4 before the check contacts any host
+    max_changed(args)
     info = _inputs_here(path, saved["inputs"])
     namespace = _replay_args(args, info)
     now = {name: sha for name in info["files"] if (sha := file_sha256(name))}
@@ -82,7 +84,7 @@ def apply_command(args: argparse.Namespace) -> int:
             from None
     run, redactor, _ = execute_args(namespace, inputs)
     code = finish(namespace, run, redactor, "run", inputs)
-    return max(code, report_plan_comparison(saved, run, namespace, redactor))
+    return worst_exit(code, report_plan_comparison(saved, run, namespace, redactor))
 
 
 def _inputs_here(path: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +128,8 @@ def _replay_args(args: argparse.Namespace, info: dict[str, Any]) -> argparse.Nam
         argv += ["-i", inventory]
     for extra in info["extra_vars"]:
         argv += ["-e", extra]
-    for option, key in (("-l", "limit"), ("--tags", "tags"), ("--skip-tags", "skip_tags")):
+    for option, key in (("-l", "limit"), ("--tags", "tags"), ("--skip-tags", "skip_tags"),
+                        ("--slice", "slice")):
         if info.get(key):
             argv += [option, info[key]]
     namespace = build_parser().parse_args(argv)

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import gc
 import getpass
+import hashlib
 import json
 import math
 import os
@@ -55,7 +56,7 @@ from runner.plan.artifact import absolute_sources, input_files, parse_ttl, plan_
 from runner.plan.hosts import ConnectOptions, HostPlan, RunOptions, plan_hosts
 from runner.plan.saved import compare_with_plan, load_plan
 from runner.redaction import Redactor
-from runner.results import FaultState, Run
+from runner.results import FaultState, Run, worst_exit
 from runner.run.executor import execute
 
 
@@ -82,7 +83,7 @@ def run_options(args: argparse.Namespace, *, check: bool, diagnose_only: bool) -
         check=check, diagnose_only=diagnose_only, forks=args.forks, limit=args.limit,
         tags=split(args.tags), skip_tags=split(args.skip_tags),
         lock_timeout=getattr(args, "lock_timeout", 0.0),  # diagnose takes no lock
-        serial=serial, max_fail_percentage=max_fail,
+        serial=serial, max_fail_percentage=max_fail, max_changed=max_changed(args), slice=host_slice(args),
         evidence_dir=str(evidence_root(getattr(args, "audit_log", None))) if keep_evidence else "",
         connect=ConnectOptions(
             user=args.user, key_file=args.private_key, password=ssh_password,
@@ -125,6 +126,44 @@ def batch_policy(args: argparse.Namespace) -> tuple[tuple[int | str, ...] | None
                                 f"--max-fail-percentage {text!r} is not a number from 0 to 100",
                                 "e.g. --max-fail-percentage 0 stops the run after a batch with any failure")
     return serial, max_fail
+
+
+def max_changed(args: argparse.Namespace) -> int | str | None:
+    """``--max-changed``: a positive count or a percentage (None where not given).
+
+    Raises:
+        InputError: any other value.
+    """
+    from runner.load.playbook import serial_entry
+
+    text = getattr(args, "max_changed", None)
+    if text is None:
+        return None
+    entry = serial_entry(int(text) if text.strip().isdigit() else text)
+    if entry is None or isinstance(entry, str) and not 0 < float(entry.rstrip("%")) <= 100:
+        raise InputError.at(Location("<command line --max-changed>"),
+                            f"--max-changed {text!r} is not a positive count of hosts or a percentage "
+                            "above 0% and at most 100%",
+                            "e.g. --max-changed 5 (five hosts at most) or --max-changed 10%")
+    return entry
+
+
+def host_slice(args: argparse.Namespace) -> tuple[int, int] | None:
+    """``--slice K/N`` as (K, N) (None where not given).
+
+    Raises:
+        InputError: not two whole numbers with 1 <= K <= N.
+    """
+    text = getattr(args, "slice", None)
+    if text is None:
+        return None
+    index, _, count = text.partition("/")
+    if not (index.strip().isdigit() and count.strip().isdigit() and 1 <= int(index) <= int(count)):
+        raise InputError.at(Location("<command line --slice>"),
+                            f"--slice {text!r} is not K/N with whole numbers 1 <= K <= N",
+                            "e.g. --slice 2/3 runs the second of three slices; run every K from 1 to N "
+                            "and join the results with 'remedy merge'")
+    return int(index), int(count)
 
 
 def evidence_root(audit_log: str | None) -> Path:
@@ -190,13 +229,13 @@ def run_and_report(args: argparse.Namespace) -> tuple[int, Run]:
     ``trigger`` (a mapping added to the JSON document as ``trigger``).
     """
     saved = load_plan(args.compare_plan) if getattr(args, "compare_plan", None) else None
-    if getattr(args, "output", None):  # a bad --plan-ttl or key: exit 4 before any host
+    if getattr(args, "output", None) and args.command == "plan":  # a bad --plan-ttl or key: exit 4
         parse_ttl(args.plan_ttl)
         plan_key(os.environ)
     run, redactor, inputs = execute_args(args)
     code = finish(args, run, redactor, args.command, inputs)
     if saved is not None:
-        code = max(code, report_plan_comparison(saved, run, args, redactor))
+        code = worst_exit(code, report_plan_comparison(saved, run, args, redactor))
     return code, run
 
 
@@ -209,6 +248,8 @@ def execute_args(args: argparse.Namespace, inputs: Inputs | None = None) -> tupl
     warn_inputs(inputs)
     options = run_options(args, check=check, diagnose_only=command == "diagnose")
     hosts = plan_hosts(inputs, options)  # selection errors: exit 4 before any connection
+    if options.slice and not hosts:
+        print(f"remedy: slice {args.slice} holds none of the selected hosts: nothing to do", file=sys.stderr)
     redactor = run_redactor(options, hosts)
     audit = open_audit(args.audit_log, redactor)
     _warn_unfinished(audit)
@@ -338,33 +379,50 @@ def finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
 def _write_documents(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
                      inputs: Inputs) -> None:
     """The ``--format json|markdown`` document on stdout (and in ``results_dir``), ``--junit`` and ``-o``."""
-    if args.format == "json" or getattr(args, "results_dir", None):
-        _write_document(args, run, redactor, command)
+    output = getattr(args, "output", None) if command != "plan" else None  # a plan's -o: the sealed plan
+    wanted = args.format == "json" or getattr(args, "results_dir", None) or output
+    text = _document_text(args, run, redactor, command, inputs) if wanted else ""
+    if args.format == "json":
+        print(text)
+    if getattr(args, "results_dir", None):
+        write_atomic(Path(args.results_dir) / f"{run.run_id}.json", text + "\n")
     if args.format == "markdown":
         print(redactor.text(render_markdown(run)), end="")
     if getattr(args, "junit", None):
-        _write_atomic(Path(args.junit), junit_document(run, redactor.text))
+        write_atomic(Path(args.junit), junit_document(run, redactor.text))
     if getattr(args, "output", None) and command == "plan":
-        document = {**run_document(run, redactor.value), "inputs": redactor.value(_fingerprint(args, inputs))}
-        _write_atomic(Path(args.output), seal_plan(document, now=datetime.now(UTC),
+        document = {**run_document(run, redactor.value), "inputs": redactor.value(_fingerprint(args, inputs)),
+                    "slice": slice_document(args, inputs, command)}
+        write_atomic(Path(args.output), seal_plan(document, now=datetime.now(UTC),
                                                    ttl=parse_ttl(args.plan_ttl), key=plan_key(os.environ)))
-    elif getattr(args, "output", None):
-        _write_atomic(Path(args.output), json.dumps(run_document(run, redactor.value), indent=2,
-                                                    sort_keys=True, default=str) + "\n")
+    elif output:
+        write_atomic(Path(output), text + "\n")
 
 
-def _write_document(args: argparse.Namespace, run: Run, redactor: Redactor, command: str) -> None:
-    """The run's JSON document: on stdout with ``--format json``, in ``results_dir`` when set."""
-    document = run_document(run, redactor.value)
+def slice_document(args: argparse.Namespace, inputs: Inputs, command: str) -> dict[str, Any] | None:
+    """What ``remedy merge`` checks of a sliced run: its slice, and a digest of what chose its hosts
+    and tasks (the command, the content of every input file, -l, -t, --skip-tags, -e k=v)."""
+    chosen = host_slice(args)
+    if chosen is None:
+        return None
+    books = [book.path for book in inputs.playbooks]
+    files = input_files(books, inputs.inventory.files if inputs.inventory else {}, args.extra_vars)
+    what = {"command": "run" if command == "apply" else command, "files": sorted(files.values()),
+            "extra_vars": sorted(e for e in args.extra_vars if not e.startswith("@")),
+            "limit": args.limit, "tags": args.tags, "skip_tags": args.skip_tags}
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+    return {"index": chosen[0], "count": chosen[1], "inputs": digest}
+
+
+def _document_text(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
+                   inputs: Inputs) -> str:
+    """The run's JSON document (``--format json``, ``results_dir``, ``-o`` of a run), as text."""
+    document = {**run_document(run, redactor.value), "slice": slice_document(args, inputs, command)}
     if command == "diagnose":
         document["diagnosis"] = redactor.value(diagnosis_rows(run))
     if getattr(args, "trigger", None):
         document["trigger"] = redactor.value(args.trigger)
-    text = json.dumps(document, indent=2, sort_keys=True, default=str)
-    if args.format == "json":
-        print(text)
-    if getattr(args, "results_dir", None):
-        _write_atomic(Path(args.results_dir) / f"{run.run_id}.json", text + "\n")
+    return json.dumps(document, indent=2, sort_keys=True, default=str)
 
 
 def _pending(run: Run, command: str) -> bool:
@@ -393,7 +451,8 @@ def _fingerprint(args: argparse.Namespace, inputs: Inputs) -> dict[str, Any]:
     inventory, extra = absolute_sources(args.inventory, args.extra_vars)
     files = input_files(books, inputs.inventory.files if inputs.inventory else {}, extra)
     return {"playbooks": books, "inventory": inventory, "extra_vars": extra, "limit": args.limit,
-            "tags": args.tags, "skip_tags": args.skip_tags, "files": files, "roots": input_roots()}
+            "tags": args.tags, "skip_tags": args.skip_tags, "slice": getattr(args, "slice", None),
+            "files": files, "roots": input_roots()}
 
 
 def input_roots() -> dict[str, str]:
@@ -403,7 +462,7 @@ def input_roots() -> dict[str, str]:
             **({"bundled": str(next(iter(bundled.values())).parent)} if bundled else {})}
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(temp, "w", encoding="utf-8") as handle:

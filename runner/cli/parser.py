@@ -65,6 +65,10 @@ EPILOGS = {
   remedy collect -i hosts.ini -l 'web:!web03' -o /var/tmp/incident-42
   remedy collect -i hosts.ini -e coze_config=/srv/coze/config.yaml -e remedy_evidence_log_bytes=1048576
 """,
+    "merge": """examples:
+  remedy run -i hosts.ini --slice 2/3 --format json > slice-2.json   # on each of 3 machines
+  remedy merge slice-*.json --junit remedy.xml -o result.json        # one recap, one exit code
+""",
     "demo": "examples:\n  remedy demo            # needs no SSH: uses the local connection\n",
     "playbooks": """examples:
   remedy playbooks                    # the bundled catalogue
@@ -162,6 +166,18 @@ def _add_batch_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-fail-percentage", metavar="PERCENT",
                         help="stop the run when more than PERCENT%% of a batch's hosts fail (0 to 100; "
                              "0: any failure); overrides the playbook")
+    parser.add_argument("--max-changed", metavar="N|P%",
+                        help="blast-radius budget: change at most N hosts (or P%% of the run's hosts); the "
+                             "rest are diagnosed, not changed, and the run exits 7; overrides the "
+                             "playbook's max_hosts_changed")
+
+
+def _add_slice_arg(parser: argparse.ArgumentParser, *, output: bool = True) -> None:
+    if output:
+        parser.add_argument("-o", "--output", metavar="FILE", help="write the run's JSON document to FILE")
+    parser.add_argument("--slice", metavar="K/N",
+                        help="only the hosts of slice K of N (1-based; by a hash of the host name: the "
+                             "N slices never overlap and hold every host); 'remedy merge' joins the results")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Diagnose, plan, fix, verify and roll back faults on hosts over SSH.",
         epilog="exit codes: 0 ok, 2 task/verification failed, 3 host unreachable, "
                "4 invalid input, 5 audit log not written (nothing further changed), "
-               f"6 a rollback failed, {EXIT_PENDING} something to do (--detailed-exitcode), 99 interrupted",
+               f"6 a rollback failed, 7 incomplete (blast-radius budget; slices missing), "
+               f"{EXIT_PENDING} something to do (--detailed-exitcode), 99 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"remedy {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -187,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="after the run, check it changed exactly what this saved plan predicted")
     _add_evidence_args(run)
     _add_batch_args(run)
+    _add_slice_arg(run)
     plan = command("plan", "Dry run: what would change on each host, with diffs "
                            "(no PLAYBOOK: every bundled playbook).")
     _add_execution_args_optional(plan)
@@ -196,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"how long a saved plan stays valid: 30m, 1h, 2d ... (default {DEFAULT_TTL})")
     plan.add_argument("--detailed-exitcode", action="store_true",
                       help=f"exit {EXIT_PENDING} when the plan would change something, 0 when nothing")
+    _add_slice_arg(plan, output=False)
     apply = command("apply", "Run exactly a saved plan; refuses a plan that is expired, changed, "
                              "wrongly signed, already applied, or whose inputs or facts drifted.")
     apply.add_argument("plan_file", metavar="PLAN", help="a plan saved by 'remedy plan -o PLAN'")
@@ -210,10 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_execution_args_optional(diagnose, changes=False)
     diagnose.add_argument("--detailed-exitcode", action="store_true",
                           help=f"exit {EXIT_PENDING} when a fault is found, 0 when every host is healthy")
+    _add_slice_arg(diagnose)
     collect = command("collect", "Gather the guide's diagnosis bundle of every host into one "
                                  "archive, secrets masked: logs, service state, processes, ports, "
                                  "config, environment, disk, memory, load.")
     _add_collect_args(collect)
+    _add_slice_arg(collect, output=False)
     graph = command("graph", "Show the task dependency graph.")
     graph.add_argument("playbooks", nargs="+", metavar="PLAYBOOK",
                        help="playbook files, or names of bundled playbooks")
@@ -242,6 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     playbooks.add_argument("--modules", action="store_true", help="document every module")
     playbooks.add_argument("--module", metavar="NAME", help="document one module")
     _add_alert_commands(command)
+    merge = command("merge", "Join the JSON documents of sliced runs (--slice K/N) into one result, "
+                             "recap and exit code; refuses documents that are not slices of one run.")
+    merge.add_argument("results", nargs="+", metavar="RESULTS", help="JSON documents, one per slice")
+    merge.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                       help="json: the merged document on stdout; markdown: its summary for a CI job; "
+                            "with either, the recap goes to stderr")
+    merge.add_argument("-o", "--output", metavar="FILE", help="write the merged JSON document to FILE")
+    merge.add_argument("--junit", metavar="FILE", help="write the merged JUnit XML report")
     return parser
 
 

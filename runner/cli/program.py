@@ -9,6 +9,7 @@ program: ``main`` with the garbage collector off during start-up); exit codes:
     4   invalid input, detected before any host was contacted
     5   the audit log could not be written: nothing further was changed
     6   a rollback failed on some host (neither its old nor its fixed state)
+    7   incomplete: the blast-radius budget held hosts back (or a merge lacks slices)
     99  interrupted (SIGINT / SIGTERM)
     1   internal error (a bug: the traceback is written to a file and named)
 """
@@ -91,7 +92,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "validate": _cmd_validate, "graph": _cmd_graph, "inventory": _cmd_inventory,
         "playbooks": _cmd_playbooks, "run": _cmd_run, "plan": _cmd_run,
         "diagnose": _cmd_run, "apply": _cmd_apply, "demo": _cmd_demo, "collect": _cmd_collect,
-        "trigger": _cmd_alerts, "listen": _cmd_alerts,
+        "trigger": _cmd_alerts, "listen": _cmd_alerts, "merge": _cmd_merge,
     }
     return handlers[args.command](args)
 
@@ -192,6 +193,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from runner.cli.commands import run_command
 
     return run_command(args)
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from runner.cli.merge import merge_command
+
+    return merge_command(args)
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:

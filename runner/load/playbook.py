@@ -33,6 +33,7 @@ PLAY_KEYS = frozenset(
         "rollback",
         "serial",
         "max_fail_percentage",
+        "max_hosts_changed",
         "become",
         "become_user",
         "tags",
@@ -131,6 +132,7 @@ class _PlayReader(TaskReader):
             vars=play_vars,
             serial=self._serial(raw),
             max_fail_percentage=self.check.number(raw, "max_fail_percentage", 0, 100),
+            max_hosts_changed=self._max_hosts_changed(raw),
             become=bool(self.check.boolean(raw, "become")),
             become_user=self.check.string(raw, "become_user"),
             tags=self.check.string_list(raw, "tags"),
@@ -197,6 +199,18 @@ class _PlayReader(TaskReader):
                     'e.g. serial: [1, "10%", "100%"]',
                 )
         return tuple(result)
+
+    def _max_hosts_changed(self, raw: MarkedDict) -> int | str | None:
+        if "max_hosts_changed" not in raw:
+            return None
+        value = raw["max_hosts_changed"]
+        entry = serial_entry(value)
+        if entry is None or isinstance(entry, str) and not 0 < float(entry.rstrip("%")) <= 100:
+            self.problems.add(raw.value_loc("max_hosts_changed"),
+                              f"max_hosts_changed {value!r} must be a positive count of hosts or a "
+                              "percentage of the run's hosts above 0% and at most 100%",
+                              'e.g. max_hosts_changed: 5 or max_hosts_changed: "10%"')
+        return entry
 
     def _unknown_keys(self, raw: MarkedDict, allowed: frozenset[str], what: str) -> None:
         for key in raw:

@@ -18,7 +18,7 @@ from runner.errors import printable
 from runner.results import FaultState, HostResult, Run, TaskResult
 
 _EXIT_MEANINGS = {0: "ok", 2: "failed", 3: "unreachable host", 4: "invalid input",
-                  5: "audit log not written", 6: "rollback failed", 99: "interrupted"}
+                  5: "audit log not written", 6: "rollback failed", 7: "incomplete", 99: "interrupted"}
 
 
 def render_markdown(run: Run) -> str:
@@ -30,6 +30,8 @@ def render_markdown(run: Run) -> str:
                  run.interrupted and "interrupted: tasks not started were not run"):
         if note:
             lines += ["", f"**Run stopped:** {_cell(str(note))}"]
+    if run.incomplete:
+        lines += ["", f"**Run incomplete:** {_cell(run.incomplete)}"]
     for host in run.hosts:
         lines += _host_section(host, run.check)
     return "\n".join(lines) + "\n"

@@ -124,6 +124,8 @@ def render_recap(run: Any, *, verbose: bool = False, width: int = DEFAULT_WIDTH)
         footer.append(f"run stopped: {run.aborted}")
     if run.interrupted:
         footer.append("run interrupted: tasks not started were not run")
+    if run.incomplete:
+        footer.append(f"run incomplete: {run.incomplete}")
     return "\n".join([title, recap, *footer])
 
 
@@ -231,7 +233,8 @@ def run_document(run: Any, redact: Any) -> dict[str, Any]:
                       "evidence": dict(host.evidence) or None})
     document = {"version": 1, "run_id": run.run_id, "check": run.check,
                 "interrupted": run.interrupted, "aborted": run.aborted or None,
-                "audit_error": run.audit_error or None, "exit_code": run.exit_code, "hosts": hosts}
+                "audit_error": run.audit_error or None, "over_budget": list(run.over_budget),
+                "incomplete": run.incomplete or None, "exit_code": run.exit_code, "hosts": hosts}
     return redact(document)  # type: ignore[no-any-return]
 
 

@@ -10,6 +10,7 @@ hosts into ``serial`` batches.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -58,6 +59,8 @@ class RunOptions:
     serial: tuple[int | str, ...] | None = None  # None: the playbook's serial
     max_fail_percentage: float | None = None  # None: the playbook's max_fail_percentage
     evidence_dir: str = ""  # evidence of each changed host goes to <it>/<run id>/<host>/; "": none
+    max_changed: int | str | None = None  # hosts a run may change: a count or "P%"; None: the plays'
+    slice: tuple[int, int] | None = None  # (K, N): only the hosts of slice K of N (1-based)
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ def plan_hosts(inputs: Inputs, options: RunOptions) -> list[HostPlan]:
     if not per_host:
         raise InputError.at(Location("<command line>"), "no host matches the plays and --limit",
                             "check 'hosts:' in the playbook and the -l pattern")
-    order = list(per_host)  # inventory order, then implicit hosts such as localhost
+    # inventory order, then implicit hosts such as localhost; a slice may hold none of them
+    order = [h for h in per_host if options.slice is None or in_slice(h, *options.slice)]
     planned = []
     for h in order:
         nodes = tuple(_nodes_of(inputs, per_host[h]))
@@ -218,6 +222,32 @@ def _opt(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def in_slice(host: str, index: int, count: int) -> bool:
+    """Whether ``host`` is in slice ``index`` (1-based) of ``count``: by the sha256 of its name.
+
+    Stable across runs, machines and Python versions, so the slices of one
+    inventory never overlap and every host is in exactly one of them.
+    """
+    digest = hashlib.sha256(host.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count == index - 1
+
+
+def share(spec: int | str, total: int) -> int:
+    """How many of ``total`` hosts a count or a percentage ("25%") means: rounded down, at least 1."""
+    if isinstance(spec, str):
+        return max(1, math.floor(total * float(spec.rstrip("%")) / 100))
+    return spec
+
+
+def change_budget(plays: Sequence[Play], options: RunOptions, total: int) -> int | None:
+    """How many of the run's ``total`` hosts may be changed: ``--max-changed``, else the
+    smallest ``max_hosts_changed`` of the plays; None: no budget."""
+    if options.max_changed is not None:
+        return share(options.max_changed, total)
+    limits = [share(p.max_hosts_changed, total) for p in plays if p.max_hosts_changed is not None]
+    return min(limits) if limits else None
+
+
 def batches(hosts: Sequence[str], serial: Sequence[int | str]) -> list[list[str]]:
     """Split hosts into serial batches (counts or percentages; the last size repeats)."""
     if not serial:
@@ -225,11 +255,7 @@ def batches(hosts: Sequence[str], serial: Sequence[int | str]) -> list[list[str]
     result: list[list[str]] = []
     index, step = 0, 0
     while index < len(hosts):
-        spec = serial[min(step, len(serial) - 1)]
-        if isinstance(spec, str):
-            size = max(1, math.floor(len(hosts) * float(spec.rstrip("%")) / 100))
-        else:
-            size = spec
+        size = share(serial[min(step, len(serial) - 1)], len(hosts))
         result.append(list(hosts[index:index + size]))
         index += size
         step += 1

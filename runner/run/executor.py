@@ -4,7 +4,9 @@ Run stage. Hosts run in parallel on a bounded thread pool (``forks``), in
 ``serial`` batches; a batch whose failures exceed ``max_fail_percentage``
 stops the run, and every task not yet run gets ``not_run``; so does an audit
 log that can no longer be written (``Listener.audit_error``): tasks already
-running finish, none starts. Each host gets one connection for the whole run,
+running finish, none starts. Hosts past the blast-radius budget
+(``ChangeBudget``) are diagnosed, not changed: their fix is ``not_run``.
+Each host gets one connection for the whole run,
 is walked by ``HostWalk``, and ends with exactly one record per task, as the
 run's ``Redactor`` shows it. No exception crosses this module: a host whose
 connection fails is ``unreachable`` once, on its first task, and every other
@@ -27,9 +29,10 @@ from runner.errors import UnreachableError
 from runner.events import Halting, Listener
 from runner.load.graph import Node
 from runner.load.inputs import Inputs
-from runner.plan.hosts import HostPlan, RunOptions, batches, plan_hosts
+from runner.plan.hosts import HostPlan, RunOptions, batches, change_budget, plan_hosts
 from runner.redaction import Redactor
 from runner.results import AUDIT_STOP, CAUSE, HostResult, Run, Status, TaskResult
+from runner.run.budget import ChangeBudget
 from runner.run.hostlock import ANSWER_TIMEOUT
 from runner.run.hostwalk import HostWalk, WalkOptions
 
@@ -57,6 +60,7 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
     live = LiveConnections(stop, halt)
     connect = connect or _open_connection
     serial, max_fail = _run_policy(inputs, options)
+    budget = ChangeBudget(change_budget([play for _, play in inputs.graph.plays], options, len(hosts)))
     listener.run_started(run_id, [h.name for h in hosts], check=options.check)
     by_name = {h.name: h for h in hosts}
     results: dict[str, HostResult] = {}
@@ -66,7 +70,7 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
         skip_tags=options.skip_tags, lock_path=options.lock_path, lock_timeout=options.lock_timeout,
         lock_answer_timeout=options.lock_answer_timeout or ANSWER_TIMEOUT, run_id=run_id,
         become_password=options.connect.become_password, stop=halt,
-        redactor=redactor or Redactor(),
+        redactor=redactor or Redactor(), budget=budget,
         evidence_dir=Path(options.evidence_dir, run_id) if options.evidence_dir else None)
     workers = max(1, min(options.forks, len(hosts)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remedy-host") as pool:
@@ -90,8 +94,10 @@ def execute(inputs: Inputs, options: RunOptions, listener: Listener, *,
         if host.name not in results:
             results[host.name] = _close_host(host, listener, Status.NOT_RUN, f"not run: {reason}")
             listener.host_finished(results[host.name])
+    held = tuple(h.name for h in hosts if h.name in budget.held())
     run = Run(run_id=run_id, hosts=tuple(results[h.name] for h in hosts), check=options.check,
-              interrupted=interrupted, aborted=aborted, audit_error=audit_error)
+              interrupted=interrupted, aborted=aborted, audit_error=audit_error, over_budget=held,
+              incomplete=f"{budget.reason}; not changed: {', '.join(held)}" if held else "")
     listener.run_finished(run)
     return run
 

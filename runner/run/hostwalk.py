@@ -14,7 +14,9 @@ have several faults, one per playbook, so the walk goes in phases:
 2. **Fix**, one play after another in the fault order (``graph.plays``:
    ``requires``, ``after`` and ``blocked_by`` between playbooks, file order
    otherwise): before a play's first change the host lock is taken (once) and
-   its diagnosis repeated, since the plays before it changed the host. Its
+   its diagnosis repeated, since the plays before it changed the host; then
+   the run's blast-radius budget is claimed (a host past it changes nothing:
+   its fix is predicted as in check mode and recorded ``not_run``). Its
    ``tasks`` follow the graph: a failed task skips only its dependents. A
    blocked play runs only after its blocker ran, if its fault is still there.
 3. **Handlers** notified by a changed task run once, after every play's fix
@@ -53,6 +55,7 @@ from runner.load.graph import Node, TaskGraph
 from runner.model import SECTIONS, Play, Playbook, Task
 from runner.redaction import Redactor
 from runner.results import CAUSE, FAULT_FOUND, STOPPED, Fault, FaultState, HostResult, Status, TaskResult
+from runner.run.budget import ChangeBudget
 from runner.run.capture import EvidenceRecorder, evidence_wanted
 from runner.run.context import HostContext
 from runner.run.foresight import Foresight
@@ -85,6 +88,7 @@ class WalkOptions:
     stop: threading.Event = field(default_factory=threading.Event)
     redactor: Redactor = field(default_factory=Redactor)
     evidence_dir: Path | None = None  # the run's evidence: <it>/<host>/before, after; None: none
+    budget: ChangeBudget = field(default_factory=lambda: ChangeBudget(None))  # the run's, shared
 
 
 
@@ -120,6 +124,7 @@ class HostWalk:
         self.lock_path = options.lock_path or default_lock_name(host)
         self.foresight = Foresight()  # check mode: the changes planned so far, over every play
         self.identity: tuple[str, str] | None = None  # (uid, user name) the plays run as, once probed
+        self.holding = ""  # why the fix is only planned (the blast-radius budget), or ""
 
     def run(self, plays: list[tuple[Playbook, Play, Mapping[str, Any]]]) -> HostResult:
         """``plays``: each applicable play with the host's variables for it, in fault order."""
@@ -178,7 +183,9 @@ class HostWalk:
         return Status.CHANGED if Status.CHANGED in statuses else Status.OK
 
     def record(self, result: TaskResult) -> TaskResult:
-        """Keep and report ``result`` as every output may show it."""
+        """Keep and report ``result`` as every output may show it (a fix only planned: ``not_run``)."""
+        if self.holding and result.phase in ("tasks", "handlers"):
+            result = replace(result, status=Status.NOT_RUN, changed=False, message=self.holding)
         result = self.options.redactor.result(result)
         self.results.append(result)
         self.listener.task_finished(result)
@@ -421,11 +428,21 @@ class PlayWalk:
             return
         if not check and not self._lock_and_recheck(ran):
             return
+        if not check and not self.walk.options.budget.claim(self.walk.host):
+            self._plan_only(self.walk.options.budget.reason)
+            return
         if not check:
             self.walk.evidence_before(self)
         self.ctx.pending_change = any(u.ctx.pending_change for u in ran)
         self.ran = True
         self.fix_failed = self._walk(self.nodes["tasks"], "tasks")
+
+    def _plan_only(self, reason: str) -> None:
+        """Past the budget: predict the fix as check mode does, record each task ``not_run``."""
+        self.walk.holding = reason
+        self.ctx = replace(self.ctx, check=True)
+        self._walk(self.nodes["tasks"], "tasks")
+        self._close(FaultState.NOT_RUN, Status.NOT_RUN, reason)
 
     def _blocker_ran(self, ran: list[PlayWalk], check: bool) -> bool:
         blocker = self.diagnosis.blocked_by

@@ -18,6 +18,7 @@ not know fails the test: an example cannot grow a feature the suite does not run
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shutil
@@ -33,9 +34,9 @@ import yaml
 from tests.e2e.conftest import REPO
 
 GITHUB_STEP_KEYS = {"name", "id", "uses", "with", "run", "env", "if"}
-GITHUB_JOB_KEYS = {"runs-on", "needs", "if", "outputs", "environment", "steps", "env"}
+GITHUB_JOB_KEYS = {"runs-on", "needs", "if", "outputs", "environment", "steps", "env", "strategy"}
 GITLAB_JOB_KEYS = {"stage", "script", "before_script", "needs", "rules", "environment", "resource_group",
-                   "artifacts", "variables", "image", "when", "allow_failure"}
+                   "artifacts", "variables", "image", "when", "allow_failure", "parallel"}
 
 
 @dataclass
@@ -145,11 +146,14 @@ class GitHub:
     work: Path
     jobs: dict[str, Job] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
+    matrix: dict[str, str] = field(default_factory=dict)  # the running job's matrix and strategy context
 
     def lookup(self, name: str, steps: Mapping[str, Job], failed: bool) -> Any:
         functions = {"always()": True, "success()": not failed, "failure()": failed}
         if name in functions:
             return functions[name]
+        if name in self.matrix:
+            return self.matrix[name]
         parts = name.split(".")
         if parts[0] in ("secrets", "vars") and len(parts) == 2:
             return (self.secrets if parts[0] == "secrets" else self.variables).get(parts[1], "")
@@ -182,13 +186,21 @@ class GitHub:
             if not self.holds(job.get("if"), {}, failed=failed):
                 self.jobs[name] = Job(name, "skipped")
                 continue
-            self.jobs[name] = self.run_job(name, job, {**env, **{k: self.expand(v) for k, v in
-                                                                 (job.get("env") or {}).items()}})
+            runs = []
+            for context in _matrix(job.get("strategy")):
+                self.matrix = context
+                instance = name + "".join(f" ({v})" for k, v in context.items() if k.startswith("matrix."))
+                runs.append(self.run_job(instance, job, {**env, **{k: self.expand(v) for k, v in
+                                                                   (job.get("env") or {}).items()}}))
+                self.jobs[instance] = runs[-1]
+            self.matrix = {}
+            self.jobs[name] = runs[0] if len(runs) == 1 else Job(
+                name, "success" if all(r.status == "success" for r in runs) else "failed")
         return self.jobs
 
     def run_job(self, name: str, job: Mapping[str, Any], env: Mapping[str, str]) -> Job:
-        workdir = self.work / name / "workspace"
-        temp = self.work / name / "temp"
+        workdir = self.work / _dirname(name) / "workspace"
+        temp = self.work / _dirname(name) / "temp"
         temp.mkdir(parents=True)
         result = Job(name, "success", workdir)
         steps: dict[str, Job] = {}
@@ -225,7 +237,8 @@ class GitHub:
                    log + f"[exit {code}]\n", files["GITHUB_STEP_SUMMARY"].read_text(), outputs)
 
     def use(self, step: Mapping[str, Any], workdir: Path) -> Job:
-        action, options = step["uses"].split("@")[0], step.get("with") or {}
+        action = step["uses"].split("@")[0]
+        options = {k: self.expand(v) for k, v in (step.get("with") or {}).items()}
         if action == "actions/checkout":
             shutil.copytree(self.checkout, workdir)
         elif action == "actions/setup-python":
@@ -233,14 +246,32 @@ class GitHub:
         elif action == "actions/upload-artifact":
             store = self.artifacts.setdefault(options["name"], self.work / "artifacts" / options["name"])
             for item in str(options["path"]).split():
-                if (workdir / item).exists():
+                for found in sorted(workdir.glob(item)):
                     store.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(workdir / item, store / item)
+                    shutil.copy2(found, store / found.name)
+        elif action == "actions/download-artifact" and "pattern" in options:  # each in PATH/<its name>
+            assert set(options) <= {"pattern", "path"}, f"download-artifact options: {sorted(options)}"
+            for name in sorted(n for n in self.artifacts if fnmatch.fnmatchcase(n, options["pattern"])):
+                shutil.copytree(self.artifacts[name], workdir / options.get("path", ".") / name)
         elif action == "actions/download-artifact":
             shutil.copytree(self.artifacts[options["name"]], workdir, dirs_exist_ok=True)
         else:
             raise AssertionError(f"action the emulation does not know: {step['uses']}")
         return Job(action, "success", workdir)
+
+
+def _matrix(strategy: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """The contexts of a job's runs: one per value of its matrix (one key), else one, empty."""
+    if not strategy:
+        return [{}]
+    assert set(strategy) <= {"matrix", "fail-fast"} and strategy.get("fail-fast") is False, strategy
+    ((key, values),) = strategy["matrix"].items()
+    return [{f"matrix.{key}": str(value), "strategy.job-index": str(index),
+             "strategy.job-total": str(len(values))} for index, value in enumerate(values)]
+
+
+def _dirname(job: str) -> str:
+    return job.replace("/", "-of-").replace(" ", "-")
 
 
 def known(mapping: Mapping[str, Any], keys: set[str], what: str) -> None:
@@ -296,19 +327,25 @@ class GitLab:
         names = [n for n, j in self.pipeline.items() if isinstance(j, dict) and "script" in j]
         stages = self.pipeline["stages"]
         for name in sorted(names, key=lambda n: stages.index(self.pipeline[n]["stage"])):
-            if name in self.jobs and self.jobs[name].status != "manual":
+            if any(j.status != "manual" for j in self.runs_of(name)):
                 continue
             job = self.pipeline[name]
             known(job, GITLAB_JOB_KEYS, f"job {name}")
             when = self.when(job.get("rules"), self.variables)
-            if when == "never" or any(j.status != "success" for j in self.jobs.values() if j.name != name):
+            failed = any(j.status != "success" for j in self.jobs.values() if j.name != name)
+            if when == "never" or failed and job.get("when") != "always":
                 self.jobs[name] = Job(name, "skipped")
             elif when == "manual" and name not in self.manual:
                 self.jobs[name] = Job(name, "manual")  # the pipeline waits for a person to start it
                 break
             else:
-                self.jobs[name] = self.run_job(name, job)
+                for instance, node in _parallel(name, job.get("parallel")):
+                    self.jobs[instance] = self.run_job(instance, job, node)
         return self.jobs
+
+    def runs_of(self, name: str) -> list[Job]:
+        """The job ``name``'s runs: itself, or each of its ``parallel`` copies."""
+        return [j for n, j in self.jobs.items() if n == name or n.startswith(f"{name} ")]
 
     def start(self, name: str) -> dict[str, Job]:
         """A person starts the manual job ``name``; the pipeline goes on."""
@@ -316,29 +353,39 @@ class GitLab:
         self.manual = (*self.manual, name)
         return self.run()
 
-    def run_job(self, name: str, job: Mapping[str, Any]) -> Job:
-        workdir = self.work / name / "project"
+    def run_job(self, name: str, job: Mapping[str, Any], node: Mapping[str, str]) -> Job:
+        workdir = self.work / _dirname(name) / "project"
         shutil.copytree(self.checkout, workdir)
         for need in job.get("needs") or [j for j in self.jobs if self.jobs[j].artifacts]:
-            source = self.jobs[need["job"] if isinstance(need, dict) else need].artifacts
-            if source is not None and (not isinstance(need, dict) or need.get("artifacts", True)):
-                shutil.copytree(source, workdir, dirs_exist_ok=True)
+            for run in self.runs_of(need["job"] if isinstance(need, dict) else need):
+                source = run.artifacts
+                if source is not None and (not isinstance(need, dict) or need.get("artifacts", True)):
+                    shutil.copytree(source, workdir, dirs_exist_ok=True)
         before = job.get("before_script", self.pipeline.get("default", {}).get("before_script", []))
         script = "\n".join([*before, *job["script"]]) + "\n"
         variables = {**{k: str(v) for k, v in (self.pipeline.get("variables") or {}).items()},
                      **{k: str(v) for k, v in (job.get("variables") or {}).items()}, **self.variables,
-                     "CI_PROJECT_DIR": str(workdir), "CI_JOB_NAME": name}
+                     "CI_PROJECT_DIR": str(workdir), "CI_JOB_NAME": name, **node}
         code, log = _bash(script, ["bash", "--noprofile", "--norc", "-eo", "pipefail"], workdir,
-                          job_env(variables, self.work / "bin"), self.work / name)
+                          job_env(variables, self.work / "bin"), self.work / _dirname(name))
         result = Job(name, "success" if code == 0 else "failed", workdir, log + f"[exit {code}]\n")
         artifacts = job.get("artifacts") or {}
         if artifacts and (code == 0 or artifacts.get("when") == "always"):
-            result.artifacts = self.work / name / "artifacts"
+            result.artifacts = self.work / _dirname(name) / "artifacts"
             result.artifacts.mkdir()
             for item in artifacts.get("paths", []):
-                if (workdir / item).exists():
-                    shutil.copy2(workdir / item, result.artifacts / item)
+                for found in sorted(workdir.glob(item)):
+                    shutil.copy2(found, result.artifacts / found.name)
         return result
+
+
+def _parallel(name: str, count: Any) -> list[tuple[str, dict[str, str]]]:
+    """A job's runs: ``parallel: N`` makes N, named "NAME K/N", with CI_NODE_INDEX and CI_NODE_TOTAL."""
+    if count is None:
+        return [(name, {})]
+    assert isinstance(count, int) and 1 <= count <= 200, f"parallel: {count!r} (a number from 1 to 200)"
+    return [(f"{name} {k}/{count}", {"CI_NODE_INDEX": str(k), "CI_NODE_TOTAL": str(count)})
+            for k in range(1, count + 1)]
 
 
 def run_gitlab(path: Path, checkout: Path, *, variables: Mapping[str, str | None], files: Mapping[str, Path],

@@ -31,6 +31,8 @@ from tests.support.prerequisites import require
 EXAMPLES = REPO / "examples" / "ci"
 WORKFLOW = EXAMPLES / "github-workflow.yml"
 PIPELINE = EXAMPLES / "gitlab-ci.yml"
+SLICED_WORKFLOW = EXAMPLES / "github-workflow-sliced.yml"
+SLICED_PIPELINE = EXAMPLES / "gitlab-ci-sliced.yml"
 FAULT = ("host02", "permission_config")  # the fault the pipelines find and fix
 PLAYBOOKS = "permission_error"  # the playbook variable: one playbook keeps the runs short
 
@@ -205,30 +207,89 @@ def test_an_example_that_drifts_from_the_command_line_fails(
     assert "unrecognized arguments: --detailed-exit-codes" in plan.log and "[exit 4]" in plan.log
 
 
-def test_the_gitlab_pipeline_runs_in_gitlab_ci_local_plan_then_the_manual_apply(
-        lab: LabHandle, broken: Callable[[str, str], None], checkout: Path, tmp_path: Path,
-        plan_key: str) -> None:
+def gitlab_ci_local(lab: LabHandle, pipeline: Path, checkout: Path, tmp_path: Path,
+                    variables: dict[str, str], *options: str) -> str:
+    """Run ``pipeline`` in gitlab-ci-local (shell executor, isolated jobs) with the lab's SSH files as
+    File variables; returns its log, once it passed."""
     runner = shutil.which("gitlab-ci-local")
     require(runner is not None, "gitlab-ci-local not found (npm install -g gitlab-ci-local@4.60.0)")
     require(shutil.which("rsync") is not None, "rsync not found (gitlab-ci-local's shell isolation needs it)")
-    broken(*FAULT)
-    shutil.copy2(PIPELINE, checkout / ".gitlab-ci.yml")
+    shutil.copy2(pipeline, checkout / ".gitlab-ci.yml")
     (checkout / ".gitignore").write_text(".gitlab-ci-local/\n.gitlab-ci-local-variables.yml\n")
-    variables = {**{k: str(v) for k, v in ssh_files(lab).items()},  # a file path: a File variable
-                 "REMEDY_PLAN_KEY": plan_key, "REMEDY_PLAYBOOKS": PLAYBOOKS}
-    (checkout / ".gitlab-ci-local-variables.yml").write_text(json.dumps(variables))
+    files = {k: str(v) for k, v in ssh_files(lab).items()}  # a file path: a File variable
+    (checkout / ".gitlab-ci-local-variables.yml").write_text(json.dumps({**files, **variables}))
     git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.invalid"]
     for argv in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "inventory"]):
         subprocess.run([*git, *argv], cwd=checkout, check=True, capture_output=True)
     env = job_env({"HOME": str(tmp_path / "home")}, remedy_wrapper(tmp_path / "bin"))
-    done = subprocess.run([str(runner), "--shell-isolation", "--force-shell-executor",
-                           "--manual", "remedy-apply", "--no-color", "--no-artifacts-to-source"],
+    done = subprocess.run([str(runner), "--shell-isolation", "--force-shell-executor", *options,
+                           "--no-color", "--no-artifacts-to-source"],
                           cwd=checkout, env=env, capture_output=True, text=True, timeout=900, check=False)
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-6000:]
+    return log
+
+
+def test_the_gitlab_pipeline_runs_in_gitlab_ci_local_plan_then_the_manual_apply(
+        lab: LabHandle, broken: Callable[[str, str], None], checkout: Path, tmp_path: Path,
+        plan_key: str) -> None:
+    broken(*FAULT)
+    log = gitlab_ci_local(lab, PIPELINE, checkout, tmp_path, {"REMEDY_PLAN_KEY": plan_key,
+                                                               "REMEDY_PLAYBOOKS": PLAYBOOKS},
+                          "--manual", "remedy-apply")
     assert re.search(r"PASS\s+remedy-plan", log) and re.search(r"PASS\s+remedy-apply", log), log[-6000:]
     assert "Changes pending; review plan.md, then start remedy-apply." in log
     assert "the plan was made in " in log  # the apply job's own checkout
     artifacts = checkout / ".gitlab-ci-local" / "artifacts"
     check_applied(lab, artifacts / "remedy-plan" / "plan.json", artifacts / "remedy-apply" / "result.json",
                   artifacts / "remedy-apply" / "apply-junit.xml", plan_key)
+
+
+def check_merged(lab: LabHandle, result: Path, junit: Path) -> None:
+    """The three slices' results merged: every host once, the fault fixed (slice 3 holds no host)."""
+    document = json.loads(result.read_text())
+    assert {h["host"]: h["status"] for h in document["hosts"]} == {
+        "host01": "healthy", "host02": "changed", "host03": "healthy"}
+    assert len(document["hosts"]) == 3 and document["exit_code"] == 0
+    assert [(s["index"], s["exit_code"]) for s in document["slice"]["merged"]] == [(1, 0), (2, 0), (3, 0)]
+    suites = re.findall(r'<testsuite name="(host\d+)"', junit.read_text())
+    assert sorted(suites) == ["host01", "host02", "host03"]
+    assert lab.health(FAULT[0])[0] == 200
+
+
+def test_the_sliced_github_workflow_runs_a_slice_per_matrix_job_and_merges_them(
+        lab: LabHandle, broken: Callable[[str, str], None], checkout: Path, tmp_path: Path) -> None:
+    broken(*FAULT)
+    secret = {name: path.read_text() for name, path in ssh_files(lab).items()}
+    jobs = run_github(SLICED_WORKFLOW, checkout, secrets=secret, variables={"REMEDY_PLAYBOOKS": PLAYBOOKS},
+                      work=tmp_path)
+    assert [(n, j.status) for n, j in jobs.items()] == [
+        ("run (1)", "success"), ("run (2)", "success"), ("run (3)", "success"), ("run", "success"),
+        ("merge", "success")], explain(jobs)
+    assert "slice 3/3: exit 0" in jobs["run (3)"].log
+    assert jobs["merge"].summary.startswith("### remedy run: exit 0 (ok), 1 of 3 hosts changed\n")
+    merged = tmp_path / "artifacts" / "remedy-result"
+    check_merged(lab, merged / "result.json", merged / "remedy-junit.xml")
+
+
+def test_the_sliced_gitlab_pipeline_runs_parallel_slices_and_merges_them(
+        lab: LabHandle, broken: Callable[[str, str], None], checkout: Path, tmp_path: Path) -> None:
+    broken(*FAULT)
+    pipeline = run_gitlab(SLICED_PIPELINE, checkout, variables={"REMEDY_PLAYBOOKS": PLAYBOOKS},
+                          files=ssh_files(lab), work=tmp_path)
+    jobs = pipeline.jobs
+    assert [(n, j.status) for n, j in jobs.items()] == [
+        ("remedy-run 1/3", "success"), ("remedy-run 2/3", "success"), ("remedy-run 3/3", "success"),
+        ("remedy-merge", "success")], explain(jobs)
+    artifacts = jobs["remedy-merge"].artifacts
+    assert artifacts is not None
+    check_merged(lab, artifacts / "result.json", artifacts / "remedy-junit.xml")
+
+
+def test_the_sliced_gitlab_pipeline_runs_in_gitlab_ci_local(
+        lab: LabHandle, broken: Callable[[str, str], None], checkout: Path, tmp_path: Path) -> None:
+    broken(*FAULT)
+    log = gitlab_ci_local(lab, SLICED_PIPELINE, checkout, tmp_path, {"REMEDY_PLAYBOOKS": PLAYBOOKS})
+    assert re.search(r"PASS\s+remedy-merge", log), log[-6000:]
+    artifacts = checkout / ".gitlab-ci-local" / "artifacts" / "remedy-merge"
+    check_merged(lab, artifacts / "result.json", artifacts / "remedy-junit.xml")

@@ -78,6 +78,15 @@ def test_collect_packs_every_host_with_a_manifest_and_a_summary(
     assert "error.log: ERROR address already in use: port 18080" in summary
 
 
+def test_collect_of_a_slice_packs_only_its_hosts(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["collect", "-i", str(site / "hosts.ini"), "-o", str(site / "out"), "--slice", "2/3"]) == 0
+    (archive,) = (site / "out").iterdir()  # local1 is in slice 2 of 3, local2 in slice 1
+    hosts = {name.split("/")[1] for name in archive_members(archive) if name.count("/") > 1}
+    assert hosts == {"local1"}
+    assert main(["collect", "-i", str(site / "hosts.ini"), "--slice", "3/2"]) == 4
+    assert "--slice '3/2' is not K/N" in capsys.readouterr().err
+
+
 def test_an_unreachable_host_is_exit_3_and_the_others_are_still_packed(
         site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with (site / "hosts.ini").open("a") as inventory:
