@@ -42,6 +42,8 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
     """
     mask = redact or (lambda text: text)
     status = _SYMBOLS.get(str(result.status), str(result.status))
+    if result.status is Status.OK and result.data.get(FAULT_FOUND):
+        status = "fault"  # a diagnosis that found its fault: never 'ok' beside it
     if result.predicted == "unknown" and result.phase != "diagnose":
         status += " (will run, effect unknown)" if result.data.get("check_mode") else ""
     message = text_lines(mask(result.message)) if result.message else [""]

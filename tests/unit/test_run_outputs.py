@@ -15,9 +15,9 @@ import pytest
 from runner.cli.commands import _settle_start_up
 from runner.cli.program import main
 from runner.modules import MODULES
-from runner.output.runs import render_recap
+from runner.output.runs import render_recap, render_result_line
 from runner.output.tables import cell_width, table
-from runner.results import HostResult, Run, Status, TaskResult
+from runner.results import FAULT_FOUND, HostResult, Run, Status, TaskResult
 from tests.unit.test_executor import Mark
 
 CANARY = "Canary-7f3a9-secret"
@@ -220,3 +220,12 @@ def test_start_up_is_frozen_and_the_collector_back_on_before_hosts_run() -> None
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+def test_a_diagnosis_that_found_its_fault_is_never_shown_as_ok() -> None:
+    found = TaskResult("h1", "book:probe", "the sandbox is healthy", Status.OK, "fault found: mode 0666",
+                       data={FAULT_FOUND: True}, phase="diagnose")
+    clean = TaskResult("h1", "book:probe", "the sandbox is healthy", Status.OK, "All assertions passed",
+                       phase="diagnose")
+    assert render_result_line(found) == "[h1] fault: the sandbox is healthy - fault found: mode 0666"
+    assert render_result_line(clean).startswith("[h1] ok: the sandbox is healthy")
