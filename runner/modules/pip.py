@@ -68,7 +68,8 @@ class PipModule(Module):
 
     def facts(self, args: Mapping[str, Any]) -> Mapping[str, Fact]:
         a = self.resolved(args)
-        return {"pip": Fact(":" if _problem(a) else _probe(a), _parse)}
+        venv = (str(a["virtualenv"]),) if a.get("virtualenv") else ()  # check mode: an earlier change there
+        return {"pip": Fact(":" if _problem(a) else _probe(a), _parse, paths=venv)}
 
     def plan(self, args: Mapping[str, Any], facts: Mapping[str, Any]) -> Change:
         a = self.resolved(args)

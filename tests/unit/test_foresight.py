@@ -157,3 +157,16 @@ def test_a_change_without_effects_leaves_the_paths_its_facts_read_unknown() -> N
     later = PathEffect("/srv/data", kind="absent", below="gone")
     foresight.record("drop", Change(True, effects=(later,)), {}, {})
     assert adjusted(foresight, info("/srv/data/x", kind="file"))[1] == ""  # known again
+
+
+def test_pip_in_a_virtualenv_removed_earlier_in_the_plan_depends_on_that_change(tmp_path: Path) -> None:
+    (tmp_path / "sandbox" / "venv" / "bin").mkdir(parents=True)
+    body = """
+- hosts: all
+  tasks:
+    - {id: drop, file: {path: TMP/venv, state: absent}}
+    - {id: deps, pip: {name: [requests], virtualenv: TMP/venv}}
+"""
+    plan = run(tmp_path, body, check=True)
+    assert plan["deps"].predicted == "unknown", plan["deps"]
+    assert "effect depends on an earlier change ('file drop')" in plan["deps"].message, plan["deps"].message
