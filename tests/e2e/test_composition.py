@@ -11,15 +11,13 @@ because of another fault on the host.
 from __future__ import annotations
 
 import itertools
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from lab_faults import FAULTS
 
-from tests.e2e.conftest import LabHandle, new_lab_dir, require_lab_prerequisites
-from tests.e2e.fleet import Fleet
+from tests.e2e.fleet import Fleet, running_lab
 
 LAB_SIZE = 10
 #: Faults that cannot be on one host together: one port, one data dir (a lost or corrupt data
@@ -74,14 +72,8 @@ ROUNDS = [HOSTS[i:i + FAULTY_PER_ROUND] for i in range(0, len(HOSTS), FAULTY_PER
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    require_lab_prerequisites()
-    handle = LabHandle(new_lab_dir())
-    try:
-        handle.cli("up", str(LAB_SIZE))
-        yield Fleet(handle, tmp_path_factory.mktemp("composition"))
-    finally:
-        handle.cli("down", check=False)
-        shutil.rmtree(handle.dir, ignore_errors=True)
+    with running_lab(LAB_SIZE, tmp_path_factory.mktemp("composition")) as fleet:
+        yield fleet
 
 
 @pytest.fixture

@@ -19,15 +19,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LabHandle, new_lab_dir, require_lab_prerequisites
-from tests.e2e.fleet import RUNTIME, Fleet
+from tests.e2e.fleet import RUNTIME, Fleet, running_lab
 from tests.e2e.test_playbooks import FORCE_FAILURE, check_fleet_run
 
 LAB_SIZE = 5
@@ -37,14 +35,8 @@ PACKAGE_MANAGER_STATE = ("var/log/apt", "var/log/dpkg.log", "var/cache/apt")
 
 @pytest.fixture(scope="module")
 def lab5(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    require_lab_prerequisites()
-    handle = LabHandle(new_lab_dir())
-    try:
-        handle.cli("up", str(LAB_SIZE))
-        yield Fleet(handle, tmp_path_factory.mktemp("missing_dependency"))
-    finally:
-        handle.cli("down", check=False)
-        shutil.rmtree(handle.dir, ignore_errors=True)
+    with running_lab(LAB_SIZE, tmp_path_factory.mktemp("missing_dependency")) as fleet:
+        yield fleet
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ import json
 import os
 import pwd
 import re
-import shutil
 import socketserver
 import stat
 import threading
@@ -38,8 +37,7 @@ from lab_processes import free_port
 from runner.load.inputs import bundled_playbooks
 from runner.load.playbook import load_playbook
 from runner.modules import MODULES
-from tests.e2e.conftest import LabHandle, new_lab_dir, require_lab_prerequisites
-from tests.e2e.fleet import RUNTIME, Fleet, Outcome
+from tests.e2e.fleet import RUNTIME, Fleet, Outcome, running_lab
 
 LAB_SIZE = 10
 FORCE_FAILURE = "coze_health_path=/no-such-endpoint"
@@ -88,14 +86,8 @@ def test_diagnose_and_verify_only_read(name: str) -> None:
 @pytest.fixture(scope="module")
 def lab10(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """A lab of LAB_SIZE hosts for this module; always taken down."""
-    require_lab_prerequisites()
-    handle = LabHandle(new_lab_dir())
-    try:
-        handle.cli("up", str(LAB_SIZE))
-        yield Fleet(handle, tmp_path_factory.mktemp("playbooks"))
-    finally:
-        handle.cli("down", check=False)
-        shutil.rmtree(handle.dir, ignore_errors=True)
+    with running_lab(LAB_SIZE, tmp_path_factory.mktemp("playbooks")) as fleet:
+        yield fleet
 
 
 @pytest.fixture
