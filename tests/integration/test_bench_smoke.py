@@ -63,3 +63,26 @@ def test_the_collect_benchmark_collects_two_hosts_three_ways_and_reports_them(tm
     assert text.startswith("# notes kept") and "### remedy collect, 2 hosts" in text
     for variant in ("parallel (--forks 20)", "wide (--forks 2)", "serial (--forks 1)"):
         assert f"| {variant} |" in text and "| 1 of 1 |" in text, text
+
+
+def test_the_harness_spreads_hosts_over_fewer_listeners_and_writes_its_own_section(tmp_path: Path) -> None:
+    """``--listeners 1``: three inventory hosts on one sshd, each fixed in its own root;
+    ``--section scale`` replaces only the ``harness:scale`` part of the results file."""
+    require_sshd()
+    raw = tmp_path / "runs.json"
+    results = tmp_path / "RESULTS.md"
+    results.write_text("<!-- harness:begin -->\nmatrix kept\n<!-- harness:end -->\n\n"
+                       "<!-- harness:scale:begin -->\nold\n<!-- harness:scale:end -->\n")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "harness.py"), "--sizes", "1", "--check-size", "0",
+         "--scale", "3", "--listeners", "1", "--tools", "remedy", "--reps", "1", "--scale-reps", "1",
+         "--section", "scale", "--json", str(raw), "--write-results", str(results)],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "1 sshd up" in done.stderr, done.stderr[-2000:]
+    runs = json.loads(raw.read_text())
+    assert sorted((r["tool"], r["hosts"], r["ok"]) for r in runs) == [("remedy", 1, True), ("remedy", 3, True)]
+    text = results.read_text()
+    assert "matrix kept" in text and "old" not in text
+    assert "Hosts share 1 sshd listeners" in text and "### remedy at scale" in text
+    assert "| 3 | " in text and text.rstrip().endswith("<!-- harness:scale:end -->")
