@@ -33,8 +33,9 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
                        redact: Any = None, width: int | None = None, paint: Any = None) -> str:
     """One progress line for a finished task (plus commands/diffs when asked).
 
-    A multi-line message (a script's text) goes on as an indented block; with
-    ``-v`` each command is shown as a shell shows it: ``$`` then ``>`` for its
+    A multi-line message (a script's text) goes on as an indented block
+    where it matters (a change, a failure, a fault found; any line with
+    ``-v``), else only its first line is shown; with ``-v`` each command is shown as a shell shows it: ``$`` then ``>`` for its
     further lines. With ``width``, the lines fit it: a change, a failure or a
     fault found is wrapped (what changes is never cut), any other line is cut
     (paths shortened in the middle first); ``-v`` shows them whole.
@@ -44,6 +45,8 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
     status = _SYMBOLS.get(str(result.status), str(result.status))
     if result.status is Status.OK and result.data.get(FAULT_FOUND):
         status = "fault"  # a diagnosis that found its fault: never 'ok' beside it
+    if result.status is Status.CHANGED and result.data.get("check_mode"):
+        status = "will change"  # check mode: a prediction, nothing was changed
     if result.predicted == "unknown" and result.phase != "diagnose":
         status += " (will run, effect unknown)" if result.data.get("check_mode") else ""
     message = text_lines(mask(result.message)) if result.message else [""]
@@ -75,7 +78,7 @@ def _fit(lines: list[str], result: Any, width: int) -> list[str]:
     whole = result.status.is_failure or result.changed or result.predicted == "change" \
         or bool(result.data.get(FAULT_FOUND))
     fitted: list[str] = []
-    for line in lines:
+    for line in lines if whole else lines[:1]:
         if cell_width(line) <= width:
             fitted.append(line)
         elif whole:

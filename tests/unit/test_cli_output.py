@@ -240,7 +240,7 @@ def test_the_plan_and_the_diagnosis_fit_100_columns_with_paths_shortened_in_the_
     table = out.split("\n\n")[0]
     assert "line replaced in …/etc/coze/config.yaml" in table
     progress = " ".join(err.split())
-    assert "[a] changed: move the service to the fallback port in its config - line replaced in " \
+    assert "[a] will change: move the service to the fallback port in its config - line replaced in " \
            "…/etc/coze/config.yaml [a]" in progress  # a change is wrapped, never cut
     code, out, err = remedy(capsys, tmp_path, "diagnose", str(book), "-i", str(inventory))
     assert code == 0, err

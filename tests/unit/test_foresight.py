@@ -107,8 +107,9 @@ def test_remedy_demo_predicts_what_its_run_does(tmp_path: Path, capsys: pytest.C
     assert run_demo(main, root=str(tmp_path / "demo")) == 0
     err = capsys.readouterr().err
     planned, ran = err.split("== 2. run")[0], err.split("== 2. run")[1]
-    line = "[localhost] changed: recreate the cache directory - create directory"
-    assert line in planned and line in ran
+    line = "recreate the cache directory - create directory"
+    assert f"[localhost] will change: {line}" in planned and f"[localhost] changed: {line}" in ran
+    assert "[localhost] changed:" not in planned  # check mode: a prediction, never 'changed'
     assert "set mode of" not in planned.split("recreate the cache directory")[1].splitlines()[0]
 
 
