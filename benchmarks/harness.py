@@ -58,11 +58,11 @@ from tools import TOOLS, Fleet, ensure_venv, forks_tool, lookup, tool_versions  
 from runner.testing import SshdFleet  # noqa: E402
 
 
-
 def markers(section: str = "") -> tuple[str, str]:
     """The comment lines around the generated part of RESULTS.md (one pair per section)."""
     name = f"harness:{section}:" if section else "harness:"
     return f"<!-- {name}begin -->", f"<!-- {name}end -->"
+
 
 MiB = 1024 * 1024
 
@@ -167,9 +167,9 @@ def run_matrix(args: argparse.Namespace, work: Path) -> list[Sample]:
 def _run_plan(args: argparse.Namespace, plan: list[tuple[int, bool, list[str]]], roots: list[Path],
               user: str, owner: tuple[int, int], work: Path, samples: list[Sample], started: float) -> None:
     largest = len(roots)
-    with SshdFleet(min(largest, args.listeners or largest)) as fleet, HostCpu(f"remedy-bench-{os.getpid()}") as cpu:
-        listeners = [s.pid for s in fleet.servers if s.pid]
-        if not cpu.add(listeners):
+    listeners = min(largest, args.listeners or largest)
+    with SshdFleet(listeners) as fleet, HostCpu(f"remedy-bench-{os.getpid()}") as cpu:
+        if not cpu.add([s.pid for s in fleet.servers if s.pid]):
             print("  the hosts' CPU is not measured: no writable cgroup", file=sys.stderr)
         print(f"  {len(fleet.servers)} sshd up in {time.monotonic() - started:.1f}s", file=sys.stderr)
         for n, check, tools in plan:

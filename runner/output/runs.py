@@ -35,10 +35,11 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
 
     A multi-line message (a script's text) goes on as an indented block
     where it matters (a change, a failure, a fault found; any line with
-    ``-v``), else only its first line is shown; with ``-v`` each command is shown as a shell shows it: ``$`` then ``>`` for its
-    further lines. With ``width``, the lines fit it: a change, a failure or a
-    fault found is wrapped (what changes is never cut), any other line is cut
-    (paths shortened in the middle first); ``-v`` shows them whole.
+    ``-v``), else only its first line is shown; with ``-v`` each command
+    is shown as a shell shows it: ``$`` then ``>`` for its further lines.
+    With ``width``, the lines fit it: a change, a failure or a fault found
+    is wrapped (what changes is never cut), any other line is cut (paths
+    shortened in the middle first); ``-v`` shows them whole.
     ``paint(status, word)`` colours the status word.
     """
     mask = redact or (lambda text: text)

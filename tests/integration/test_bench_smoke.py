@@ -81,7 +81,8 @@ def test_the_harness_spreads_hosts_over_fewer_listeners_and_writes_its_own_secti
     assert done.returncode == 0, done.stderr[-3000:]
     assert "1 sshd up" in done.stderr, done.stderr[-2000:]
     runs = json.loads(raw.read_text())
-    assert sorted((r["tool"], r["hosts"], r["ok"]) for r in runs) == [("remedy", 1, True), ("remedy", 3, True)]
+    assert sorted((r["tool"], r["hosts"], r["ok"]) for r in runs) == [("remedy", 1, True),
+                                                                       ("remedy", 3, True)]
     text = results.read_text()
     assert "matrix kept" in text and "old" not in text
     assert "Hosts share 1 sshd listeners" in text and "### remedy at scale" in text
