@@ -57,12 +57,13 @@ def run_demo(main: Callable[[Sequence[str]], int], *, keep: bool = False, root: 
     if code == 0:
         print("\n== 3. run again: nothing left to do", file=sys.stderr)
         code = main(["run", *common, "-q"])
-    print(f"\n== audit log: {audit}", file=sys.stderr)
     if not keep and code == 0 and not root:
         import shutil
 
         shutil.rmtree(base, ignore_errors=True)
-        print("(sandbox removed; pass --keep to inspect it)", file=sys.stderr)
+        print("\n== sandbox and its audit log removed (--keep keeps both to inspect)", file=sys.stderr)
+    else:
+        print(f"\n== audit log: {audit}", file=sys.stderr)
     return code
 
 
