@@ -12,7 +12,8 @@ share (the records, ``set_fact`` values, the lock, the evidence) stays here:
    fails says playbook X must run first. A play whose diagnosis finds nothing
    is ``healthy`` and nothing else of it runs (no lock is taken for it).
    A play that declares ``requires_root`` is ``failed`` before its diagnosis
-   on a host where it would not run as root (one ``id`` probe per host).
+   on a host where it would not run as root (who the connection runs as is
+   learned once per host, where possible without a command of its own).
 2. **Fix**, one play after another in the fault order (``graph.plays``:
    ``requires``, ``after`` and ``blocked_by`` between playbooks, file order
    otherwise): before a play's first change the host lock is taken (once) and
@@ -88,7 +89,7 @@ class HostWalk:
         self.evidence: EvidenceRecorder | None = None
         self.lock_path = options.lock_path or default_lock_name(host)
         self.foresight = Foresight()  # check mode: the changes planned so far, over every play
-        self.identity: tuple[str, str] | None = None  # (uid, user name) the plays run as, once probed
+        self.identity: tuple[str, str] | None = None  # (uid, user name) the plays run as, once learned
         self.holding = ""  # why the fix is only planned (the blast-radius budget), or ""
 
     def run(self, plays: list[tuple[Playbook, Play, Mapping[str, Any]]]) -> HostResult:
@@ -203,25 +204,34 @@ class HostWalk:
     def root_refusal(self, book: Playbook, play: Play, host_vars: Mapping[str, Any]) -> str:
         """Why ``play``, which declares ``requires_root``, cannot run on this host; "" if it can.
 
-        Asks the host who it runs as (``id``) once, the first time a play needs to know;
-        a probe that fails refuses nothing: the diagnosis then meets and reports the trouble.
+        Learns who the host runs its commands as once, the first time a play needs to
+        know: from the connection where it knows without a command of its own
+        (``Connection.whoami``), else by asking the host (``id``). Not knowing refuses
+        nothing: the diagnosis then meets and reports the trouble.
         """
         becomes = play.become or host_becomes(host_vars)
         if not play.requires_root or (becomes and (play.become_user or "root") == "root"):
             return ""
         if self.identity is None:
-            try:
-                result = self.conn.run("id -u; id -un", timeout=_ID_TIMEOUT)
-            except RemedyError:
-                result = None
-            words = result.stdout.split() if result is not None and result.ok else []
-            self.identity = (words[0], words[-1]) if len(words) == 2 else ("", "")
+            self.identity = self._who()
         uid, user = self.identity
         if uid in ("", "0"):
             return ""
         return (f"{book.name} needs root on {self.host}; connected as {user}: add become: true "
                 f"(or ansible_become=true for the host; -K if sudo asks for a password) "
                 f"or connect as root")
+
+    def _who(self) -> tuple[str, str]:
+        """(uid, user name) that commands without ``become`` run as; ("", "") if it cannot be learned."""
+        try:
+            login = self.conn.whoami()
+            if login is not None:
+                return str(login.uid), login.user
+            result = self.conn.run("id -u; id -un", timeout=_ID_TIMEOUT)
+        except RemedyError:
+            return "", ""
+        words = result.stdout.split() if result.ok else []
+        return (words[0], words[-1]) if len(words) == 2 else ("", "")
 
     def ensure_lock(self) -> None:
         """Take the host lock before the first change (not in check mode).

@@ -109,6 +109,21 @@ def statuses(run_: Any, host: str = "h0") -> dict[str, str]:
             for r in h.results}
 
 
+def test_a_play_needing_root_sends_no_command_to_learn_who_the_connection_runs_as(
+    tmp_path: Path, hosts: Path
+) -> None:
+    result, sent, _ = run(tmp_path, hosts, """
+- hosts: h0
+  requires_root: true
+  tasks:
+    - {id: a, mark: {name: a, log: LOG}}
+""")
+    root = os.geteuid() == 0  # a local connection knows who it runs as: this process's user
+    assert result.hosts[0].status is (Status.CHANGED if root else Status.FAILED)
+    assert [c for c in sent if "id -u" in c] == []
+    assert logged(tmp_path) == (["a"] if root else [])
+
+
 def test_a_failed_task_skips_the_tasks_after_it_but_not_independent_ones(tmp_path: Path, hosts: Path) -> None:
     result, _, _ = run(tmp_path, hosts, """
 - hosts: h0
