@@ -378,10 +378,16 @@ def finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
 
 def _write_documents(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
                      inputs: Inputs) -> None:
-    """The ``--format json|markdown`` document on stdout (and in ``results_dir``), ``--junit`` and ``-o``."""
+    """The ``--format json|markdown`` document on stdout (and in ``results_dir``), ``--junit`` and ``-o``.
+
+    The run's JSON document is built once, and only when one of them is written.
+    """
     output = getattr(args, "output", None) if command != "plan" else None  # a plan's -o: the sealed plan
+    sealed = getattr(args, "output", None) if command == "plan" else None
     wanted = args.format == "json" or getattr(args, "results_dir", None) or output
-    text = _document_text(args, run, redactor, command, inputs) if wanted else ""
+    document = ({**run_document(run, redactor.value), "slice": slice_document(args, inputs, command)}
+                if wanted or sealed else {})
+    text = _document_text(args, run, redactor, command, document) if wanted else ""
     if args.format == "json":
         print(text)
     if getattr(args, "results_dir", None):
@@ -390,11 +396,10 @@ def _write_documents(args: argparse.Namespace, run: Run, redactor: Redactor, com
         print(redactor.text(render_markdown(run)), end="")
     if getattr(args, "junit", None):
         write_atomic(Path(args.junit), junit_document(run, redactor.text))
-    if getattr(args, "output", None) and command == "plan":
-        document = {**run_document(run, redactor.value), "inputs": redactor.value(_fingerprint(args, inputs)),
-                    "slice": slice_document(args, inputs, command)}
-        write_atomic(Path(args.output), seal_plan(document, now=datetime.now(UTC),
-                                                   ttl=parse_ttl(args.plan_ttl), key=plan_key(os.environ)))
+    if sealed:
+        plan = {**document, "inputs": redactor.value(_fingerprint(args, inputs))}
+        write_atomic(Path(sealed), seal_plan(plan, now=datetime.now(UTC), ttl=parse_ttl(args.plan_ttl),
+                                             key=plan_key(os.environ)))
     elif output:
         write_atomic(Path(output), text + "\n")
 
@@ -415,9 +420,12 @@ def slice_document(args: argparse.Namespace, inputs: Inputs, command: str) -> di
 
 
 def _document_text(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
-                   inputs: Inputs) -> str:
-    """The run's JSON document (``--format json``, ``results_dir``, ``-o`` of a run), as text."""
-    document = {**run_document(run, redactor.value), "slice": slice_document(args, inputs, command)}
+                   base: dict[str, Any]) -> str:
+    """The run's JSON document (``--format json``, ``results_dir``, ``-o`` of a run), as text.
+
+    ``base``: the run's document and its slice, which a saved plan holds too.
+    """
+    document = dict(base)
     if command == "diagnose":
         document["diagnosis"] = redactor.value(diagnosis_rows(run))
     if getattr(args, "trigger", None):

@@ -18,6 +18,7 @@ from runner.connection.interface import (
     Connection,
     ConnectionParams,
     HeldCommand,
+    Login,
 )
 from runner.imports import import_without
 from runner.results import CommandResult
@@ -30,6 +31,7 @@ __all__ = [
     "Connection",
     "ConnectionParams",
     "HeldCommand",
+    "Login",
     "import_ssh",
     "open_connection",
 ]

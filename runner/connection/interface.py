@@ -2,8 +2,9 @@
 
 Services layer, below every module of ``connection`` and every caller of it:
 ``ConnectionParams`` (how to reach one host), ``Become`` (sudo for one
-command), the ``Connection`` and ``HeldCommand`` protocols, and the output cap
-and default deadline every implementation honours.
+command), ``Login`` (who commands run as), the ``Connection`` and
+``HeldCommand`` protocols, and the output cap and default deadline every
+implementation honours.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ class Become:
     user: str = "root"
     password: str | None = field(default=None, repr=False)
     flags: str = "-H"
+
+
+@dataclass(frozen=True)
+class Login:
+    """Who a connection's commands run as without ``become``: what ``id -u`` and ``id -un`` say."""
+
+    uid: int
+    user: str
 
 
 class HeldCommand(Protocol):
@@ -90,6 +99,19 @@ class Connection(Protocol):
         that shell, its ``stdin`` bytes are printed by the shell function
         ``remedy_stdin`` and its stdin is ``/dev/null``; a contained script that
         takes stdin reads it with ``shell.READ_STDIN``, which works either way.
+        """
+        ...
+
+    def whoami(self) -> Login | None:
+        """Who commands without ``become`` run as, where the connection knows it without a command
+        of its own; None where only asking the host (``id``) would tell.
+
+        A local connection knows; an SSH session's persistent shell reports it
+        as it starts (which the first command does anyway: asking before any
+        command starts the shell).
+
+        Raises:
+            ConnectionLost: the session died.
         """
         ...
 

@@ -29,6 +29,7 @@ from runner.connection.interface import (
     Become,
     ConnectionParams,
     HeldCommand,
+    Login,
 )
 from runner.connection.shell import KILL_GRACE, kill_script, wrap_as
 from runner.errors import RemedyError
@@ -55,6 +56,10 @@ class LocalConnection:
 
     def connect(self) -> None:
         """Nothing to open for the local host."""
+
+    def whoami(self) -> Login:
+        """Who commands without ``become`` run as: this process's user."""
+        return Login(os.geteuid(), self._user)
 
     def run(
         self,

@@ -30,7 +30,10 @@ is left it does not run there; the shell is retired (its channel closed, as a
 channel of its own would be) and the command runs in a new one. The shell is not used at all when
 the host lacks ``setsid`` or the start-up check fails; the connection then
 uses a channel per command. A background process that starts a new session
-itself and keeps the inherited stdout open is not detected.
+itself and keeps the inherited stdout open is not detected. The start-up
+check also reports the shell's uid, read from /proc by builtins, so that the
+connection knows who its commands run as without a round trip of their own
+(``Connection.whoami``).
 """
 
 from __future__ import annotations
@@ -50,14 +53,19 @@ from runner.connection.shell import READ_GROUP, Launch, contained_script, printf
 #: Larger stdin goes over a channel of its own (it travels in the command line, escaped).
 STDIN_LIMIT = 64 * 1024
 
+#: Sets ``u`` to this shell's effective uid, read from /proc without a process ("-" without /proc).
+_READ_UID = ('u=-; if [ -r /proc/$$/status ]; then '
+             'while read -r k _ v _; do [ "$k" = Uid: ] && u=$v && break; done </proc/$$/status; fi')
+
 #: Checks that the shell can run a command in a session of its own in the foreground:
 #: ``setsid`` must not fork (it does not when its caller is no process group leader),
-#: or the shell would not wait for the command. It also reports the shell's process
-#: group (from /proc, no process): contained commands share it, so it must be the shell's.
+#: or the shell would not wait for the command. It also reports who the shell runs as
+#: and its process group (from /proc, no process): contained commands share it, so it
+#: must be the shell's.
 _HELLO = (
     "if command -v setsid >/dev/null 2>&1; then "
     "setsid sh -c 'printf \"%s\\n\" \"$PPID\"' </dev/null; "
-    f"{READ_GROUP}; printf '{{nonce}} %s %s\\n' \"$$\" \"$g\"; "
+    f"{_READ_UID}; {READ_GROUP}; printf '{{nonce}} %s %s %s\\n' \"$$\" \"$u\" \"$g\"; unset u k v; "
     "else printf '{nonce} none\\n'; fi\n"
 )
 
@@ -69,9 +77,10 @@ class ShellTainted(Exception):  # noqa: N818 - reads as a state
 class PersistentShell:
     """The long-lived shell on one channel; ``start`` returns None when the host cannot have one."""
 
-    def __init__(self, channel: paramiko.Channel, *, leads_group: bool) -> None:
+    def __init__(self, channel: paramiko.Channel, *, leads_group: bool, uid: int | None = None) -> None:
         self._channel = channel
         self._leads_group = leads_group  # whether contained commands can be killed with the shell
+        self.uid = uid  # who the shell (and every command without become) runs as; None: unknown
         self._busy = threading.Lock()
         self._retired = False
         self._last_group: int | None = None  # process group of the previous command
@@ -93,11 +102,11 @@ class PersistentShell:
                 previous, line = line, lines.readline(max(0.0, deadline - time.monotonic())) or ""
                 if not line and (not lines.running or time.monotonic() >= deadline):
                     break
-        fields = line.split()
+        fields = line.split()  # nonce, pid, uid or "-", process group (none without /proc)
         # the command's parent must be the shell itself, not a process that setsid forked
-        if len(fields) in (2, 3) and fields[0] == nonce and previous.strip() == fields[1]:
-            leads = len(fields) == 3 and fields[2] == fields[1]  # its process group is its pid
-            return cls(channel, leads_group=leads)
+        if len(fields) in (3, 4) and fields[0] == nonce and previous.strip() == fields[1]:
+            leads = len(fields) == 4 and fields[3] == fields[1]  # its process group is its pid
+            return cls(channel, leads_group=leads, uid=int(fields[2]) if fields[2].isdigit() else None)
         lines.close()
         return None
 

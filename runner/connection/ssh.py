@@ -31,6 +31,7 @@ from runner.connection.interface import (
     Become,
     ConnectionParams,
     HeldCommand,
+    Login,
 )
 from runner.connection.persistent import PersistentShell, ShellTainted
 from runner.connection.shell import KILL_GRACE, kill_script, wrap_as
@@ -267,6 +268,12 @@ class SSHConnection:
                 self._shell = PersistentShell.start(channel, SSHHeld(channel), self._params.connect_timeout)
             self._shell_unavailable = self._shell is None and self._active()
         return self._shell
+
+    def whoami(self) -> Login | None:
+        """Who commands without ``become`` run as, as the persistent shell said when it started; see
+        ``Connection.whoami``. None without a persistent shell, or on a host without /proc."""
+        shell = self._persistent_shell()
+        return Login(shell.uid, self._user) if shell is not None and shell.uid is not None else None
 
     def _kill(self, pgid: int, become: Become | None) -> None:
         """End process group ``pgid`` over a second channel: TERM, then KILL after a grace."""

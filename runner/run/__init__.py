@@ -4,7 +4,8 @@ Takes ``HostPlan``s, ``Inputs`` and ``RunOptions``; gives a finished ``Run``
 (``executor.execute``) and reports every record to a ``Listener`` as it ends.
 Hosts run in parallel in ``serial`` batches; each host gets one connection,
 its lock (``hostlock``), and is walked by ``hostwalk`` (diagnose every play,
-fix in fault order, handlers once, verify each, roll back only its own);
+fix in fault order, handlers once, verify each, roll back only its own; one
+play's diagnosis, fix, verification and rollback is a ``playwalk``);
 ``taskrun`` runs one task (``rendering`` renders it for the host, ``probing``
 fetches probes ahead, ``foresight`` plans from the state earlier planned changes
 leave in check mode, ``blocks`` runs block/rescue/always, ``transfer`` moves

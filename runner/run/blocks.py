@@ -1,6 +1,6 @@
 """``block`` / ``rescue`` / ``always``: one graph node, run as a unit.
 
-Run stage, called by ``hostwalk``. The block's tasks run in order and stop
+Run stage, called by ``playwalk``. The block's tasks run in order and stop
 at the first failure; then ``rescue`` runs (a successful rescue clears the
 failure), and ``always`` runs in every case. The block's single
 ``TaskResult`` carries its children's results in ``data["results"]``, each

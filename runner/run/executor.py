@@ -34,7 +34,8 @@ from runner.redaction import Redactor
 from runner.results import AUDIT_STOP, CAUSE, HostResult, Run, Status, TaskResult
 from runner.run.budget import ChangeBudget
 from runner.run.hostlock import ANSWER_TIMEOUT
-from runner.run.hostwalk import HostWalk, WalkOptions
+from runner.run.hostwalk import HostWalk
+from runner.run.playwalk import WalkOptions
 
 Connect = Callable[[ConnectionParams], Connection]
 Result = TypeVar("Result")

@@ -1,6 +1,6 @@
 """Run one task on one host: conditions, loops, retries, the module, verdicts.
 
-Run stage, called by ``hostwalk``. ``run_task`` never raises: every
+Run stage, called by ``playwalk`` and ``hostwalk``. ``run_task`` never raises: every
 exception becomes the task's ``TaskResult`` (timed_out, indeterminate or
 failed). In check mode only the module's read-only facts are probed; its
 steps are never sent, so the probes of a task and of the play's tasks after

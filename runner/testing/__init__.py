@@ -7,7 +7,9 @@ where a ``Connection`` is expected; nothing needs patching.
   command (exact string, compiled regex matched in full, or a predicate) to a
   ``CommandResult``, a plain stdout string, a callable ``FakeCall -> result``
   or an exception to raise. Every call lands in ``.calls``; an unknown
-  command raises ``UnexpectedCommandError`` (an ``AssertionError``).
+  command raises ``UnexpectedCommandError`` (an ``AssertionError``). Its
+  ``whoami`` is the ``login`` it was given; without one (None) the caller asks
+  the host, with a command the responses must answer (``id -u; id -un``).
 * ``RecordingConnection(inner)``: forwards to any connection and records
   every call in ``.calls``.
 * ``Sshd``: a real OpenSSH server on 127.0.0.1 and a free port, with a fresh
@@ -32,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from runner.connection import Become, Connection, HeldCommand
+from runner.connection import Become, Connection, HeldCommand, Login
 from runner.results import CommandResult
 from runner.testing.sshdlab import SSHD_PATH, ClientKeys, Sshd, SshdFleet
 
@@ -88,11 +90,13 @@ class FakeConnection:
         *,
         host: str = "fake",
         files: Mapping[str, bytes] | None = None,
+        login: Login | None = None,
     ) -> None:
         self.host = host
         self.responses: dict[Matcher, Response] = dict(responses or {})
         self.calls: list[FakeCall] = []
         self.files: dict[str, bytes] = dict(files or {})
+        self.login = login
         self.closed = False
         self.interrupted = False
 
@@ -102,6 +106,10 @@ class FakeConnection:
 
     def connect(self) -> None:
         """Nothing to open."""
+
+    def whoami(self) -> Login | None:
+        """The ``login`` given; see ``Connection.whoami``."""
+        return self.login
 
     def run(
         self,
@@ -189,6 +197,9 @@ class RecordingConnection:
 
     def connect(self) -> None:
         self.inner.connect()
+
+    def whoami(self) -> Login | None:
+        return self.inner.whoami()
 
     def run(
         self,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import pwd
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from runner.connection import Become, Connection, ConnectionParams
+from runner.connection import Become, Connection, ConnectionParams, Login
 from runner.connection.persistent import STDIN_LIMIT
 from runner.connection.shell import READ_STDIN
 from runner.errors import CommandTimeout
@@ -37,6 +39,20 @@ def test_without_the_persistent_shell_each_command_has_its_own_channel(
     conn = connect(dataclasses.replace(shared_sshd.params("web1"), persistent_shell=False))
     assert parent(conn).endswith(" sshd")
     assert conn.run("printf 'x\\n'; exit 4").rc == 4
+
+
+def test_the_shell_says_who_it_runs_as_as_it_starts(
+    shared_sshd: Sshd, account: Account, connect: Connect
+) -> None:
+    uid = pwd.getpwnam(account.name).pw_uid
+    for user, expected in ((shared_sshd.user, Login(os.geteuid(), shared_sshd.user)),
+                           (account.name, Login(uid, account.name))):
+        conn = connect(dataclasses.replace(shared_sshd.params("web1"), user=user))
+        assert conn.whoami() == expected
+        assert parent(conn).endswith(" sh")  # the shell it started for that is the one commands use
+        assert conn.run("id -u").stdout == f"{expected.uid}\n"
+    alone = connect(dataclasses.replace(shared_sshd.params("web1"), persistent_shell=False))
+    assert alone.whoami() is None  # only asking would tell: the caller asks
 
 
 def test_output_is_split_exactly_at_each_command(ssh: Connection) -> None:

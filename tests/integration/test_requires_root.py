@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from runner.connection import ConnectionParams, open_connection
 from runner.events import NullListener
 from runner.load.inputs import load_inputs
 from runner.plan.hosts import ConnectOptions, RunOptions
 from runner.results import CAUSE, Run, Status
-from runner.run.executor import execute
-from runner.testing import Sshd
+from runner.run.executor import Connect, execute
+from runner.testing import RecordingConnection, Sshd
 from tests.support.accounts import Account
 
 BOOK = """- hosts: all
@@ -25,15 +26,17 @@ BOOK = """- hosts: all
 """
 
 
-def run_as(account: Account, sshd: Sshd, shared: Path, *, become: str, host_vars: str = "") -> Run:
+def run_as(account: Account, sshd: Sshd, shared: Path, *, become: str, host_vars: str = "",
+           user: str = "", connect: Connect | None = None) -> Run:
+    """Run the book on ``sshd`` as ``account`` (or ``user``), through ``connect`` if given."""
     (shared / "hosts.ini").write_text(
-        f"web1 ansible_host=127.0.0.1 ansible_port={sshd.port} ansible_user={account.name} "
+        f"web1 ansible_host=127.0.0.1 ansible_port={sshd.port} ansible_user={user or account.name} "
         f"ansible_ssh_private_key_file={sshd.client_key} remedy_known_hosts={sshd.known_hosts} "
         f"remedy_lock_path={shared}/web1.lock {host_vars}\n")
     (shared / "needs_root.yml").write_text(BOOK.format(become=become, shared=shared))
     inputs = load_inputs([str(shared / "needs_root.yml")], [str(shared / "hosts.ini")])
     options = RunOptions(connect=ConnectOptions(ssh_config=os.devnull, become_password=account.password))
-    return execute(inputs, options, NullListener())
+    return execute(inputs, options, NullListener(), connect=connect)
 
 
 def test_a_play_needing_root_is_refused_before_its_diagnosis_and_says_what_to_do(
@@ -60,4 +63,30 @@ def test_with_become_the_play_needing_root_runs_as_root(
     run = run_as(account, shared_sshd, shared, become=become, host_vars=host_vars)
     [host] = run.hosts
     assert host.status is Status.CHANGED, [r.message for r in host.results]
+    assert (shared / "diagnosed-root").exists() and (shared / "fixed-root").exists()
+
+
+class Recorded:
+    """``connect`` for ``execute`` that keeps a ``RecordingConnection`` of each host it opens."""
+
+    def __init__(self) -> None:
+        self.opened: list[RecordingConnection] = []
+
+    def __call__(self, params: ConnectionParams) -> RecordingConnection:
+        self.opened.append(RecordingConnection(open_connection(params)))
+        return self.opened[-1]
+
+
+def test_who_the_connection_runs_as_costs_no_command_of_its_own(
+    shared_sshd: Sshd, account: Account, shared: Path
+) -> None:
+    refused, allowed = Recorded(), Recorded()
+    run = run_as(account, shared_sshd, shared, become="", connect=refused)
+    assert run.hosts[0].status is Status.FAILED and "connected as" in run.hosts[0].results[0].message
+    assert [c.commands for c in refused.opened] == [[]]  # refused before any command was sent
+    run = run_as(account, shared_sshd, shared, become="", user="root", connect=allowed)
+    assert run.hosts[0].status is Status.CHANGED, [r.message for r in run.hosts[0].results]
+    [conn] = allowed.opened  # only the book's commands: the diagnosis, its re-check under the lock, the fix
+    sent = ("diagnosed", "diagnosed", "fixed")
+    assert conn.commands == [f"touch {shared}/{name}-$(id -un)" for name in sent]
     assert (shared / "diagnosed-root").exists() and (shared / "fixed-root").exists()

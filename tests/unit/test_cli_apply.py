@@ -14,9 +14,11 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from runner.cli import commands
 from runner.cli.program import main
 from runner.plan.artifact import seal_plan
 
@@ -107,6 +109,29 @@ def test_a_saved_plan_holds_every_input_file_by_absolute_path_with_its_sha256(si
     created = datetime.strptime(saved["created"], "%Y-%m-%dT%H:%M:%SZ")
     assert datetime.strptime(saved["expires"], "%Y-%m-%dT%H:%M:%SZ") - created == timedelta(hours=2)
     assert saved["seal"]["hmac_sha256"] is None and site.fixed() == []
+
+
+@pytest.mark.parametrize("command", ["plan", "run"])
+def test_the_json_document_is_built_once_for_stdout_and_the_output_file(
+    site: Site, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    built: list[str] = []
+
+    def counted(name: str, build: Any) -> Any:
+        def build_counted(*args: Any) -> Any:
+            built.append(name)
+            return build(*args)
+        return build_counted
+
+    monkeypatch.setattr(commands, "run_document", counted("run", commands.run_document))
+    monkeypatch.setattr(commands, "slice_document", counted("slice", commands.slice_document))
+    code, out, err = site.remedy(command, "site.yml", "-i", "inventory", "-e", "@vars.yml",
+                                 "--format", "json", "-o", "out.json", "--slice", "1/1")
+    assert code == 0, err
+    assert sorted(built) == ["run", "slice"]
+    printed, written = json.loads(out), json.loads((site.root / "out.json").read_text())
+    assert printed["hosts"] == written["hosts"] and printed["slice"] == written["slice"]
+    assert ("inputs" in written, "seal" in written) == ((command == "plan"),) * 2
 
 
 def test_apply_runs_a_saved_plan_once_and_refuses_it_the_second_time(site: Site) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from runner.connection import ConnectionParams, open_connection
+from runner.connection import ConnectionParams, Login, open_connection
 from runner.events import NullListener
 from runner.load.inputs import load_inputs
 from runner.modules import MODULES
@@ -19,6 +19,7 @@ from runner.modules.base import Arg, Change, Command, Module, quote
 from runner.plan.hosts import ConnectOptions, RunOptions, batches, connection_params
 from runner.results import CAUSE, Status, TaskResult
 from runner.run.executor import execute
+from runner.testing import FakeConnection
 from tests.support.processes import command_lines_with
 from tests.support.waiting import wait_until
 
@@ -107,6 +108,41 @@ def logged(tmp_path: Path) -> list[str]:
 def statuses(run_: Any, host: str = "h0") -> dict[str, str]:
     return {r.task.split(":", 1)[1]: str(r.status) for h in run_.hosts if h.host == host
             for r in h.results}
+
+
+def test_a_play_needing_root_sends_no_command_to_learn_who_the_connection_runs_as(
+    tmp_path: Path, hosts: Path
+) -> None:
+    result, sent, _ = run(tmp_path, hosts, """
+- hosts: h0
+  requires_root: true
+  tasks:
+    - {id: a, mark: {name: a, log: LOG}}
+""")
+    root = os.geteuid() == 0  # a local connection knows who it runs as: this process's user
+    assert result.hosts[0].status is (Status.CHANGED if root else Status.FAILED)
+    assert [c for c in sent if "id -u" in c] == []
+    assert logged(tmp_path) == (["a"] if root else [])
+
+
+@pytest.mark.parametrize(("login", "asked"), [(None, ["id -u; id -un"]), (Login(1000, "coze"), [])],
+                         ids=["asked", "known"])
+def test_a_connection_that_cannot_tell_who_it_runs_as_is_asked_with_id(
+    tmp_path: Path, login: Login | None, asked: list[str]
+) -> None:
+    (tmp_path / "hosts.ini").write_text("h0\n")
+    (tmp_path / "book.yml").write_text(f"""
+- hosts: h0
+  requires_root: true
+  tasks:
+    - {{id: a, mark: {{name: a, log: {tmp_path / "log"}}}}}
+""")
+    conn = FakeConnection({"id -u; id -un": "1000\ncoze\n"}, host="h0", login=login)
+    inputs = load_inputs([str(tmp_path / "book.yml")], [str(tmp_path / "hosts.ini")])
+    result = execute(inputs, RunOptions(), NullListener(), connect=lambda params: conn)
+    [record] = result.hosts[0].results
+    assert record.status is Status.FAILED and "needs root on h0; connected as coze: " in record.message
+    assert conn.commands == asked
 
 
 def test_a_failed_task_skips_the_tasks_after_it_but_not_independent_ones(tmp_path: Path, hosts: Path) -> None:
