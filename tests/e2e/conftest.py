@@ -128,8 +128,8 @@ def broken(lab: LabHandle) -> Iterator[Callable[[str, str], None]]:
         lab.cli("break", host, fault)
 
     yield _break
-    for host in dict.fromkeys(touched):
-        lab.cli("reset", host)
+    if touched:
+        lab.cli("reset", *dict.fromkeys(touched))
 
 
 @pytest.fixture
