@@ -4,8 +4,8 @@
     python3 examples/lab/lab.py [--dir DIR] up N          # N hosts, Redis, PostgreSQL, inventory
     python3 examples/lab/lab.py [--dir DIR] status [--json]
     python3 examples/lab/lab.py [--dir DIR] inventory [--format ini|yaml]
-    python3 examples/lab/lab.py [--dir DIR] break HOST FAULT
-    python3 examples/lab/lab.py [--dir DIR] reset [HOST]  # back to healthy (all hosts without HOST)
+    python3 examples/lab/lab.py [--dir DIR] break HOST FAULT...  # faults injected in the order given
+    python3 examples/lab/lab.py [--dir DIR] reset [HOST...]  # back to healthy (all hosts without HOST)
     python3 examples/lab/lab.py [--dir DIR] down          # stop everything the lab started
     python3 examples/lab/lab.py faults                    # the fault catalogue
 
@@ -29,7 +29,8 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,6 +124,7 @@ class Lab:
     def __init__(self, directory: Path | str) -> None:
         self.dir = Path(directory).absolute()
         self.state: dict[str, Any] = {}
+        self._changing = threading.RLock()  # hosts are built and reset by concurrent threads
         with contextlib.suppress(FileNotFoundError):
             self.state = json.loads((self.dir / STATE).read_text())
 
@@ -137,9 +139,10 @@ class Lab:
         return self.dir / "inventory.ini"
 
     def save(self) -> None:
-        temporary = self.dir / f".{STATE}.tmp"
-        temporary.write_text(json.dumps(self.state, indent=2, sort_keys=True) + "\n")
-        temporary.replace(self.dir / STATE)
+        with self._changing:
+            temporary = self.dir / f".{STATE}.tmp"
+            temporary.write_text(json.dumps(self.state, indent=2, sort_keys=True) + "\n")
+            temporary.replace(self.dir / STATE)
 
     def host(self, name: str) -> dict[str, Any]:
         """The state of host ``name``. Raises ``LabError`` for an unknown host."""
@@ -157,13 +160,18 @@ class Lab:
         return [ProcessRecord.from_json(item) for item in self.state.get("processes", [])]
 
     def remember(self, rec: ProcessRecord) -> None:
-        self.state.setdefault("processes", []).append(rec.to_json())
-        self.save()
+        with self._changing:
+            self.state.setdefault("processes", []).append(rec.to_json())
+            self.save()
 
     def forget(self, rec: ProcessRecord) -> None:
-        key = (rec.pid, rec.start)
-        self.state["processes"] = [r.to_json() for r in self.records() if (r.pid, r.start) != key]
-        self.save()
+        self._drop({(rec.pid, rec.start)})
+
+    def _drop(self, gone: set[tuple[int, int]]) -> None:
+        """Remove the records of processes ``gone`` (pid, start time) from the state, and save it."""
+        with self._changing:
+            self.state["processes"] = [r.to_json() for r in self.records() if (r.pid, r.start) not in gone]
+            self.save()
 
     def postgres(self) -> Postgres:
         info = self.state["postgres"]
@@ -247,7 +255,7 @@ class Lab:
             self.host(name).update(
                 service_port=service_port, redis_db=index, root=str(self.dir / "hosts" / name), faults=[]
             )
-            self._build(name)
+        self._each(self.hosts, self._build)
         self.inventory_path.write_text(self.inventory_ini())
         (self.dir / "inventory.yml").write_text(self.inventory_yaml())
         self.state["status"] = "up"
@@ -350,9 +358,7 @@ class Lab:
 
     def _stop(self, records: list[ProcessRecord]) -> list[ProcessRecord]:
         survivors = stop(records)
-        gone = {(r.pid, r.start) for r in records} - {(r.pid, r.start) for r in survivors}
-        self.state["processes"] = [r.to_json() for r in self.records() if (r.pid, r.start) not in gone]
-        self.save()
+        self._drop({(r.pid, r.start) for r in records} - {(r.pid, r.start) for r in survivors})
         return survivors
 
     def health(self, name: str) -> tuple[int | None, Any]:
@@ -370,16 +376,32 @@ class Lab:
         self.host(name).setdefault("faults", []).append(fault)
         self.save()
 
-    def reset(self, name: str | None = None) -> None:
-        """Put host ``name`` (every host if None) back into its healthy state, service running."""
-        for host in [name] if name else self.hosts:
+    def reset(self, *names: str) -> None:
+        """Put hosts ``names`` (every host if none) back into their healthy state, services running.
+
+        The hosts are stopped and rebuilt concurrently; an unknown name changes nothing.
+        """
+        hosts = list(dict.fromkeys(names)) or self.hosts
+        for host in hosts:
             self.host(host)
-            survivors = self._stop(self._host_processes(host))
-            if survivors:
-                raise LabError(f"{host}: cannot stop {', '.join(r.describe() for r in survivors)}")
-            self._build(host)
-            self.host(host)["faults"] = []
+        self._each(hosts, self._reset_host)
+
+    def _reset_host(self, name: str) -> None:
+        survivors = self._stop(self._host_processes(name))
+        if survivors:
+            raise LabError(f"{name}: cannot stop {', '.join(r.describe() for r in survivors)}")
+        self._build(name)
+        with self._changing:
+            self.host(name)["faults"] = []
             self.save()
+
+    @staticmethod
+    def _each(names: list[str], job: Callable[[str], None]) -> None:
+        """``job(name)`` for every host name, at once (up to 8 threads); then the first failure, if any."""
+        with ThreadPoolExecutor(max(1, min(8, len(names)))) as pool:
+            futures = [pool.submit(job, name) for name in names]
+        for future in futures:
+            future.result()
 
     # --- down ----------------------------------------------------------------------------
 
@@ -391,10 +413,9 @@ class Lab:
         """
         if not self.state:
             raise LabError(f"no lab in {self.dir}")
-        survivors: list[ProcessRecord] = []
-        for name in self.hosts:
-            if "root" in self.host(name):
-                survivors += stop(self._host_processes(name))
+        built = [name for name in self.hosts if "root" in self.host(name)]
+        # every host's processes in one stop: they exit side by side, not one host after the other
+        survivors = stop([r for name in built for r in self._host_processes(name)])
         survivors += stop([r for r in self.records() if r.role not in INFRA])
         postgres = [r for r in self.records() if r.role == "postgres"]
         if "postgres" in self.state:
@@ -636,11 +657,11 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     inventory = commands.add_parser("inventory", help="print the inventory")
     inventory.add_argument("--format", choices=("ini", "yaml"), default="ini")
-    fault = commands.add_parser("break", help="inject a fault into a host")
+    fault = commands.add_parser("break", help="inject faults into a host, in the order given")
     fault.add_argument("host")
-    fault.add_argument("fault", choices=sorted(FAULTS), metavar="FAULT")
-    reset = commands.add_parser("reset", help="restore the healthy state")
-    reset.add_argument("host", nargs="?")
+    fault.add_argument("fault", nargs="+", choices=sorted(FAULTS), metavar="FAULT")
+    reset = commands.add_parser("reset", help="restore the healthy state (of every host without HOST)")
+    reset.add_argument("host", nargs="*", metavar="HOST")
     commands.add_parser("faults", help="list the faults")
     return parser
 
@@ -673,10 +694,11 @@ def main(argv: list[str] | None = None) -> int:
             print(lab.inventory_ini() if args.format == "ini" else lab.inventory_yaml(), end="")
         elif args.command == "break":
             with lab.locked():
-                _require(lab).break_host(args.host, args.fault)
+                for fault in args.fault:
+                    _require(lab).break_host(args.host, fault)
         elif args.command == "reset":
             with lab.locked():
-                _require(lab).reset(args.host)
+                _require(lab).reset(*args.host)
     except LabError as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1

@@ -2,7 +2,8 @@
 
 The ``lab`` fixture brings up one lab of three real sshd hosts (with the Coze
 stand-in service, Redis and PostgreSQL) for the whole session and always
-takes it down again. Missing sshd, redis-server or PostgreSQL FAILS the
+takes it down again; ``shared_lab(n)`` does the same for the modules that
+need a lab of ``n`` hosts. Missing sshd, redis-server or PostgreSQL FAILS the
 tests; ``REMEDY_ALLOW_SKIP=1`` turns that into a skip.
 """
 
@@ -101,6 +102,36 @@ def lab() -> Iterator[LabHandle]:
         shutil.rmtree(handle.dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def shared_lab() -> Iterator[Callable[[int], LabHandle]]:
+    """``shared_lab(n)``: the lab of ``n`` hosts that modules of that size share, up from its first use.
+
+    Each module resets every host it changed (``Fleet.touched``) before the next one takes the
+    lab, which fails unless every host answers ``/health`` 200 with no fault recorded. Every lab
+    is taken down at the end of the session, whatever happens.
+    """
+    require_lab_prerequisites()
+    labs: dict[int, LabHandle] = {}
+
+    def _take(size: int) -> LabHandle:
+        if size not in labs:
+            labs[size] = LabHandle(new_lab_dir())
+            labs[size].cli("up", str(size))
+        rows = json.loads(labs[size].cli("status", "--json").stdout)["hosts"]
+        unhealthy = {row["host"]: row["faults"] or row["reasons"]
+                     for row in rows if row["health"] != 200 or row["faults"]}
+        if unhealthy:
+            pytest.fail(f"an earlier module left the shared lab of {size} hosts unhealthy: {unhealthy}")
+        return labs[size]
+
+    try:
+        yield _take
+    finally:
+        for handle in labs.values():
+            handle.cli("down", check=False)
+            shutil.rmtree(handle.dir, ignore_errors=True)
+
+
 @pytest.fixture
 def make_lab() -> Iterator[Callable[[], LabHandle]]:
     """``make_lab()``: a fresh lab dir (not up yet); every lab made is taken down and removed."""
@@ -128,8 +159,8 @@ def broken(lab: LabHandle) -> Iterator[Callable[[str, str], None]]:
         lab.cli("break", host, fault)
 
     yield _break
-    for host in dict.fromkeys(touched):
-        lab.cli("reset", host)
+    if touched:
+        lab.cli("reset", *dict.fromkeys(touched))
 
 
 @pytest.fixture

@@ -76,13 +76,15 @@ class Fleet:
         return self.lab.dir / "inventory.ini"
 
     def break_host(self, host: str, *faults: str) -> None:
+        """Inject ``faults`` into ``host`` in this order, with one ``lab.py break``."""
         self.touched.append(host)
-        for fault in faults:
-            self.lab.cli("break", host, fault)
+        if faults:
+            self.lab.cli("break", host, *faults)
 
     def reset_touched(self) -> None:
-        for host in dict.fromkeys(self.touched):
-            self.lab.cli("reset", host)
+        """Reset every host broken since the last reset, all with one ``lab.py reset``."""
+        if self.touched:
+            self.lab.cli("reset", *dict.fromkeys(self.touched))
         self.touched.clear()
 
     def extra_inventory(self, name: str, host_vars: dict[str, dict[str, Any]]) -> Path:

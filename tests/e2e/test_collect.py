@@ -18,13 +18,13 @@ import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO
-from tests.e2e.fleet import Fleet, running_lab
+from tests.e2e.conftest import REPO, LabHandle
+from tests.e2e.fleet import Fleet
 
 LAB_SIZE = 10
 CONFIG_CANARY = "CANARY-config-5b1d0e"
@@ -36,9 +36,8 @@ BUNDLE = ["capture.json", "config/config.yaml", "logs/app.log", "logs/error.log"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    with running_lab(LAB_SIZE, tmp_path_factory.mktemp("collect")) as fleet:
-        yield fleet
+def lab(shared_lab: Callable[[int], LabHandle], tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    return Fleet(shared_lab(LAB_SIZE), tmp_path_factory.mktemp("collect"))
 
 
 @pytest.fixture

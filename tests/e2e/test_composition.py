@@ -2,7 +2,7 @@
 
 One lab of ``LAB_SIZE`` hosts serves the module. ``remedy run -i lab`` with no
 playbook named runs every bundled playbook; for every pair of the lab's faults
-that can exist together on one host (and hosts with three and four), it must
+that can exist together on one host (on hosts of up to ``FAULTS_PER_HOST``), it must
 leave each faulty host answering ``/health`` 200, change nothing on a second
 run, and leave a healthy host byte-identical. A correct fix is never undone
 because of another fault on the host.
@@ -11,13 +11,14 @@ because of another fault on the host.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from lab_faults import FAULTS
 
-from tests.e2e.fleet import Fleet, running_lab
+from tests.e2e.conftest import LabHandle
+from tests.e2e.fleet import Fleet
 
 LAB_SIZE = 10
 #: Faults that cannot be on one host together: one port, one data dir (a lost or corrupt data
@@ -32,7 +33,7 @@ REFUSED = {"backup_chain_broken", "crash_loop"}
 #: Injection order: faults that start or stop the service go first, as they would happen
 #: (service_stopped, last in FAULTS, is the service stopped after the others happened).
 INJECTION = [name for name in FAULTS if name not in REFUSED]
-FAULTS_PER_HOST = 4
+FAULTS_PER_HOST = 6
 
 
 def compatible(faults: tuple[str, ...] | list[str]) -> bool:
@@ -71,9 +72,8 @@ ROUNDS = [HOSTS[i:i + FAULTY_PER_ROUND] for i in range(0, len(HOSTS), FAULTY_PER
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    with running_lab(LAB_SIZE, tmp_path_factory.mktemp("composition")) as fleet:
-        yield fleet
+def lab(shared_lab: Callable[[int], LabHandle], tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    return Fleet(shared_lab(LAB_SIZE), tmp_path_factory.mktemp("composition"))
 
 
 @pytest.fixture

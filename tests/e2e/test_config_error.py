@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.fleet import RUNTIME, Fleet, running_lab
+from tests.e2e.conftest import LabHandle
+from tests.e2e.fleet import RUNTIME, Fleet
 from tests.e2e.test_playbooks import FORCE_FAILURE, check_fleet_run
 
 LAB_SIZE = 4
@@ -31,10 +32,9 @@ REGISTERED = "canary-registered-77d1c4"  # a registered secret variable
 
 
 @pytest.fixture(scope="module")
-def lab4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """A lab of LAB_SIZE hosts for this module; always taken down."""
-    with running_lab(LAB_SIZE, tmp_path_factory.mktemp("config_error")) as fleet:
-        yield fleet
+def lab4(shared_lab: Callable[[int], LabHandle], tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    """The session's lab of LAB_SIZE hosts (shared with the other modules of that size)."""
+    return Fleet(shared_lab(LAB_SIZE), tmp_path_factory.mktemp("config_error"))
 
 
 @pytest.fixture

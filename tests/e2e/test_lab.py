@@ -31,6 +31,7 @@ from tests.support.waiting import wait_until
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import LabHandle
+    from tests.e2e.fleet import Fleet
 
 SERVICE = Path(__file__).resolve().parents[2] / "examples/lab/cozeservice.py"
 
@@ -252,6 +253,25 @@ def test_fault_shows_in_health_survives_a_restart_and_reset_heals_it(
     code, body = lab.health(host)
     assert code == 200, body
     assert lab.host(host)["faults"] == []
+
+
+def test_one_break_injects_several_faults_and_one_reset_heals_several_hosts(lab_fleet: Fleet) -> None:
+    lab = lab_fleet.lab
+    lab_fleet.break_host("host01", "permission_config", "cache_stale_redis")
+    lab_fleet.break_host("host03", "port_conflict_foreign")
+    status = json.loads(lab.cli("status", "--json").stdout)
+    assert [row["faults"] for row in status["hosts"]] == [
+        ["permission_config", "cache_stale_redis"], [], ["port_conflict_foreign"]], status
+    assert [row["health"] for row in status["hosts"]] == [None, 200, 404], status
+
+    lab.cli("reset", "host01", "host03")
+    lab_fleet.touched.clear()  # healed: nothing left for the fixture to reset
+    status = json.loads(lab.cli("status", "--json").stdout)
+    assert [(row["health"], row["faults"]) for row in status["hosts"]] == [(200, [])] * 3, status
+    for host in ("host01", "host03"):
+        code, body = lab.health(host)
+        assert code == 200 and body["instance"] == host, body
+    assert not [r for r in lab.state()["processes"] if r["role"] == "foreign"]
 
 
 def test_the_start_record_tells_clean_stops_from_crashes(

@@ -27,7 +27,7 @@ import re
 import socketserver
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,8 @@ from lab_processes import free_port
 from runner.load.inputs import bundled_playbooks
 from runner.load.playbook import load_playbook
 from runner.modules import MODULES
-from tests.e2e.fleet import RUNTIME, Fleet, Outcome, running_lab
+from tests.e2e.conftest import LabHandle
+from tests.e2e.fleet import RUNTIME, Fleet, Outcome
 
 LAB_SIZE = 10
 FORCE_FAILURE = "coze_health_path=/no-such-endpoint"
@@ -84,10 +85,9 @@ def test_diagnose_and_verify_only_read(name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def lab10(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """A lab of LAB_SIZE hosts for this module; always taken down."""
-    with running_lab(LAB_SIZE, tmp_path_factory.mktemp("playbooks")) as fleet:
-        yield fleet
+def lab10(shared_lab: Callable[[int], LabHandle], tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    """The session's lab of LAB_SIZE hosts (shared with the other modules of that size)."""
+    return Fleet(shared_lab(LAB_SIZE), tmp_path_factory.mktemp("playbooks"))
 
 
 @pytest.fixture

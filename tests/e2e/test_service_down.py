@@ -16,13 +16,14 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from lab_faults import CRASH_MESSAGE, CRASH_STARTS
 
-from tests.e2e.fleet import RUNTIME, Fleet, Outcome, running_lab
+from tests.e2e.conftest import LabHandle
+from tests.e2e.fleet import RUNTIME, Fleet, Outcome
 from tests.e2e.test_playbooks import FORCE_FAILURE, check_fleet_run
 from tests.support.waiting import wait_until
 
@@ -31,10 +32,9 @@ QUICK = ("-e", "start_backoff=0")  # attempts without pauses: the tests count st
 
 
 @pytest.fixture(scope="module")
-def lab4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """A lab of LAB_SIZE hosts for this module; always taken down."""
-    with running_lab(LAB_SIZE, tmp_path_factory.mktemp("service_down")) as fleet:
-        yield fleet
+def lab4(shared_lab: Callable[[int], LabHandle], tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    """The session's lab of LAB_SIZE hosts (shared with the other modules of that size)."""
+    return Fleet(shared_lab(LAB_SIZE), tmp_path_factory.mktemp("service_down"))
 
 
 @pytest.fixture

@@ -176,7 +176,10 @@ def test_two_concurrent_runs_on_one_host_never_interleave(site: Path, fleet: Ssh
     book.write_text("""
 - hosts: all
   tasks:
-    - {name: hold the host, shell: "touch {{ root }}/holding && sleep 5 && rm {{ root }}/holding"}
+    - name: hold the host until the test releases it (at most 60 s)
+      shell: "touch {{ root }}/holding; i=0;
+        while [ ! -e {{ root }}/release ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done;
+        rm {{ root }}/holding"
 """)
     first = subprocess.Popen([sys.executable, "-m", "runner", "run", str(book), "-i", str(site / "hosts.ini"),
                               "-l", "host01", "-F", str(site / "ssh_config"), "--audit-log",
@@ -189,6 +192,7 @@ def test_two_concurrent_runs_on_one_host_never_interleave(site: Path, fleet: Ssh
                    what="the first run to hold the host")
         second = remedy(site, "run", str(book), "-i", str(site / "hosts.ini"), "-l", "host01",
                         "--format", "json")
+        (site / "hosts" / "host01" / "release").touch()
         first_out, first_err = first.communicate(timeout=60)
     finally:
         first.kill()
