@@ -20,6 +20,8 @@ from runner.connection.conversation import POLL, wait_readable
 
 #: Bytes asked of a channel per read (here and in the persistent shell).
 CHUNK = 256 * 1024
+#: Seconds a held command is given to end once its stdin is closed (``SSHHeld.close``).
+RELEASE_WAIT = 5.0
 #: stdin up to this size is written by the caller's thread when the channel's window
 #: has room for it; larger stdin gets a writer thread so that output keeps flowing.
 _INLINE_STDIN = 64 * 1024
@@ -115,6 +117,24 @@ class SSHHeld:
         return line.decode("utf-8", "backslashreplace")
 
     def close(self) -> None:
+        """End stdin, wait up to ``RELEASE_WAIT`` seconds for the command to end, close the channel.
+
+        What the command does as its stdin ends (the host lock empties its lock
+        file) is then done when ``close`` returns, as for a local command; a
+        host that does not end it in time is left to end it with the channel.
+        """
+        chan = self._channel
+        deadline = time.monotonic() + RELEASE_WAIT
         with contextlib.suppress(*SWALLOWED):
-            self._channel.shutdown_write()
-        self._channel.close()
+            chan.shutdown_write()
+            while not (chan.closed or chan.eof_received or chan.exit_status_ready()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if chan.recv_stderr_ready():
+                    chan.recv_stderr(CHUNK)
+                elif chan.recv_ready():
+                    chan.recv(CHUNK)
+                else:
+                    wait_readable(chan, min(remaining, POLL))
+        chan.close()

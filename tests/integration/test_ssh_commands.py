@@ -172,6 +172,18 @@ def test_a_held_command_ends_on_the_host_when_closed(ssh: Connection, marker: st
     wait_until(gone(ssh, marker), what="the held command to end")
 
 
+def test_what_a_held_command_does_as_its_stdin_ends_is_done_when_close_returns(
+        ssh: Connection, shared_sshd: Sshd, marker: str) -> None:
+    """The host lock empties its lock file as it is released: a run that has returned has no
+    command left writing on the host (a directory removed right after would come back)."""
+    done = f"{shared_sshd.directory}/{marker}.released"
+    held = ssh.hold(f"echo LOCKED; cat; sleep 0.5; : > {done}")
+    assert held.readline(10) == "LOCKED"
+    held.close()
+    assert ssh.run(f"test -e {done}").ok
+    ssh.run(f"rm -f {done}")
+
+
 def test_a_held_command_ends_when_the_session_dies(sshd: Sshd, connect: Connect, marker: str) -> None:
     conn = connect(sshd.params("web1"))
     held = conn.hold(f"echo LOCKED; cat; echo {marker} >/dev/null")
