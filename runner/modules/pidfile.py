@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.modules.base import Change, Command, quote
-from runner.modules.servicefacts import ALIVE, ServiceFacts, service_diff
+from runner.modules.servicefacts import ALIVE, ServiceFacts, service_diff, wait_gone
 from runner.modules.servicestart import pidfile_start
 
 _SIGNAL = re.compile(r"^(SIG)?([A-Z][A-Z0-9+-]*|[0-9]{1,2})$")
@@ -118,10 +118,7 @@ def _stop_script(a: Mapping[str, Any], f: ServiceFacts, option: str) -> str:
             f"f={quote(a['pidfile'])}",
             *_guard(f),
             f'kill {option} "$pid" || exit 1',
-            "i=0",
-            f'while alive "$pid" && [ $i -lt {timeout} ]; do sleep 1; i=$((i+1)); done',
-            'if alive "$pid"; then kill -s KILL "$pid"; sleep 1; fi',
-            'if alive "$pid"; then echo "process $pid did not exit, even after SIGKILL" >&2; exit 1; fi',
+            *wait_gone(timeout),
             'rm -f -- "$f"',
         ]
     )

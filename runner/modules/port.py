@@ -19,7 +19,7 @@ from typing import Any
 from runner.modules.base import Arg, Change, Command, Fact, Module, flag, quote
 from runner.modules.pidfile import signal_option
 from runner.modules.portprobe import Holder, PortFacts, parse_probe, probe_command
-from runner.modules.servicefacts import ALIVE
+from runner.modules.servicefacts import ALIVE, wait_gone
 from runner.results import Diff
 
 WILDCARDS = frozenset({"0.0.0.0", "::", "*", ""})  # noqa: S104 - addresses, not binds
@@ -201,10 +201,6 @@ def stop_script(holder: Holder, option: str, timeout: int) -> str:
         f"""if [ "$(tr '\\000' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" != {quote(holder.cmdline)} ]; """
         'then echo "pid $pid is no longer the probed process; not signalled" >&2; exit 1; fi',
         f'kill {option} "$pid" || exit 1',
-        f"if sleep 0.1 2>/dev/null; then d=0.1 n={max(timeout, 0) * 10}; else d=1 n={max(timeout, 0)}; fi",
-        "i=0",
-        'while alive "$pid" && [ $i -lt $n ]; do sleep $d; i=$((i+1)); done',
-        'if alive "$pid"; then kill -s KILL "$pid"; sleep 1; fi',
-        'if alive "$pid"; then echo "process $pid did not exit, even after SIGKILL" >&2; exit 1; fi',
+        *wait_gone(timeout),
         'echo "stopped pid $pid"',
     ])

@@ -25,6 +25,22 @@ ALIVE = (
     'else kill -0 "$1" 2>/dev/null; fi; }'
 )
 
+
+def wait_gone(timeout: int) -> list[str]:
+    """sh lines after signalling ``$pid``: wait up to ``timeout`` seconds for it to exit (in 0.1 s
+    steps where ``sleep`` takes fractions, else 1 s), then SIGKILL; exit 1 if it still lives.
+
+    Needs ``ALIVE`` defined before them.
+    """
+    return [
+        f"if sleep 0.1 2>/dev/null; then d=0.1 n={max(timeout, 0) * 10}; else d=1 n={max(timeout, 0)}; fi",
+        "i=0",
+        'while alive "$pid" && [ $i -lt $n ]; do sleep $d; i=$((i+1)); done',
+        'if alive "$pid"; then kill -s KILL "$pid"; sleep 1; fi',
+        'if alive "$pid"; then echo "process $pid did not exit, even after SIGKILL" >&2; exit 1; fi',
+    ]
+
+
 #: A sh function: how many starts of the start record $1 in the last $2 seconds did not end
 #: in a clean stop, not counting pid $3 (the live instance). Record lines:
 #: ``<epoch seconds> start <pid>`` and ``<epoch seconds> stop <pid>``.

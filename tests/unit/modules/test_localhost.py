@@ -361,6 +361,19 @@ def test_pidfile_service_starts_stops_and_clears_a_stale_pidfile(service_args: d
     assert not pidfile.exists()
 
 
+def test_pidfile_service_that_ignores_sigterm_is_killed_after_stop_timeout(
+        service_args: dict[str, object]) -> None:
+    pidfile = Path(str(service_args["pidfile"]))
+    args = {**service_args, "start": f"(trap '' TERM; exec sleep 3132) & echo $! > {pidfile}",
+            "match": "sleep 3132", "stop_timeout": 1}
+    converge("service", {**args, "state": "started"})
+    pid = int(pidfile.read_text())
+    assert _alive(pid)
+    stopped = converge("service", {**args, "state": "stopped"})
+    assert stopped.changed and not _alive(pid)  # SIGKILL, once stop_timeout passed
+    assert not pidfile.exists()
+
+
 def test_pidfile_naming_another_program_is_never_signalled(service_args: dict[str, object]) -> None:
     pidfile = Path(str(service_args["pidfile"]))
     pidfile.write_text(f"{os.getpid()}\n")  # this test process: alive, but not the service
