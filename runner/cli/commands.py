@@ -20,7 +20,7 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -357,7 +357,7 @@ def finish(args: argparse.Namespace, run: Run, redactor: Redactor, command: str,
     if command != "diagnose" or args.verbose:
         print(redactor.text(render_recap(run, verbose=args.verbose > 0, width=width)), file=out)
         failures = render_failures(run, lambda books, hosts: _fix_command(
-            args, books or [Path(p).stem for p in args.playbooks], hosts), width)
+            args, books or [Path(p).stem for p in args.playbooks], hosts), width, _diagnose_all(args))
         if failures:
             print(redactor.text(failures), file=out)
     kept = sorted({str(Path(path).parent.parent) for host in run.hosts
@@ -441,10 +441,20 @@ def _pending(run: Run, command: str) -> bool:
                if r.phase in ("tasks", "handlers"))
 
 
-def _fix_command(args: argparse.Namespace, books: list[str], hosts: list[str]) -> str:
-    """The ``remedy run`` command line that fixes ``books`` on ``hosts``, with this run's inputs."""
+def _diagnose_all(args: argparse.Namespace) -> Callable[[list[str]], str] | None:
+    """The command that diagnoses every bundled playbook on some hosts, for a run that named only
+    some of them (None for a run of them all, or of a playbook file of the user's own)."""
+    bundled = bundled_playbooks()
+    named = [str(p) for p in args.playbooks]
+    if not named or not all(p in bundled for p in named) or set(named) >= set(bundled):
+        return None
+    return lambda hosts: _fix_command(args, [], hosts, verb="diagnose")
+
+
+def _fix_command(args: argparse.Namespace, books: list[str], hosts: list[str], verb: str = "run") -> str:
+    """The ``remedy VERB`` command line for ``books`` on ``hosts``, with this run's inputs."""
     given = {Path(p).stem: p for p in args.playbooks}
-    words = ["remedy", "run", *(given.get(b, b) for b in books)]
+    words = ["remedy", verb, *(given.get(b, b) for b in books)]
     for inventory in args.inventory:
         words += ["-i", inventory]
     for extra in args.extra_vars:

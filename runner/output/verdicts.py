@@ -176,12 +176,15 @@ _UNREACHABLE_HINTS = {
 
 
 def render_failures(run: Run, rerun: Callable[[list[str], list[str]], str],
-                    width: int = DEFAULT_WIDTH) -> str:
+                    width: int = DEFAULT_WIDTH, diagnose: Callable[[list[str]], str] | None = None) -> str:
     """After the recap: each failing host with its one root cause and what to do about it.
 
     ``rerun(playbooks, hosts)`` is the command that runs ``playbooks`` again on
-    ``hosts`` (every playbook of the run when ``playbooks`` is empty). Lines are wrapped to ``width``,
-    except a command, on a line of its own.
+    ``hosts`` (every playbook of the run when ``playbooks`` is empty). ``diagnose(hosts)``, given
+    when the run left out some of the bundled playbooks, is the command that diagnoses them all:
+    a failed task may be another fault's doing (a probe that cannot read a config file that
+    ``config_error`` would restore). Lines are wrapped to ``width``, except a command, on a line
+    of its own.
     """
     lines = []
     for host in run.hosts:
@@ -203,6 +206,10 @@ def render_failures(run: Run, rerun: Callable[[list[str], list[str]], str],
         hint, command = _hint(host.status, first, fault, rerun(books, [host.host]))
         lines.extend(wrap(f"fix: {hint}", width, indent="    "))
         lines.extend([f"      {command}"] if command else [])  # a command to paste: never wrapped
+        if diagnose is not None and first is not None and first.status in (Status.FAILED, Status.TIMED_OUT):
+            lines.extend(wrap("another fault may be the cause: every bundled playbook's diagnosis of "
+                              "the host says which:", width, indent="    "))
+            lines.append(f"      {diagnose([host.host])}")
     return "\n".join(["Failures (one root cause per host):", *lines]) if lines else ""
 
 

@@ -57,6 +57,9 @@ def test_a_missing_config_is_one_failure_with_its_hint_not_one_per_task(lab: Lab
     assert failures.startswith(f"Failures (one root cause per host): host01: FAILED at 'read the port "
                                f"from the config file': command exited 1: grep: {config}: No such file or "
                                "directory")
+    inventory = lab.dir / "inventory.ini"
     assert failures.endswith("fix: see the failing task's commands and output, fix the cause, then run "
-                             f"again: remedy run port_conflict -i {lab.dir / 'inventory.ini'} -l host01 -v")
+                             f"again: remedy run port_conflict -i {inventory} -l host01 -v another fault may "
+                             "be the cause: every bundled playbook's diagnosis of the host says which: "
+                             f"remedy diagnose -i {inventory} -l host01"), failures
     assert "diagnosis could not complete" not in done.stderr

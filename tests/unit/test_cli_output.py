@@ -179,6 +179,23 @@ def test_a_failed_probe_is_one_failure_and_the_tasks_after_it_are_skipped_becaus
     assert {t["message"] for t in host["tasks"][1:]} == {because}
 
 
+def test_a_bundled_playbook_that_fails_points_at_the_diagnosis_of_every_bundled_playbook(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The config file is missing: port_conflict cannot read its port, and the hint says that
+    another fault may be the cause (config_error's), with the command that names it."""
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"a ansible_connection=local coze_config={tmp_path}/missing.yaml "
+                         f"remedy_lock_path={tmp_path}/a.lock\n")
+    code, out, err = remedy(capsys, tmp_path, "run", "port_conflict", "-i", str(inventory))
+    assert code == 2, err
+    failures = section(out, "Failures (one root cause per host):")
+    assert f"fix: see the failing task's commands and output, fix the cause, then run again: " \
+           f"remedy run port_conflict -i {inventory} -l a -v another fault may be the cause: every " \
+           f"bundled playbook's diagnosis of the host says which: remedy diagnose -i {inventory} -l a" \
+           in failures, failures
+    # (a playbook file of the user's own gets no such line: the exact section in the test above)
+
+
 FAULTY = """
 - hosts: all
   diagnose:
