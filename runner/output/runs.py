@@ -46,10 +46,11 @@ def render_result_line(result: Any, *, verbose: int = 0, diff: bool = False,
     status = _SYMBOLS.get(str(result.status), str(result.status))
     if result.status is Status.OK and result.data.get(FAULT_FOUND):
         status = "fault"  # a diagnosis that found its fault: never 'ok' beside it
-    if result.status is Status.CHANGED and result.data.get("check_mode"):
-        status = "will change"  # check mode: a prediction, nothing was changed
-    if result.predicted == "unknown" and result.phase != "diagnose":
-        status += " (will run, effect unknown)" if result.data.get("check_mode") else ""
+    if result.data.get("check_mode") and result.phase != "diagnose":  # a prediction: nothing changed
+        if result.predicted == "unknown":
+            status = "will run, effect unknown"
+        elif result.status is Status.CHANGED:
+            status = "will change"
     message = text_lines(mask(result.message)) if result.message else [""]
     named = f": {result.name}" if result.status is not Status.UNREACHABLE else ""  # no task ran on it
     lines = [f"[{result.host}] {status}{named}" + (f" - {message[0]}" if result.message else "")]

@@ -230,3 +230,21 @@ def test_a_diagnosis_that_found_its_fault_is_never_shown_as_ok() -> None:
                        phase="diagnose")
     assert render_result_line(found) == "[h1] fault: the sandbox is healthy - fault found: mode 0666"
     assert render_result_line(clean).startswith("[h1] ok: the sandbox is healthy")
+
+
+def test_check_mode_progress_says_will_change_or_effect_unknown_never_changed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"a ansible_connection=local remedy_lock_path={tmp_path}/a.lock\n")
+    book = tmp_path / "book.yml"
+    book.write_text(f"""
+- hosts: all
+  tasks:
+    - {{name: make the directory, file: {{path: {tmp_path}/made, state: directory}}}}
+    - {{name: run a script, shell: "true"}}
+""")
+    assert main(["plan", str(book), "-i", str(inventory), "--audit-log", str(tmp_path / "a.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "[a] will change: make the directory" in err
+    assert "[a] will run, effect unknown: run a script" in err
+    assert "] changed:" not in err and "will change (" not in err
